@@ -1,0 +1,79 @@
+"""Segmenters: find every person as a separate instance mask.
+
+Every segmenter follows one Protocol, ``Segmenter.segment(image) -> Instances``, and is chosen by
+name from ``SEGMENTERS`` (the CLI's ``--segmenter`` choices come from the same dict). Heavy imports
+(onnxruntime, mediapipe, dashscope) happen inside the factories, so importing this package is cheap.
+
+Names: ``local`` (YOLOX-nano boxes + MediaPipe masks, offline, the default), ``dashscope``
+(DashScope ``image-instance-segmentation``), ``labels:PATH`` (bring your own label map PNG, or a
+folder of binary masks).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+from ..errors import EngineError
+from ..instances import Instances
+
+
+@runtime_checkable
+class Segmenter(Protocol):
+    """Finds people. ``image`` is (H, W, 3) uint8 RGB; the result's masks are (N, H, W)."""
+
+    name: ClassVar[str]
+    needs_network: ClassVar[bool]
+
+    def segment(self, image: np.ndarray) -> Instances: ...
+
+
+def _local(**options: Any) -> Segmenter:
+    from .local import LocalSegmenter
+
+    return LocalSegmenter(**options)
+
+
+def _dashscope(**options: Any) -> Segmenter:
+    from .dashscope import DashScopeSegmenter
+
+    return DashScopeSegmenter(**options)
+
+
+def _labels(path: str | None = None, **options: Any) -> Segmenter:
+    from .labels import LabelSegmenter
+
+    if not path:
+        raise EngineError("the labels segmenter needs a path: use labels:PATH (a label-map PNG or a folder of masks)")
+    return LabelSegmenter(path, **options)
+
+
+SEGMENTERS: dict[str, Callable[..., Segmenter]] = {
+    "dashscope": _dashscope,
+    "labels": _labels,
+    "local": _local,
+}
+
+
+def register_segmenter(name: str, factory: Callable[..., Segmenter]) -> None:
+    """Add (or replace) a segmenter under ``name``; tests register fakes this way."""
+    SEGMENTERS[name] = factory
+
+
+def get_segmenter(spec: str | Segmenter = "local", **options: Any) -> Segmenter:
+    """A segmenter by name (``"local"``, ``"dashscope"``, ``"labels:PATH"``) or passed through.
+
+    Raises:
+        EngineError: unknown name (the message lists the valid ones).
+    """
+    if not isinstance(spec, str):
+        return spec
+    name, _, arg = spec.partition(":")
+    factory = SEGMENTERS.get(name)
+    if factory is None:
+        valid = ", ".join(sorted(n if n != "labels" else "labels:PATH" for n in SEGMENTERS))
+        raise EngineError(f"unknown segmenter {spec!r}; choose one of: {valid}")
+    if arg:
+        options = {"path": arg, **options}
+    return factory(**options)

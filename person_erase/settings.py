@@ -1,0 +1,41 @@
+"""Settings: one pydantic ``Settings`` class, read only at the edges (CLI, engine factories).
+
+Priority: explicit arguments / CLI flags > environment > defaults. Environment names are the ones the
+``dashscope`` SDK already uses (``DASHSCOPE_API_KEY``, ``DASHSCOPE_HTTP_BASE_URL``) plus
+``PERSON_ERASE_*`` for ours. The key is a ``SecretStr``: it never shows in a repr, log or report.
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DASHSCOPE_BASE_URL = "https://dashscope.aliyuncs.com/api/v1"
+
+
+class Settings(BaseSettings):
+    """person_erase configuration from the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="PERSON_ERASE_", extra="ignore", populate_by_name=True)
+
+    dashscope_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("DASHSCOPE_API_KEY", "dashscope_api_key")
+    )
+    dashscope_base_url: str = Field(
+        default=DEFAULT_DASHSCOPE_BASE_URL,
+        validation_alias=AliasChoices("DASHSCOPE_HTTP_BASE_URL", "dashscope_base_url"),
+    )
+    #: Seconds to wait for one cloud task before giving up (the task id is reported).
+    cloud_timeout_s: float = 300.0
+    #: Largest photo accepted, in pixels (decompression-bomb guard).
+    max_pixels: int = 100_000_000
+    #: Default dilation of the erase mask, pixels at 1 MP (scaled with the photo's size).
+    dilate_px: int = 9
+
+    def __repr__(self) -> str:  # SecretStr already hides the key; keep the repr short
+        return f"Settings(dashscope_base_url={self.dashscope_base_url!r}, api_key={'set' if self.dashscope_api_key else 'unset'})"
+
+
+def get_settings() -> Settings:
+    """Fresh settings from the current environment."""
+    return Settings()
