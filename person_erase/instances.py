@@ -12,8 +12,9 @@ N people in an H×W photo are N-aligned arrays:
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -109,7 +110,7 @@ class Instances:
     # --- construction -------------------------------------------------------------------------
 
     @classmethod
-    def empty(cls, height: int, width: int) -> "Instances":
+    def empty(cls, height: int, width: int) -> Instances:
         """No people in an ``height``×``width`` photo."""
         return cls(
             masks=np.zeros((0, height, width), dtype=bool),
@@ -127,7 +128,7 @@ class Instances:
         boxes: np.ndarray | None = None,
         min_area: int = 1,
         meta: dict[str, Any] | None = None,
-    ) -> "Instances":
+    ) -> Instances:
         """Wrap an engine's masks: drop empty ones, compute boxes, number left to right.
 
         Args:
@@ -157,7 +158,7 @@ class Instances:
         )
 
     @classmethod
-    def from_label_map(cls, labels: np.ndarray, *, meta: dict[str, Any] | None = None) -> "Instances":
+    def from_label_map(cls, labels: np.ndarray, *, meta: dict[str, Any] | None = None) -> Instances:
         """Instances from a label map (0 = background, k > 0 = one person).
 
         Labels need not be consecutive; people are re-numbered left to right.
@@ -190,7 +191,7 @@ class Instances:
     def __len__(self) -> int:
         return int(self.masks.shape[0])
 
-    def __iter__(self) -> Iterator["Instances"]:
+    def __iter__(self) -> Iterator[Instances]:
         for i in range(len(self)):
             yield self[i]
 
@@ -219,7 +220,7 @@ class Instances:
             return f"valid person numbers are {idx[0]}..{idx[-1]}"
         return "valid person numbers are " + ", ".join(map(str, idx))
 
-    def __getitem__(self, key: Any) -> "Instances":
+    def __getitem__(self, key: Any) -> Instances:
         """Row selection by int, slice, list of ints or bool array; returns a new Instances.
 
         Integers address rows (positions), like numpy; use ``by_index`` to pick by person number.
@@ -258,7 +259,7 @@ class Instances:
             meta=dict(self.meta),
         )
 
-    def by_index(self, numbers: Sequence[int]) -> "Instances":
+    def by_index(self, numbers: Sequence[int]) -> Instances:
         """The people with these numbers (``index`` values), in the order given."""
         return self[self.positions(numbers)]
 
@@ -276,7 +277,7 @@ class Instances:
         top = int(self.index.max()) + 1 if len(self) else 0
         dtype = np.uint8 if top <= 255 else np.uint16
         labels = np.zeros(self.shape, dtype=dtype)
-        for m, i in zip(self.masks, self.index):
+        for m, i in zip(self.masks, self.index, strict=False):
             labels[m] = i + 1
         return labels
 

@@ -15,7 +15,8 @@ Names: ``patchmatch`` (default, offline), ``telea`` (fast, offline, smeary on bi
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 

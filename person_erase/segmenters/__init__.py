@@ -11,7 +11,8 @@ folder of binary masks).
 
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 

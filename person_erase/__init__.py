@@ -1,0 +1,45 @@
+"""person_erase: find every person in a photo, then erase (inpaint) or redact the ones you choose.
+
+>>> import person_erase as pe
+>>> img = pe.load_image("photo.jpg")
+>>> people = pe.segment(img)                 # numbered 0..N-1 left to right
+>>> result = pe.erase(img, people, select=[0, 2])
+>>> result.save("out.jpg")
+"""
+
+from .erasers import ERASERS, get_eraser, register_eraser
+from .errors import CloudError, EngineError, InputError, PersonEraseError, SelectionError
+from .instances import Instances
+from .io import Image, load_image, save_image
+from .pipeline import Result, erase, redact, segment, verify_removal
+from .segmenters import SEGMENTERS, get_segmenter, register_segmenter
+from .selection import POLICIES, Selection, select_people
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ERASERS",
+    "POLICIES",
+    "SEGMENTERS",
+    "CloudError",
+    "EngineError",
+    "Image",
+    "InputError",
+    "Instances",
+    "PersonEraseError",
+    "Result",
+    "Selection",
+    "SelectionError",
+    "__version__",
+    "erase",
+    "get_eraser",
+    "get_segmenter",
+    "load_image",
+    "redact",
+    "register_eraser",
+    "register_segmenter",
+    "save_image",
+    "segment",
+    "select_people",
+    "verify_removal",
+]

@@ -1,0 +1,333 @@
+"""One photo end to end: load → segment → select → masks → erase/redact → compose → verify → Result.
+
+The one-call functions ``segment``, ``erase`` and ``redact`` cover the common case. For repeated work,
+build engines once (``get_segmenter``, ``get_eraser``) and pass them back in: both functions accept an
+engine object wherever they accept a name.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from . import masks as masks_mod
+from .erasers import REDACT_STYLES, Eraser, get_eraser
+from .errors import InputError, SelectionError
+from .instances import Instances
+from .io import Image, MetadataPolicy, check_output_path, load_image, save_image
+from .report import ImageReport, InputInfo, InstanceRow, Residue, Verification
+from .segmenters import Segmenter, get_segmenter
+from .selection import Selection, select_people
+
+#: Progress callback: called with a short stage description ("segmenting", "erasing 2 people", …).
+Progress = Callable[[str], None]
+
+ImageLike = "str | os.PathLike[str] | np.ndarray | Image"
+
+
+class _Timer:
+    def __init__(self) -> None:
+        self.ms: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.ms[name] = round(self.ms.get(name, 0.0) + (time.perf_counter() - t0) * 1000.0, 2)
+
+
+def _engine_name(engine: Any) -> str:
+    return str(getattr(engine, "name", type(engine).__name__))
+
+
+def segment(image: Any, engine: str | Segmenter = "local", **options: Any) -> Instances:
+    """Find every person in ``image`` (a path, ``pe.Image`` or (H, W, 3) uint8 RGB array).
+
+    Args:
+        engine: ``"local"`` (default, offline), ``"dashscope"``, ``"labels:PATH"``, or a segmenter object.
+        **options: passed to the engine's constructor (e.g. ``quality="best"``).
+
+    Returns:
+        Instances numbered 0..N-1 left to right.
+    """
+    img = load_image(image)
+    seg = get_segmenter(engine, **options)
+    people = seg.segment(img.pixels)
+    if people.shape != (img.height, img.width):
+        raise InputError(
+            f"the {_engine_name(seg)} segmenter returned masks of {people.shape[1]}x{people.shape[0]} for a "
+            f"{img.width}x{img.height} photo"
+        )
+    return people
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """What ``erase``/``redact`` produce.
+
+    Attributes:
+        image: (H, W, 3) uint8 RGB output; outside ``erase_mask`` byte-identical to the input.
+        erase_mask: (H, W) bool, the pixels that were filled or redacted.
+        keep_mask: (H, W) bool, the kept people (never changed, never used as fill source).
+        report: ``ImageReport`` (pydantic; ``report.to_json()``).
+        source: the input ``Image``.
+        people: the ``Instances`` the choice was made from.
+        selection: the ``Selection`` (who goes, and why).
+    """
+
+    image: np.ndarray
+    erase_mask: np.ndarray
+    keep_mask: np.ndarray
+    report: ImageReport
+    source: Image
+    people: Instances
+    selection: Selection
+
+    def save(self, path: str | os.PathLike[str], *, metadata: MetadataPolicy = "keep", overwrite: bool = False) -> Path:
+        """Write the output atomically (format from the extension) under a metadata policy.
+
+        Raises:
+            InputError: bad extension, unwritable folder, or the path is the input (unless ``overwrite``).
+        """
+        out = check_output_path(path, input_path=self.source.path, overwrite=overwrite)
+        saved = save_image(self.image, out, like=self.source, metadata=metadata)
+        self.report.output = str(saved)
+        self.report.metadata_policy = metadata
+        return saved
+
+    def save_masks(self, folder: str | os.PathLike[str], stem: str | None = None) -> tuple[Path, Path]:
+        """Write ``<stem>.erase.png`` and ``<stem>.keep.png`` (0/255, output size) into ``folder``."""
+        d = Path(folder)
+        d.mkdir(parents=True, exist_ok=True)
+        stem = stem or (self.source.path.stem if self.source.path else "image")
+        paths = []
+        for name, m in (("erase", self.erase_mask), ("keep", self.keep_mask)):
+            p = d / f"{stem}.{name}.png"
+            save_image(np.repeat((m.astype(np.uint8) * 255)[:, :, None], 3, axis=2), p, metadata="strip-all")
+            paths.append(p)
+        return paths[0], paths[1]
+
+    def before_after(self) -> np.ndarray:
+        """(H, 2W+gap, 3) picture: input with numbered people | output."""
+        from .overlay import draw_overlay, side_by_side
+
+        labels = {i: "" for i in self.selection.erase}
+        left = draw_overlay(self.people, self.source.pixels, erase=self.erase_mask, keep=self.keep_mask, labels=labels)
+        return side_by_side(left, self.image, titles=["before", "after"])
+
+    def _repr_png_(self) -> bytes:
+        import io as _io
+
+        from PIL import Image as PILImage
+
+        buf = _io.BytesIO()
+        PILImage.fromarray(self.before_after()).save(buf, format="PNG")
+        return buf.getvalue()
+
+
+def _rows(people: Instances, sel: Selection) -> list[InstanceRow]:
+    h, w = people.shape
+    areas = people.areas
+    rows = []
+    for k, i in enumerate(people.index.tolist()):
+        rows.append(
+            InstanceRow(
+                index=i,
+                score=round(float(people.scores[k]), 4),
+                box=[int(v) for v in people.boxes[k]],
+                area_px=int(areas[k]),
+                area_pct=round(100.0 * float(areas[k]) / max(1, h * w), 3),
+                selected=i in sel.erase,
+                kept=i in sel.keep,
+                reason=sel.reasons.get(i, ""),
+                cues={kk: round(float(v), 4) for kk, v in sel.scores.get(i, {}).items()},
+            )
+        )
+    return rows
+
+
+def verify_removal(
+    output: np.ndarray, erase_mask: np.ndarray, segmenter: str | Segmenter = "local", *, min_share: float = 0.3
+) -> Verification:
+    """Re-run a segmenter on ``output`` and report people found where someone was erased.
+
+    A re-detected person counts as a residue when at least ``min_share`` of its mask lies inside
+    ``erase_mask`` (so kept people standing next to an erased one do not count).
+    """
+    seg = get_segmenter(segmenter)
+    found = seg.segment(np.ascontiguousarray(output))
+    residues = []
+    for k in range(len(found)):
+        m = found.masks[k]
+        area = int(m.sum())
+        inside = int((m & erase_mask).sum())
+        share = inside / max(1, area)
+        if share >= min_share:
+            residues.append(Residue(box=[int(v) for v in found.boxes[k]], score=round(float(found.scores[k]), 4),
+                                    overlap_px=inside, overlap_share=round(share, 4)))
+    return Verification(segmenter=_engine_name(seg), people_found=len(found), residues=residues, ok=not residues)
+
+
+def _run(
+    mode: Literal["erase", "redact"],
+    image: Any,
+    people: Instances | None,
+    *,
+    select: Sequence[int] | str | None,
+    keep: Sequence[int] | str | None,
+    policy: str | None,
+    eraser: str | Eraser,
+    segmenter: str | Segmenter,
+    dilate: int | None,
+    verify: bool | str | Segmenter,
+    progress: Progress | None,
+    eraser_options: dict[str, Any],
+) -> Result:
+    from .compose import apply_eraser, count_changed_outside
+
+    say = progress or (lambda _msg: None)
+    timer = _Timer()
+    with timer.stage("load"):
+        img = load_image(image)
+    seg_name = _engine_name(segmenter) if not isinstance(segmenter, str) else segmenter
+    if people is None:
+        say("finding people")
+        with timer.stage("segment"):
+            seg = get_segmenter(segmenter)
+            seg_name = _engine_name(seg)
+            people = seg.segment(img.pixels)
+    else:
+        seg_name = str(people.meta.get("engine", "given"))
+    if people.shape != (img.height, img.width):
+        raise InputError(
+            f"the instances are {people.shape[1]}x{people.shape[0]} but the photo is {img.width}x{img.height}; "
+            "segment this photo (or pass a label map of the same size)"
+        )
+    with timer.stage("select"):
+        sel = select_people(people, select=select, keep=keep, policy=policy, image=img.pixels)
+    with timer.stage("masks"):
+        pair = masks_mod.build_masks(people, sel.positions(people), dilate_px=dilate)
+    eng = get_eraser(eraser, **eraser_options)
+    if mode == "redact" and getattr(eng, "kind", "") != "redact":
+        raise SelectionError(f"redact needs a redaction style; choose one of: {', '.join(REDACT_STYLES)}")
+    raw_outside = 0
+    if pair.erase.any():
+        n = len(sel.erase)
+        say(f"{'erasing' if mode == 'erase' else 'redacting'} {n} {'person' if n == 1 else 'people'} with {_engine_name(eng)}")
+        with timer.stage("erase"):
+            out, stats = apply_eraser(eng, img.pixels, pair.erase, pair.keep)
+        raw_outside = int(getattr(stats, "raw_outside_changed_px", 0))
+    else:
+        out = img.pixels.copy()
+    with timer.stage("check"):
+        outside = count_changed_outside(img.pixels, out, pair.erase)
+    if outside:
+        # compose guarantees this; a non-zero count is a bug, never a user's problem to ignore
+        raise RuntimeError(f"internal error: {outside} pixels changed outside the erase mask")
+    verification = None
+    if verify:
+        say("verifying: looking for people again")
+        with timer.stage("verify"):
+            vseg = segmenter if verify is True else verify
+            verification = verify_removal(out, pair.erase, vseg)
+    task_ids: dict[str, list[str]] = {}
+    for key, src in (("segment", people.meta.get("task_ids")), ("erase", getattr(eng, "last_task_ids", None))):
+        if src:
+            task_ids[key] = [str(t) for t in src]
+    params: dict[str, Any] = {"dilate_px": pair.dilate}
+    params.update({k: v for k, v in eraser_options.items() if isinstance(v, (int, float, str, bool))})
+    if "quality" in people.meta:
+        params["segment_quality"] = people.meta["quality"]
+    report = ImageReport(
+        mode=mode,
+        input=InputInfo(name=img.name, sha256=img.sha256, width=img.width, height=img.height,
+                        orientation=img.metadata.orientation, format=img.metadata.format),
+        instances=_rows(people, sel),
+        policy=sel.policy,
+        notes=list(sel.notes),
+        erase_area_px=int(pair.erase.sum()),
+        keep_area_px=int(pair.keep.sum()),
+        overlap_resolved_px=pair.overlap_resolved_px,
+        segmenter=seg_name,
+        eraser=_engine_name(eng),
+        parameters=params,
+        cloud_task_ids=task_ids,
+        timings_ms=timer.ms,
+        outside_mask_changed_px=outside,
+        engine_outside_changed_px=raw_outside,
+        verification=verification,
+    )
+    out.setflags(write=False)
+    return Result(image=out, erase_mask=pair.erase, keep_mask=pair.keep, report=report, source=img, people=people, selection=sel)
+
+
+def erase(
+    image: Any,
+    people: Instances | None = None,
+    *,
+    select: Sequence[int] | str | None = None,
+    keep: Sequence[int] | str | None = None,
+    policy: str | None = None,
+    eraser: str | Eraser = "patchmatch",
+    segmenter: str | Segmenter = "local",
+    dilate: int | None = None,
+    verify: bool | str | Segmenter = False,
+    progress: Progress | None = None,
+    **eraser_options: Any,
+) -> Result:
+    """Erase people and fill the background back in.
+
+    Args:
+        image: a path, ``pe.Image`` or (H, W, 3) uint8 RGB array.
+        people: instances from ``segment``; found with ``segmenter`` when None.
+        select: person numbers to erase (e.g. ``[0, 2]`` or ``"0,2"``).
+        keep: person numbers to keep; everyone else is erased.
+        policy: ``"all"`` (default), ``"largest:N"``, ``"passersby"``, ``"passersby+group"``.
+        eraser: ``"patchmatch"`` (default), ``"telea"``, ``"dashscope"``, a redaction style, or an eraser object.
+        segmenter: used only when ``people`` is None.
+        dilate: erase-mask dilation in px (default scales with the photo: 9 px at 1 MP).
+        verify: re-run a segmenter on the output and report residues (True = the same segmenter).
+        progress: called with a short message at each stage.
+        **eraser_options: passed to the eraser's constructor (e.g. ``patch_size=7``).
+
+    Returns:
+        Result; pixels outside ``result.erase_mask`` are byte-identical to the input.
+
+    Raises:
+        InputError, SelectionError, EngineError (CloudError): with a message that says what to do.
+    """
+    return _run("erase", image, people, select=select, keep=keep, policy=policy, eraser=eraser, segmenter=segmenter,
+                dilate=dilate, verify=verify, progress=progress, eraser_options=eraser_options)
+
+
+def redact(
+    image: Any,
+    people: Instances | None = None,
+    *,
+    style: str = "blur",
+    select: Sequence[int] | str | None = None,
+    keep: Sequence[int] | str | None = None,
+    policy: str | None = None,
+    segmenter: str | Segmenter = "local",
+    dilate: int | None = None,
+    verify: bool | str | Segmenter = False,
+    progress: Progress | None = None,
+    **style_options: Any,
+) -> Result:
+    """Hide people with a mask-shaped blur, pixelation or solid fill (for privacy).
+
+    Same arguments as ``erase``; ``style`` is ``"blur"`` (default), ``"pixelate"`` or ``"solid"``.
+    """
+    if style not in REDACT_STYLES:
+        raise SelectionError(f"unknown redaction style {style!r}; choose one of: {', '.join(REDACT_STYLES)}")
+    return _run("redact", image, people, select=select, keep=keep, policy=policy, eraser=style, segmenter=segmenter,
+                dilate=dilate, verify=verify, progress=progress, eraser_options=style_options)

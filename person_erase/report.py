@@ -1,0 +1,112 @@
+"""Reports: pydantic models for one image (JSON sidecar) and for a batch summary.
+
+Nothing here holds pixels or secrets: a report is safe to write next to the output and share.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InputInfo(_Model):
+    """The input photo."""
+
+    name: str
+    sha256: str
+    width: int
+    height: int
+    orientation: int = Field(1, description="EXIF orientation the file had (1 = upright); already applied")
+    format: str | None = None
+
+
+class InstanceRow(_Model):
+    """One person and what happened to them."""
+
+    index: int
+    score: float
+    box: list[int] = Field(description="x0, y0, x1, y1 (exclusive), pixels")
+    area_px: int
+    area_pct: float
+    selected: bool = Field(description="erased or redacted")
+    kept: bool
+    reason: str
+    cues: dict[str, float] = Field(default_factory=dict, description="policy cue scores, e.g. main-subject cues")
+
+
+class Residue(_Model):
+    """A person found again, after erasing, where someone was erased."""
+
+    box: list[int]
+    score: float
+    overlap_px: int
+    overlap_share: float = Field(description="share of the re-detected person inside the erased region")
+
+
+class Verification(_Model):
+    """Result of re-running the segmenter on the output (``--verify``)."""
+
+    segmenter: str
+    people_found: int
+    residues: list[Residue]
+    ok: bool
+
+
+class ImageReport(_Model):
+    """Everything about one processed photo (DESIGN.md, "Report")."""
+
+    version: Literal[1] = 1
+    mode: Literal["erase", "redact"]
+    input: InputInfo
+    output: str | None = None
+    instances: list[InstanceRow]
+    policy: str
+    notes: list[str] = Field(default_factory=list)
+    erase_area_px: int
+    keep_area_px: int
+    overlap_resolved_px: int
+    segmenter: str
+    eraser: str
+    parameters: dict[str, Any] = Field(default_factory=dict)
+    cloud_task_ids: dict[str, list[str]] = Field(default_factory=dict)
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    outside_mask_changed_px: int = Field(description="pixels of the output that differ from the input outside the erase mask; always 0")
+    engine_outside_changed_px: int = Field(0, description="pixels the engine itself changed outside the mask (undone by compose)")
+    metadata_policy: str | None = None
+    verification: Verification | None = None
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+
+class BatchItem(_Model):
+    """One row of a batch summary."""
+
+    input: str
+    output: str | None = None
+    status: Literal["done", "failed", "skipped"]
+    reason: str | None = None
+    people: int | None = None
+    erased: int | None = None
+    ms: float | None = None
+
+
+class BatchSummary(_Model):
+    """What a batch run did."""
+
+    version: Literal[1] = 1
+    input_dir: str
+    output_dir: str
+    total: int
+    done: int
+    failed: int
+    skipped: int
+    non_images: int = 0
+    cache_hits: int = 0
+    seconds: float = 0.0
+    items: list[BatchItem] = Field(default_factory=list)

@@ -1,0 +1,187 @@
+"""Who goes: choose people by number, by a keep list, or by a policy — each choice with a reason.
+
+Policies name who is **erased** (or redacted):
+
+* ``all`` — everyone (the default).
+* ``largest:N`` — the N largest people by mask area.
+* ``passersby`` — everyone but the main subject; ``passersby+group`` also keeps the people standing
+  with the subject. (Registered by ``person_erase.subject``.)
+
+A policy is a small pure function ``(instances, image, arg) -> (erase_numbers, reasons)``, kept in
+``POLICIES`` so new ones can be added by name. ``select_people`` returns a ``Selection`` — data,
+nothing drawn or erased yet.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import SelectionError
+from .instances import Instances
+
+PolicyFn = Callable[[Instances, "np.ndarray | None", "str | None"], "tuple[list[int], dict[int, str]]"]
+
+
+@dataclass(frozen=True)
+class Selection:
+    """The outcome of a choice.
+
+    Attributes:
+        erase: person numbers (``Instances.index`` values) to erase or redact, ascending.
+        keep: person numbers to keep, ascending.
+        reasons: one short human reason per person number.
+        policy: how the choice was made (``"select"``, ``"keep"``, ``"all"``, ``"largest:2"``, …).
+        notes: anything the user should hear (e.g. "no people found: nothing to erase").
+        scores: per-person cue scores from a policy (e.g. main-subject cues), for reports and tables.
+    """
+
+    erase: tuple[int, ...]
+    keep: tuple[int, ...]
+    reasons: dict[int, str]
+    policy: str
+    notes: tuple[str, ...] = ()
+    scores: dict[int, dict[str, float]] = field(default_factory=dict)
+
+    def positions(self, instances: Instances) -> np.ndarray:
+        """Row positions in ``instances`` of the people to erase."""
+        return instances.positions(list(self.erase))
+
+
+def _policy_all(people: Instances, image: np.ndarray | None, arg: str | None) -> tuple[list[int], dict[int, str]]:
+    nums = people.index.tolist()
+    return nums, {i: "erased: policy all" for i in nums}
+
+
+def _policy_largest(people: Instances, image: np.ndarray | None, arg: str | None) -> tuple[list[int], dict[int, str]]:
+    try:
+        n = int(arg) if arg not in (None, "") else 1
+    except ValueError:
+        raise SelectionError(f"largest:N needs a whole number N, got {arg!r} (e.g. --policy largest:2)") from None
+    if n < 0:
+        raise SelectionError(f"largest:N needs N >= 0, got {n}")
+    areas = people.areas
+    order = np.argsort(-areas, kind="stable")
+    nums = people.index.tolist()
+    chosen = [nums[i] for i in order[:n]]
+    total = max(1, people.shape[0] * people.shape[1])
+    reasons = {}
+    for rank, i in enumerate(order):
+        share = 100.0 * areas[i] / total
+        verb = "erased" if nums[i] in chosen else "kept"
+        reasons[nums[i]] = f"{verb}: #{rank + 1} by size ({share:.1f}% of the photo)"
+    return chosen, reasons
+
+
+POLICIES: dict[str, PolicyFn] = {
+    "all": _policy_all,
+    "largest": _policy_largest,
+}
+
+
+def register_policy(name: str, fn: PolicyFn) -> None:
+    """Add a policy under ``name`` (used as ``--policy name`` or ``name:ARG``)."""
+    POLICIES[name] = fn
+
+
+def _policy_names() -> str:
+    _load_builtin_policies()
+    names = []
+    for n in sorted(POLICIES):
+        names.append("largest:N" if n == "largest" else n)
+    return ", ".join(names)
+
+
+def _load_builtin_policies() -> None:
+    try:  # passersby / passersby+group live with the main-subject cues
+        from . import subject  # noqa: F401
+    except ImportError:
+        pass
+
+
+def parse_indices(text: str | Sequence[int] | None) -> list[int] | None:
+    """``"0,2"`` or ``[0, 2]`` -> ``[0, 2]``; None stays None.
+
+    Raises:
+        SelectionError: not a comma-separated list of whole numbers >= 0.
+    """
+    if text is None:
+        return None
+    if isinstance(text, str):
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        out = []
+        for p in parts:
+            if not p.lstrip("-").isdigit():
+                raise SelectionError(f"person numbers must be whole numbers like 0,2 — got {p!r}")
+            out.append(int(p))
+    else:
+        out = [int(x) for x in text]
+    neg = [x for x in out if x < 0]
+    if neg:
+        raise SelectionError(f"person numbers start at 0, got {neg[0]}")
+    return out
+
+
+def select_people(
+    people: Instances,
+    *,
+    select: Sequence[int] | str | None = None,
+    keep: Sequence[int] | str | None = None,
+    policy: str | None = None,
+    image: np.ndarray | None = None,
+) -> Selection:
+    """Decide who is erased, with a reason per person.
+
+    Exactly one of ``select`` (erase these numbers), ``keep`` (erase everyone else) or ``policy`` may be
+    given; none means ``policy="all"``.
+
+    Args:
+        people: the photo's instances.
+        select: person numbers to erase.
+        keep: person numbers to keep.
+        policy: a policy name, optionally ``name:ARG`` (see module docstring).
+        image: (H, W, 3) uint8 RGB, for policies that look at pixels (passersby).
+
+    Raises:
+        SelectionError: two ways given at once, an unknown or duplicate number (the message names the
+            valid range), or an unknown policy (the message lists the valid ones).
+    """
+    sel, kp = parse_indices(select), parse_indices(keep)
+    given = [name for name, v in (("--select", sel), ("--keep", kp), ("--policy", policy)) if v is not None]
+    if len(given) > 1:
+        raise SelectionError(f"use only one of --select, --keep and --policy (got {' and '.join(given)})")
+    all_nums = people.index.tolist()
+    notes: list[str] = []
+    scores: dict[int, dict[str, float]] = {}
+    if sel is not None:
+        people.positions(sel)  # validates range and duplicates
+        erase = sorted(sel)
+        reasons = {i: ("erased: selected" if i in erase else "kept: not selected") for i in all_nums}
+        how = "select"
+    elif kp is not None:
+        people.positions(kp)
+        erase = sorted(set(all_nums) - set(kp))
+        reasons = {i: ("kept: asked to keep" if i in kp else "erased: not in the keep list") for i in all_nums}
+        how = "keep"
+    else:
+        how = policy or "all"
+        name, _, arg = how.partition(":")
+        _load_builtin_policies()
+        fn = POLICIES.get(name)
+        if fn is None:
+            raise SelectionError(f"unknown policy {how!r}; choose one of: {_policy_names()}")
+        result = fn(people, image, arg or None)
+        erase_list, reasons = result[0], result[1]
+        if len(result) > 2:  # policies may return cue scores too
+            scores = result[2]  # type: ignore[misc]
+        erase = sorted(int(i) for i in erase_list)
+        for i in all_nums:
+            reasons.setdefault(i, "erased" if i in erase else "kept")
+    if len(people) == 0:
+        notes.append("no people were found: nothing to erase")
+    elif not erase:
+        notes.append("nobody was chosen: the photo is unchanged")
+    keep_nums = sorted(set(all_nums) - set(erase))
+    return Selection(erase=tuple(erase), keep=tuple(keep_nums), reasons=reasons, policy=how, notes=tuple(notes), scores=scores)
