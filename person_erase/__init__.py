@@ -18,16 +18,16 @@ from .selection import POLICIES, Selection, select_people
 __version__ = "0.1.0"
 
 __all__ = [
-    "ERASERS",
-    "POLICIES",
-    "SEGMENTERS",
     "CloudError",
+    "ERASERS",
     "EngineError",
     "Image",
     "InputError",
     "Instances",
+    "POLICIES",
     "PersonEraseError",
     "Result",
+    "SEGMENTERS",
     "Selection",
     "SelectionError",
     "__version__",

@@ -144,7 +144,7 @@ class Instances:
         masks = masks > 0 if masks.dtype != bool else masks
         n = masks.shape[0]
         sc = np.ones(n, dtype=np.float32) if scores is None else np.asarray(scores, dtype=np.float32)
-        areas = masks.reshape(n, -1).sum(axis=1)
+        areas = masks.sum(axis=(1, 2))
         keep = areas >= max(1, min_area)
         masks, sc = masks[keep], sc[keep]
         bx = boxes_from_masks(masks) if boxes is None else np.asarray(boxes, dtype=np.int64)[keep]
@@ -186,7 +186,7 @@ class Instances:
     @property
     def areas(self) -> np.ndarray:
         """(N,) int64 pixel count of each mask."""
-        return self.masks.reshape(len(self), -1).sum(axis=1).astype(np.int64)
+        return self.masks.sum(axis=(1, 2)).astype(np.int64)
 
     def __len__(self) -> int:
         return int(self.masks.shape[0])

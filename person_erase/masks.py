@@ -6,8 +6,8 @@ bounding box of the mask (plus the operation's reach), so cost follows the peopl
 
 The contract (DESIGN.md):
 
-* keep  = union of the people not chosen, cleaned: opened, specks under ``min_area`` removed, holes
-  filled.
+* keep  = union of the people not chosen, cleaned: opened by reconstruction (thin strays go, kept
+  people stay whole), specks under ``min_area`` removed, holes filled.
 * erase = union of the chosen people, dilated by ``dilate`` px, **minus keep**; the pixels where the
   dilation (or an overlap between instance masks) reached into a kept person are counted as
   ``overlap_resolved_px``. Hence ``erase & keep`` is always empty.
@@ -149,9 +149,34 @@ def fill_holes(mask: np.ndarray, *, max_area: int | None = None) -> np.ndarray:
     return out
 
 
+def open_by_reconstruction(mask: np.ndarray, radius: int) -> np.ndarray:
+    """Keep the 8-connected components of ``mask`` that survive an opening of ``radius``, whole.
+
+    A plain opening also shaves corners, fingers and hair off the people it keeps; reconstruction
+    drops what is *only* thin (hairlines, specks, stray strokes) and leaves every kept person intact.
+    """
+    m = _check_mask(mask)
+    box = _bbox(m)
+    if radius <= 0 or box is None:
+        return m.copy()
+    opened = open_(m, radius)
+    x0, y0, x1, y1 = box
+    crop = np.ascontiguousarray(m[y0:y1, x0:x1]).view(np.uint8)
+    n, labels = cv2.connectedComponents(crop, connectivity=8)
+    survive = np.zeros(n, dtype=bool)
+    survive[np.unique(labels[opened[y0:y1, x0:x1]])] = True
+    survive[0] = False
+    out = np.zeros_like(m)
+    out[y0:y1, x0:x1] = survive[labels]
+    return out
+
+
 def clean(mask: np.ndarray, *, open_radius: int = 2, min_area: int = 64, holes: bool = True) -> np.ndarray:
-    """Open, remove components under ``min_area`` px, then fill holes. Used for the keep mask."""
-    out = open_(mask, open_radius)
+    """Opening (by reconstruction), components under ``min_area`` px removed, holes filled.
+
+    Used for the keep mask: specks and thin strays go, kept people stay whole.
+    """
+    out = open_by_reconstruction(mask, open_radius)
     out = remove_small(out, min_area)
     if holes:
         out = fill_holes(out)

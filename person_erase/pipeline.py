@@ -21,7 +21,7 @@ from . import masks as masks_mod
 from .erasers import REDACT_STYLES, Eraser, get_eraser
 from .errors import InputError, SelectionError
 from .instances import Instances
-from .io import Image, MetadataPolicy, check_output_path, load_image, save_image
+from .io import Image, MetadataPolicy, load_image, save_image
 from .report import ImageReport, InputInfo, InstanceRow, Residue, Verification
 from .segmenters import Segmenter, get_segmenter
 from .selection import Selection, select_people
@@ -98,6 +98,8 @@ class Result:
         Raises:
             InputError: bad extension, unwritable folder, or the path is the input (unless ``overwrite``).
         """
+        from .io import check_output_path
+
         out = check_output_path(path, input_path=self.source.path, overwrite=overwrite)
         saved = save_image(self.image, out, like=self.source, metadata=metadata)
         self.report.output = str(saved)
