@@ -223,7 +223,9 @@ def cmd_segment(args: argparse.Namespace, say: Callable[[str], None]) -> int:
     from .io import save_image
     from .segmenters import get_segmenter
 
-    img = load_image(args.image)
+    from .settings import get_settings
+
+    img = load_image(args.image, max_pixels=get_settings().max_pixels)
     say(f"finding people with {args.engine}")
     seg = get_segmenter(args.engine, **_seg_options(args, args.engine))
     people = seg.segment(img.pixels)
@@ -306,7 +308,9 @@ def cmd_erase(args: argparse.Namespace, say: Callable[[str], None], mode: str) -
     from . import pipeline
     from .io import check_output_path, load_image
 
-    img = load_image(args.image)
+    from .settings import get_settings
+
+    img = load_image(args.image, max_pixels=get_settings().max_pixels)
     out = check_output_path(args.output, input_path=img.path, overwrite=args.overwrite)
     if args.report:
         _check_side_file(Path(args.report), img.path)

@@ -1,0 +1,136 @@
+"""The CLI contract: commands, files written, and one clean line for every bad input."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from person_erase.cli import main
+
+
+@pytest.fixture
+def photo(tmp_path, scene):
+    img, labels = scene
+    p = tmp_path / "scene.png"
+    PILImage.fromarray(img).save(p)
+    lp = tmp_path / "scene.labels.png"
+    PILImage.fromarray(labels).save(lp)
+    return p, lp, img, labels
+
+
+def run(argv, capsys):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_segment_writes_label_map_overlay_and_table(photo, tmp_path, capsys):
+    p, lp, img, labels = photo
+    code, out, err = run(["-q", "segment", p, "--engine", f"labels:{lp}", "--out-dir", tmp_path / "seg"], capsys)
+    assert code == 0, err
+    assert "3 people found" in out and "area %" in out
+    lm = np.asarray(PILImage.open(tmp_path / "seg" / "scene.labels.png"))
+    assert lm.shape == labels.shape and set(np.unique(lm)) == {0, 1, 2, 3}
+    assert (tmp_path / "seg" / "scene.overlay.png").exists()
+    code, out, err = run(["-q", "segment", p, "--engine", f"labels:{lp}", "--no-files", "--json"], capsys)
+    rows = json.loads(out)["people"]
+    assert [r["index"] for r in rows] == [0, 1, 2]
+
+
+def test_erase_select_with_masks_and_report(photo, tmp_path, capsys):
+    p, lp, img, labels = photo
+    out_img = tmp_path / "out.png"
+    code, out, err = run(["-q", "erase", p, "-o", out_img, "--segmenter", f"labels:{lp}", "--eraser", "telea",
+                          "--select", "0,2", "--masks-dir", tmp_path / "m", "--report", tmp_path / "r.json"], capsys)
+    assert code == 0, err
+    assert "erased 2 of 3 people" in out
+    res = np.asarray(PILImage.open(out_img))
+    erase = np.asarray(PILImage.open(tmp_path / "m" / "scene.erase.png"))[..., 0] > 0
+    keep = np.asarray(PILImage.open(tmp_path / "m" / "scene.keep.png"))[..., 0] > 0
+    assert np.array_equal(res[~erase], img[~erase])
+    assert keep[labels == 2].all() and not (erase & keep).any()
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert report["outside_mask_changed_px"] == 0
+    assert [r["selected"] for r in report["instances"]] == [True, False, True]
+
+
+def _truncated_jpeg(path: Path) -> None:
+    PILImage.fromarray(np.random.default_rng(0).integers(0, 255, (600, 600, 3), dtype=np.uint8)).save(path, quality=95)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+BAD_INPUTS = {
+    "missing file": (lambda d: d / "nope.jpg", "no such file"),
+    "a directory": (lambda d: d, "is a folder"),
+    "0-byte file": (lambda d: (d / "empty.jpg").write_bytes(b"") or d / "empty.jpg", "empty"),
+    "truncated JPEG": (lambda d: _truncated_jpeg(d / "cut.jpg") or d / "cut.jpg", "truncated"),
+    "text named .jpg": (lambda d: (d / "text.jpg").write_text("hello, not an image\n") or d / "text.jpg", "not an image"),
+    "unsupported format": (lambda d: PILImage.new("RGB", (8, 8)).save(d / "a.gif") or d / "a.gif", "support"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_inputs_give_one_line_and_no_output(case, tmp_path, capsys):
+    make, fragment = BAD_INPUTS[case]
+    src_dir = tmp_path / "in"
+    src_dir.mkdir()
+    src = make(src_dir)
+    out = tmp_path / "out.jpg"
+    code, stdout, err = run(["-q", "erase", src, "-o", out, "--eraser", "telea"], capsys)
+    assert code == 1
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ")
+    assert fragment in lines[0].lower()
+    assert not out.exists()
+    assert not [f for f in tmp_path.iterdir() if f.name.startswith(".out.jpg")]
+
+
+def test_cli_errors_for_choices_paths_and_limits(photo, tmp_path, capsys, monkeypatch):
+    p, lp, img, labels = photo
+    out = tmp_path / "o.png"
+    base = ["-q", "erase", p, "-o", out, "--eraser", "telea", "--segmenter", f"labels:{lp}"]
+    cases = [
+        (base + ["--select", "7"], "valid person numbers are 0..2"),
+        (base + ["--select", "0", "--keep", "1"], "use only one of --select, --keep and --policy"),
+        (["-q", "erase", p, "-o", p, "--eraser", "telea", "--segmenter", f"labels:{lp}"], "overwrite"),
+        (["-q", "erase", p, "-o", tmp_path / "nodir" / "o.png", "--eraser", "telea"], "does not exist"),
+        (["-q", "erase", p, "-o", lp / "o.png", "--eraser", "telea"], ""),
+        (base + ["--policy", "nobody"], "unknown policy"),
+        (base[:-2] + ["--segmenter", "magic"], "unknown segmenter 'magic'; choose one of: dashscope, labels:PATH, local"),
+        (["-q", "erase", p, "-o", out, "--eraser", "sponge"], "unknown eraser 'sponge'"),
+    ]
+    small = tmp_path / "small.labels.png"
+    PILImage.fromarray(np.zeros((10, 10), np.uint8)).save(small)
+    cases.append((["-q", "erase", p, "-o", out, "--eraser", "telea", "--segmenter", f"labels:{small}"], "label map"))
+    for argv, fragment in cases:
+        code, _, err = run(argv, capsys)
+        assert code == 1, (argv, err)
+        assert len(err.strip().splitlines()) == 1 and err.startswith("error: "), err
+        assert fragment in err, (fragment, err)
+        assert not out.exists()
+    monkeypatch.setenv("PERSON_ERASE_MAX_PIXELS", "1000")
+    code, _, err = run(base, capsys)
+    assert code == 1 and "limit" in err and not out.exists()
+
+
+def test_overwrite_flag_allows_writing_over_input(photo, tmp_path, capsys):
+    p, lp, img, labels = photo
+    code, _, err = run(["-q", "erase", p, "-o", p, "--overwrite", "--eraser", "solid", "--segmenter", f"labels:{lp}"], capsys)
+    assert code == 0, err
+    assert not np.array_equal(np.asarray(PILImage.open(p)), img)
+
+
+def test_help_teaches_and_module_entry_point_works():
+    r = subprocess.run([sys.executable, "-m", "person_erase", "erase", "--help"], capture_output=True, text=True, timeout=60,
+                       env={**os.environ, "COLUMNS": "100"})
+    assert r.returncode == 0
+    for word in ("--select", "--keep", "--policy", "examples:", "patchmatch", "--masks-dir"):
+        assert word in r.stdout
+    r = subprocess.run([sys.executable, "-m", "person_erase", "--version"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and r.stdout.startswith("person-erase ")
