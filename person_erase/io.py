@@ -82,10 +82,11 @@ _TAG_GPS_IFD = 0x8825
 _TAG_MAKERNOTE = 0x927C
 _TAG_PIXEL_X, _TAG_PIXEL_Y = 0xA002, 0xA003
 _TAG_XMP = 700
-# TIFF tags that describe the source file's layout, not the scene: never carried into an output's EXIF.
+# TIFF tags that describe the source file's layout, not the scene: never carried into an output's EXIF
+# (resolution travels as ImageMetadata.dpi instead).
 _TIFF_LAYOUT_TAGS = frozenset({
-    254, 255, 256, 257, 258, 259, 262, 263, 266, 269, 273, 277, 278, 279, 280, 281, 284, 285, 290, 291,
-    292, 293, 297, 317, 318, 319, 320, 321, 322, 323, 324, 325, 330, 332, 338, 339, 340, 341, 347, 512,
+    254, 255, 256, 257, 258, 259, 262, 263, 266, 269, 273, 277, 278, 279, 280, 281, 282, 283, 284, 285, 290, 291,
+    292, 293, 296, 297, 317, 318, 319, 320, 321, 322, 323, 324, 325, 330, 332, 338, 339, 340, 341, 347, 512,
     513, 514, 515, 517, 518, 519, 520, 521, 529, 530, 531, 532, 700, 32995, 32996, 32997, 32998, 33723,
     34377, 34675, 37724, 50838, 50839,
 })
