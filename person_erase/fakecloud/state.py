@@ -1,0 +1,435 @@
+"""State of the DashScope-compatible server: knobs, tasks, uploads, results, stats, worker threads.
+
+Everything here is plain Python guarded by one lock; the FastAPI routes in ``app.py`` call into it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import io
+import logging
+import random
+import secrets
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+logger = logging.getLogger("person_erase.fakecloud")
+
+SEGMENT_MODEL = "image-instance-segmentation"
+ERASE_MODEL = "image-erase-completion"
+MODELS = (SEGMENT_MODEL, ERASE_MODEL)
+MIN_SIDE, MAX_SIDE = 512, 4096
+MAX_IMAGE_BYTES = 10 * 1024 * 1024
+ACCEPTED_FORMATS = ("JPEG", "PNG", "BMP", "WEBP")
+_CST = timezone(timedelta(hours=8))  # the service reports times in UTC+8
+
+SegmentBackend = Callable[[np.ndarray], np.ndarray]
+EraseBackend = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+class Knobs(BaseModel):
+    """Behaviour and fault knobs of the fake service (all settable at start and at run time)."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    #: Seconds a segmentation / erase task takes from submit to its final state (at least the compute time).
+    latency_seg: float = Field(0.3, ge=0)
+    latency_erase: float = Field(0.6, ge=0)
+    #: Probability that a task ends FAILED with InternalError.Algo.
+    failure_rate: float = Field(0.0, ge=0, le=1)
+    #: The next N tasks end FAILED with InternalError.Algo.
+    fail_next_tasks: int = Field(0, ge=0)
+    #: The next N submits are answered 429 Throttling.RateQuota (no task created).
+    throttle_next_submits: int = Field(0, ge=0)
+    #: The next N submits / task queries are answered with ``error_status`` (no task created on submit).
+    error_next_submits: int = Field(0, ge=0)
+    error_next_queries: int = Field(0, ge=0)
+    error_status: int = Field(500, ge=500, le=599)
+    #: The next N result downloads send half the bytes and then drop the connection.
+    drop_next_downloads: int = Field(0, ge=0)
+    #: Seconds result URLs stay valid after a task ends (DashScope: 24 h).
+    result_ttl_s: float = Field(86400.0, ge=0)
+    #: Limits enforced per model (DashScope: 2 submits/s, 1 task in flight).
+    submits_per_second: float = Field(2.0, gt=0)
+    max_in_flight: int = Field(1, ge=1)
+    #: Accept only this key (None: any non-empty Bearer key is accepted).
+    api_key: str | None = Field(None, repr=False)
+    #: Largest JSON body and largest multipart upload accepted, bytes.
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    max_upload_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    #: Format of erase results: "png" (lossless) or "jpeg" (like many services; changes pixels outside the mask).
+    result_format: str = Field("png", pattern="^(png|jpeg)$")
+    #: Seed of the failure-rate dice (None: random).
+    seed: int | None = None
+
+    def public(self) -> dict[str, Any]:
+        data = self.model_dump()
+        data["api_key"] = "set" if self.api_key else None
+        return data
+
+
+def cst_now() -> str:
+    return datetime.now(_CST).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+
+
+@dataclass
+class Task:
+    task_id: str
+    model: str
+    inputs: dict[str, Any]
+    parameters: dict[str, Any]
+    status: str = "PENDING"
+    submit_time: str = field(default_factory=cst_now)
+    scheduled_time: str | None = None
+    end_time: str | None = None
+    code: str | None = None
+    message: str | None = None
+    files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
+    expires_at: float | None = None  # epoch seconds
+
+    @property
+    def in_flight(self) -> bool:
+        return self.status in ("PENDING", "RUNNING")
+
+
+@dataclass
+class Upload:
+    data: bytes
+    model: str
+    content_type: str
+    created: float
+
+
+class FakeState:
+    """Shared state of one running fake service."""
+
+    def __init__(
+        self,
+        knobs: Knobs | None = None,
+        *,
+        segment_backend: str | SegmentBackend = "local",
+        erase_backend: str | EraseBackend = "patchmatch",
+        max_workers: int = 2,
+    ) -> None:
+        self.knobs = knobs or Knobs()
+        self.lock = threading.RLock()
+        self.stop_event = threading.Event()
+        self.tasks: dict[str, Task] = {}
+        self.uploads: dict[str, Upload] = {}
+        self.upload_bytes = 0
+        self.max_upload_store = 1024 * 1024 * 1024
+        self.max_tasks = 500
+        self.accepted: dict[str, deque[float]] = {m: deque() for m in MODELS}
+        self.secret = secrets.token_bytes(32)
+        self.rng = random.Random(self.knobs.seed)
+        self.executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="fake-dashscope-task")
+        self.segment_spec = segment_backend
+        self.erase_spec = erase_backend
+        self._segment: SegmentBackend | None = None
+        self._erasers: dict[str, EraseBackend] = {}
+        self.stats: dict[str, Any] = {}
+        self.reset_stats()
+
+    # --- configuration / stats -------------------------------------------------------------
+
+    def configure(self, **changes: Any) -> Knobs:
+        with self.lock:
+            self.knobs = Knobs.model_validate({**self.knobs.model_dump(), **changes})
+            if "seed" in changes:
+                self.rng = random.Random(self.knobs.seed)
+            return self.knobs
+
+    def reset_stats(self) -> None:
+        with self.lock:
+            self.stats = {
+                "submitted": {m: 0 for m in MODELS},
+                "queried": 0,
+                "throttled": {m: 0 for m in MODELS},
+                "rejected": {},
+                "succeeded": {m: 0 for m in MODELS},
+                "failed": {m: 0 for m in MODELS},
+                "uploads": 0,
+                "downloads": 0,
+                "faults": {"submit_errors": 0, "query_errors": 0, "throttled_burst": 0, "dropped_downloads": 0, "failed_tasks": 0},
+            }
+
+    def snapshot(self) -> dict[str, Any]:
+        import copy
+
+        with self.lock:
+            snap = copy.deepcopy(self.stats)
+            snap["in_flight"] = {m: sum(1 for t in self.tasks.values() if t.model == m and t.in_flight) for m in MODELS}
+            snap["tasks"] = len(self.tasks)
+            return snap
+
+    def count_rejected(self, code: str) -> None:
+        with self.lock:
+            self.stats["rejected"][code] = self.stats["rejected"].get(code, 0) + 1
+
+    def take_fault(self, knob: str, stat: str) -> bool:
+        """Consume one unit of a "next N" fault knob; True when it fired."""
+        with self.lock:
+            n = getattr(self.knobs, knob)
+            if n <= 0:
+                return False
+            self.knobs = self.knobs.model_copy(update={knob: n - 1})
+            self.stats["faults"][stat] += 1
+            return True
+
+    # --- signing (uploads and result URLs) --------------------------------------------------
+
+    def sign(self, text: str) -> str:
+        return base64.urlsafe_b64encode(hmac.new(self.secret, text.encode(), hashlib.sha256).digest()[:18]).decode()
+
+    def verify(self, text: str, signature: str) -> bool:
+        return hmac.compare_digest(self.sign(text), signature or "")
+
+    def upload_policy(self, model: str, base: str) -> dict[str, Any]:
+        upload_dir = f"dashscope-instant/{uuid.uuid4().hex}/{datetime.now(_CST):%Y-%m-%d}"
+        expire = int(time.time()) + 300
+        policy = base64.b64encode(
+            f'{{"model":"{model}","dir":"{upload_dir}","expire":{expire},"max":{self.knobs.max_upload_bytes}}}'.encode()
+        ).decode()
+        return {
+            "policy": policy,
+            "signature": self.sign(policy),
+            "upload_dir": upload_dir,
+            "upload_host": f"{base}/_fake/oss",
+            "expire_in_seconds": 300,
+            "max_file_size_mb": max(1, self.knobs.max_upload_bytes // (1024 * 1024)),
+            "capacity_limit_mb": 999999999,
+            "oss_access_key_id": "FAKE-OSS-ACCESS-KEY",
+            "x_oss_object_acl": "private",
+            "x_oss_forbid_overwrite": "true",
+        }
+
+    def store_upload(self, key: str, data: bytes, model: str, content_type: str) -> None:
+        with self.lock:
+            self.uploads[key] = Upload(data, model, content_type, time.time())
+            self.upload_bytes += len(data)
+            self.stats["uploads"] += 1
+            while self.upload_bytes > self.max_upload_store and self.uploads:
+                old = next(iter(self.uploads))
+                self.upload_bytes -= len(self.uploads.pop(old).data)
+
+    def result_url(self, base: str, task: Task, name: str) -> str:
+        expires = int(task.expires_at or 0)
+        sig = self.sign(f"{task.task_id}/{name}/{expires}")
+        return f"{base}/_fake/results/{task.task_id}/{name}?Expires={expires}&OSSAccessKeyId=FAKE-OSS-ACCESS-KEY&Signature={sig}"
+
+    # --- rate limits ------------------------------------------------------------------------
+
+    def admit(self, model: str) -> tuple[str, str] | None:
+        """Check the per-model limits (under the lock); None when a task may be created."""
+        now = time.monotonic()
+        window = self.accepted[model]
+        while window and now - window[0] >= 1.0:
+            window.popleft()
+        if len(window) >= self.knobs.submits_per_second:
+            return "Throttling.RateQuota", "Requests rate limit exceeded, please try again later."
+        running = sum(1 for t in self.tasks.values() if t.model == model and t.in_flight)
+        if running >= self.knobs.max_in_flight:
+            return (
+                "Throttling.AllocationQuota",
+                f"Allocated quota exceeded: {self.knobs.max_in_flight} task(s) of {model} may run at a time; "
+                "wait for the running task to finish.",
+            )
+        return None
+
+    def create_task(self, model: str, inputs: dict[str, Any], parameters: dict[str, Any]) -> Task | tuple[str, str]:
+        with self.lock:
+            refused = self.admit(model)
+            if refused:
+                self.stats["throttled"][model] += 1
+                return refused
+            task = Task(task_id=str(uuid.uuid4()), model=model, inputs=inputs, parameters=parameters)
+            self.tasks[task.task_id] = task
+            self.accepted[model].append(time.monotonic())
+            self.stats["submitted"][model] += 1
+            while len(self.tasks) > self.max_tasks:
+                oldest = next((k for k, t in self.tasks.items() if not t.in_flight), None)
+                if oldest is None:
+                    break
+                del self.tasks[oldest]
+        if not self.stop_event.is_set():
+            self.executor.submit(self._run, task)
+        return task
+
+    # --- task execution ---------------------------------------------------------------------
+
+    def _segmenter(self) -> SegmentBackend:
+        if self._segment is None:
+            spec = self.segment_spec
+            if callable(spec):
+                self._segment = spec
+            else:
+                from ..segmenters import get_segmenter
+
+                engine = get_segmenter(spec)
+                self._segment = lambda img: engine.segment(img).to_label_map()
+        return self._segment
+
+    def _eraser(self, fast: bool) -> EraseBackend:
+        spec = self.erase_spec
+        if callable(spec):
+            return spec
+        name = "telea" if fast else spec
+        if name not in self._erasers:
+            try:
+                from ..erasers import get_eraser
+
+                engine = get_eraser(name)
+                self._erasers[name] = lambda img, er, kp: engine.erase(img, er, keep=kp)
+            except Exception as exc:  # engine not available in this install: fall back to OpenCV Telea
+                logger.warning("fake dashscope: eraser %r unavailable (%s); using OpenCV Telea", name, exc)
+                self._erasers[name] = telea_erase
+        return self._erasers[name]
+
+    def _run(self, task: Task) -> None:
+        knobs = self.knobs
+        latency = knobs.latency_seg if task.model == SEGMENT_MODEL else knobs.latency_erase
+        start = time.monotonic()
+        if self.stop_event.wait(min(0.05, latency * 0.2)):
+            return
+        with self.lock:
+            task.status = "RUNNING"
+            task.scheduled_time = cst_now()
+            fail = False
+            if self.knobs.fail_next_tasks > 0:
+                self.knobs = self.knobs.model_copy(update={"fail_next_tasks": self.knobs.fail_next_tasks - 1})
+                self.stats["faults"]["failed_tasks"] += 1
+                fail = True
+            elif knobs.failure_rate > 0 and self.rng.random() < knobs.failure_rate:
+                self.stats["faults"]["failed_tasks"] += 1
+                fail = True
+        code = message = None
+        files: dict[str, tuple[bytes, str]] = {}
+        if fail:
+            code, message = "InternalError.Algo", "algorithm process error"
+        elif "error" in task.inputs:
+            code, message = task.inputs["error"]
+        else:
+            try:
+                files = self._compute(task)
+            except Exception as exc:  # a backend failure becomes a FAILED task, like the real service
+                logger.warning("fake dashscope: task %s failed in the backend: %s: %s", task.task_id, type(exc).__name__, exc)
+                code, message = "InternalError.Algo", f"algorithm process error ({type(exc).__name__})"
+        remaining = latency - (time.monotonic() - start)
+        if remaining > 0 and self.stop_event.wait(remaining):
+            return
+        with self.lock:
+            task.end_time = cst_now()
+            task.expires_at = time.time() + self.knobs.result_ttl_s
+            task.inputs = {}
+            if code:
+                task.status, task.code, task.message = "FAILED", code, message
+                self.stats["failed"][task.model] += 1
+            else:
+                task.status, task.files = "SUCCEEDED", files
+                self.stats["succeeded"][task.model] += 1
+
+    def _compute(self, task: Task) -> dict[str, tuple[bytes, str]]:
+        image = task.inputs["image"]
+        if task.model == SEGMENT_MODEL:
+            labels = np.asarray(self._segmenter()(image))
+            if labels.shape != image.shape[:2]:
+                raise ValueError(f"segment backend returned shape {labels.shape}, expected {image.shape[:2]}")
+            return {"mask.png": (encode_labels(labels), "image/png"), "vis.jpg": (visualise(image, labels), "image/jpeg")}
+        erase = task.inputs["mask"]
+        keep = task.inputs.get("foreground")
+        keep = np.zeros_like(erase) if keep is None else keep & ~erase
+        if task.parameters.get("dilate_flag", True):
+            import cv2
+
+            r = max(2, min(image.shape[:2]) // 100)
+            kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+            erase = cv2.dilate(erase.astype(np.uint8), kernel) > 0
+            erase &= ~keep
+        out = np.asarray(self._eraser(bool(task.parameters.get("fast_mode", False)))(image, erase, keep))
+        if out.shape != image.shape or out.dtype != np.uint8:
+            raise ValueError(f"erase backend returned {out.shape} {out.dtype}, expected {image.shape} uint8")
+        if task.parameters.get("add_watermark", True):
+            out = watermark(out)
+        fmt = self.knobs.result_format
+        name, media = ("result.png", "image/png") if fmt == "png" else ("result.jpg", "image/jpeg")
+        return {name: (encode_result(out, fmt), media)}
+
+    def shutdown(self) -> None:
+        self.stop_event.set()
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+# --- image helpers --------------------------------------------------------------------------
+
+
+def encode_labels(labels: np.ndarray) -> bytes:
+    from PIL import Image as PILImage
+
+    labels = np.asarray(labels)
+    buf = io.BytesIO()
+    if labels.size and int(labels.max()) > 255:
+        PILImage.fromarray(labels.astype(np.uint16)).save(buf, format="PNG")
+    else:
+        PILImage.fromarray(labels.astype(np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def visualise(image: np.ndarray, labels: np.ndarray) -> bytes:
+    from PIL import Image as PILImage
+
+    from ..instances import PALETTE
+
+    out = image.astype(np.float32)
+    for k in np.unique(labels):
+        if k == 0:
+            continue
+        m = labels == k
+        out[m] = 0.5 * out[m] + 0.5 * PALETTE[(int(k) - 1) % len(PALETTE)]
+    buf = io.BytesIO()
+    PILImage.fromarray(out.astype(np.uint8)).save(buf, format="JPEG", quality=85)
+    return buf.getvalue()
+
+
+def encode_result(image: np.ndarray, fmt: str) -> bytes:
+    from PIL import Image as PILImage
+
+    buf = io.BytesIO()
+    if fmt == "png":
+        PILImage.fromarray(image).save(buf, format="PNG", compress_level=3)
+    else:
+        PILImage.fromarray(image).save(buf, format="JPEG", quality=92)
+    return buf.getvalue()
+
+
+def watermark(image: np.ndarray) -> np.ndarray:
+    """Stamp a small "AI" mark in the bottom-right corner (like the service's ``add_watermark``)."""
+    import cv2
+
+    out = np.ascontiguousarray(image.copy())
+    h, w = out.shape[:2]
+    scale = max(0.5, min(h, w) / 800)
+    cv2.putText(out, "AI generated", (max(0, w - int(230 * scale)), h - int(12 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), max(1, int(2 * scale)), cv2.LINE_AA)
+    return out
+
+
+def telea_erase(image: np.ndarray, erase: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Fallback erase backend: OpenCV Telea inpainting; pixels outside ``erase`` unchanged."""
+    import cv2
+
+    bgr = np.ascontiguousarray(image[:, :, ::-1])
+    filled = cv2.inpaint(bgr, erase.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)[:, :, ::-1]
+    out = image.copy()
+    out[erase] = filled[erase]
+    return out
