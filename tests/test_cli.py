@@ -65,12 +65,17 @@ def _truncated_jpeg(path: Path) -> None:
     path.write_bytes(data[: len(data) // 2])
 
 
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
 BAD_INPUTS = {
     "missing file": (lambda d: d / "nope.jpg", "no such file"),
     "a directory": (lambda d: d, "is a folder"),
-    "0-byte file": (lambda d: (d / "empty.jpg").write_bytes(b"") or d / "empty.jpg", "empty"),
+    "0-byte file": (lambda d: _write(d / "empty.jpg", b""), "empty"),
     "truncated JPEG": (lambda d: _truncated_jpeg(d / "cut.jpg") or d / "cut.jpg", "truncated"),
-    "text named .jpg": (lambda d: (d / "text.jpg").write_text("hello, not an image\n") or d / "text.jpg", "not an image"),
+    "text named .jpg": (lambda d: _write(d / "text.jpg", b"hello, not an image\n"), "it is text"),
     "unsupported format": (lambda d: PILImage.new("RGB", (8, 8)).save(d / "a.gif") or d / "a.gif", "support"),
 }
 
