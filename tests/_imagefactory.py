@@ -5,6 +5,7 @@ Everything is built in memory from numpy and Pillow (no downloads) and is a few 
 
 from __future__ import annotations
 
+import functools
 import io
 import struct
 import zlib
@@ -104,7 +105,9 @@ def xmp_packet(*, gps: str | None = None, orientation: int | None = None, creato
     ).encode()
 
 
+@functools.lru_cache(maxsize=1)
 def srgb_icc() -> bytes:
+    """One sRGB profile per test run (a new one would carry a different creation time)."""
     return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
 
 
