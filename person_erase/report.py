@@ -85,28 +85,36 @@ class ImageReport(_Model):
 
 
 class BatchItem(_Model):
-    """One row of a batch summary."""
+    """One row of a batch summary (paths relative to the input root / OUT_DIR)."""
 
     input: str
     output: str | None = None
+    report: str | None = Field(None, description="the report JSON sidecar of the output")
     status: Literal["done", "failed", "skipped"]
+    stage: str | None = Field(None, description="where a failure happened: load, segment, erase, save")
     reason: str | None = None
     people: int | None = None
     erased: int | None = None
     ms: float | None = None
+    cache_hit: bool | None = Field(None, description="the segmentation came from the cache")
 
 
 class BatchSummary(_Model):
-    """What a batch run did."""
+    """What a batch run did (``OUT_DIR/summary.json``)."""
 
     version: Literal[1] = 1
     input_dir: str
     output_dir: str
     total: int
-    done: int
-    failed: int
-    skipped: int
+    done: int = Field(description="processed by this run")
+    failed: int = Field(description="failed in this run, or in an earlier one and not retried")
+    skipped: int = Field(description="already done by an earlier run")
     non_images: int = 0
     cache_hits: int = 0
+    pending: int = Field(0, description="not reached (the run was interrupted)")
+    interrupted: bool = False
     seconds: float = 0.0
+    images_per_s: float | None = None
+    engine: str | None = Field(None, description="how the run was executed (process pool or cloud pipeline)")
+    parameters: dict[str, Any] = Field(default_factory=dict)
     items: list[BatchItem] = Field(default_factory=list)

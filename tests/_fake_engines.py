@@ -1,0 +1,83 @@
+"""Fast engines for the batch tests, importable by worker processes (``--plugin tests._fake_engines``).
+
+Importing this module registers, through the real registries:
+
+* segmenter ``figures`` — finds the coloured figures that ``make_scene`` draws (colour distance +
+  connected components), so any process finds the same people in the same picture. A picture whose
+  top-left pixel is pure magenta (255, 0, 255) makes it raise ``EngineError`` (a "bad" image).
+* eraser ``logged_telea`` — the real Telea eraser, plus a log line per call.
+
+Environment knobs (read at call time, so subprocesses see them):
+``PE_FAKE_LOG`` — append ``segment <digest>`` / ``erase <digest>`` lines to this file;
+``PE_FAKE_DELAY`` — seconds to sleep in each segment call (to kill a run mid-way).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from typing import ClassVar
+
+import cv2
+import numpy as np
+
+from person_erase import EngineError, Instances, register_eraser, register_segmenter
+
+FIGURE_COLOURS = np.array([[200, 40, 40], [40, 40, 200], [230, 200, 30], [30, 160, 60]], np.int32)
+MAGENTA = (255, 0, 255)
+
+
+def _log(kind: str, image: np.ndarray) -> None:
+    path = os.environ.get("PE_FAKE_LOG")
+    if path:
+        digest = hashlib.sha256(np.ascontiguousarray(image).tobytes()).hexdigest()[:16]
+        with open(path, "a") as fh:
+            fh.write(f"{kind} {digest} {os.getpid()}\n")
+
+
+class FigureSegmenter:
+    """People = connected blobs of the figure colours (see ``conftest.make_scene``)."""
+
+    name: ClassVar[str] = "figures"
+    needs_network: ClassVar[bool] = False
+
+    def __init__(self, **_: object) -> None:
+        pass
+
+    def segment(self, image: np.ndarray) -> Instances:
+        _log("segment", image)
+        delay = float(os.environ.get("PE_FAKE_DELAY", "0") or 0)
+        if delay:
+            time.sleep(delay)
+        if tuple(int(v) for v in image[0, 0]) == MAGENTA:
+            raise EngineError("figures: this test picture is marked to fail (magenta corner)")
+        px = image.astype(np.int32)
+        dist = np.abs(px[:, :, None, :] - FIGURE_COLOURS[None, None]).sum(axis=3).min(axis=2)
+        fg = (dist < 30).astype(np.uint8)
+        n, labels = cv2.connectedComponents(fg, connectivity=8)
+        masks = np.stack([labels == k for k in range(1, n)]) if n > 1 else np.zeros((0, *fg.shape), bool)
+        return Instances.from_engine(masks, min_area=20, meta={"engine": "figures"})
+
+
+class LoggedTelea:
+    """The real ``telea`` eraser, logging each call."""
+
+    name: ClassVar[str] = "logged_telea"
+    kind: ClassVar[str] = "inpaint"
+    needs_network: ClassVar[bool] = False
+    honours_keep_mask: ClassVar[bool] = False
+    crops: ClassVar[bool] = False
+
+    def __init__(self, **options: object) -> None:
+        from person_erase.erasers.telea import TeleaEraser
+
+        self.inner = TeleaEraser(**options)
+
+    def erase(self, image: np.ndarray, erase: np.ndarray, *, keep: np.ndarray | None = None) -> np.ndarray:
+        _log("erase", image)
+        return self.inner.erase(image, erase, keep=keep)
+
+
+register_segmenter("figures", lambda **kw: FigureSegmenter(**kw))
+register_eraser("logged_telea", lambda **kw: LoggedTelea(**kw))
