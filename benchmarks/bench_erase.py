@@ -143,6 +143,10 @@ def run(make: Callable[[], Any], holes: list[Hole]) -> dict[str, Any]:
 CANDIDATES: dict[str, Callable[[], Any]] = {
     "telea": lambda: TeleaEraser(),
     "patchmatch (default)": lambda: PatchMatchEraser(),
+    "patchmatch full-res": lambda: PatchMatchEraser(work_px=None),
+    "patchmatch work_px=3000": lambda: PatchMatchEraser(work_px=3000),
+    "patchmatch work_px=8000": lambda: PatchMatchEraser(work_px=8000),
+    "patchmatch work_px=5000 no detail": lambda: PatchMatchEraser(detail=False),
 }
 
 
