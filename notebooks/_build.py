@@ -134,12 +134,25 @@ def _noise(line: str) -> bool:
     return line.lstrip().startswith(_NOISE)
 
 
+def _merge_streams(outputs: list) -> list:
+    """Join neighbouring stream outputs of the same name (a line may arrive in pieces)."""
+    merged: list = []
+    for out in outputs:
+        prev = merged[-1] if merged else None
+        if (out.get("output_type") == "stream" and prev is not None and prev.get("output_type") == "stream"
+                and prev.get("name") == out.get("name")):
+            prev["text"] += out["text"]
+        else:
+            merged.append(out)
+    return merged
+
+
 def _tidy(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Drop timestamps and native-library log noise, so a rebuild gives a small, readable diff."""
     for cell in nb.cells:
         cell.metadata.pop("execution", None)
         kept = []
-        for out in cell.get("outputs", []):
+        for out in _merge_streams(cell.get("outputs", [])):
             if out.get("output_type") == "stream" and out.get("name") == "stderr":
                 text = "".join(line for line in out["text"].splitlines(keepends=True) if not _noise(line))
                 if not text.strip():

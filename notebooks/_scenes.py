@@ -124,7 +124,7 @@ def show(*images: np.ndarray, titles: list[str] | None = None, width: float = 9.
             ax.set_title(titles[k], fontsize=10)
     fig.tight_layout(pad=0.2)
     buf = io.BytesIO()
-    fig.savefig(buf, format="jpeg", dpi=dpi, pil_kwargs={"quality": quality})
+    fig.savefig(buf, format="jpeg", dpi=dpi, bbox_inches="tight", pad_inches=0.04, pil_kwargs={"quality": quality})
     plt.close(fig)
     display(IPImage(data=buf.getvalue(), format="jpeg"))
 
