@@ -93,15 +93,41 @@ def find_clusters(erase: np.ndarray, *, gap: float = 0.1, min_gap_px: int = 8) -
         bool mask.
     """
     labels, clusters = _clusters(erase, gap=gap, min_gap_px=min_gap_px)
-    return [(box, np.isin(labels, members)) for box, members in clusters]
+    h, w = erase.shape
+    return [(box, labels.members_in((0, 0, w, h), members)) for box, members in clusters]
+
+
+class _Labels:
+    """Component labels of the erase mask, stored only over the mask's bounding box (cheap on big photos)."""
+
+    def __init__(self, labels: np.ndarray, x0: int, y0: int) -> None:
+        self.labels, self.x0, self.y0 = labels, x0, y0
+
+    def members_in(self, box: Box, members: np.ndarray) -> np.ndarray:
+        """(h, w) bool over ``box``: pixels whose component is in ``members``."""
+        bx0, by0, bx1, by1 = box
+        out = np.zeros((by1 - by0, bx1 - bx0), dtype=bool)
+        lh, lw = self.labels.shape
+        ix0, iy0 = max(bx0, self.x0), max(by0, self.y0)
+        ix1, iy1 = min(bx1, self.x0 + lw), min(by1, self.y0 + lh)
+        if ix0 < ix1 and iy0 < iy1:
+            sub = self.labels[iy0 - self.y0 : iy1 - self.y0, ix0 - self.x0 : ix1 - self.x0]
+            out[iy0 - by0 : iy1 - by0, ix0 - bx0 : ix1 - bx0] = np.isin(sub, members)
+        return out
 
 
 def _clusters(
     erase: np.ndarray, *, gap: float = 0.1, min_gap_px: int = 8
-) -> tuple[np.ndarray, list[tuple[Box, np.ndarray]]]:
-    """Label image (8-connected components) and ``[(box, member labels), ...]`` per cluster."""
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(erase.astype(np.uint8), connectivity=8)
-    boxes = [(int(s[0]), int(s[1]), int(s[0] + s[2]), int(s[1] + s[3])) for s in stats[1:n]]
+) -> tuple[_Labels, list[tuple[Box, np.ndarray]]]:
+    """Component labels (8-connected) and ``[(box, member labels), ...]`` per cluster."""
+    rows = np.flatnonzero(erase.any(axis=1))
+    if rows.size == 0:
+        return _Labels(np.zeros((0, 0), np.int32), 0, 0), []
+    cols = np.flatnonzero(erase.any(axis=0))
+    oy, oy1, ox, ox1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+    region = np.ascontiguousarray(erase[oy:oy1, ox:ox1]).view(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
+    boxes = [(int(s[0]) + ox, int(s[1]) + oy, int(s[0] + s[2]) + ox, int(s[1] + s[3]) + oy) for s in stats[1:n]]
     grown = []
     for x0, y0, x1, y1 in boxes:
         g = max(min_gap_px, int(round(gap * max(x1 - x0, y1 - y0))))
@@ -128,7 +154,7 @@ def _clusters(
         box = (min(b[0] for b in bx), min(b[1] for b in bx), max(b[2] for b in bx), max(b[3] for b in bx))
         out.append((box, np.array([i + 1 for i in members], dtype=np.int32)))
     out.sort(key=lambda item: (item[0][1], item[0][0]))
-    return labels, out
+    return _Labels(labels, ox, oy), out
 
 
 def apply_eraser(
@@ -187,7 +213,7 @@ def apply_eraser(
         x0, y0, x1, y1 = crop_box(box, image.shape, margin=margin)
         crops.append((x0, y0, x1, y1))
         sl = (slice(y0, y1), slice(x0, x1))
-        mine = np.isin(labels[sl], members)
+        mine = labels.members_in((x0, y0, x1, y1), members)
         # Holes of other clusters inside this crop: filled ones are ordinary context now; unfilled
         # ones must not be copied from (keep) or, for erasers that ignore keep, are filled too and
         # thrown away (their own cluster fills them properly later).

@@ -18,6 +18,7 @@ def check_inputs(image: np.ndarray, erase: np.ndarray, keep: np.ndarray | None) 
         dtype = getattr(image, "dtype", type(image).__name__)
         raise InputError(f"image must be an (H, W, 3) uint8 RGB array, got shape {shape} and dtype {dtype}")
     h, w = image.shape[:2]
+    given_keep = keep is not None
     erase = np.asarray(erase)
     if erase.shape != (h, w):
         raise InputError(f"erase mask must be (H, W) = {(h, w)} like the image, got shape {erase.shape}")
@@ -28,7 +29,7 @@ def check_inputs(image: np.ndarray, erase: np.ndarray, keep: np.ndarray | None) 
         raise InputError(f"keep mask must be (H, W) = {(h, w)} like the image, got shape {keep.shape}")
     erase = erase.astype(bool, copy=False)
     keep = keep.astype(bool, copy=False)
-    if np.any(erase & keep):
+    if given_keep and np.any(erase & keep):
         raise InputError(
             f"erase and keep masks overlap in {int(np.count_nonzero(erase & keep))} pixels; "
             "remove the keep pixels from the erase mask first (keep wins)"
