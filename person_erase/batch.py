@@ -39,6 +39,7 @@ import hashlib
 import importlib
 import io as _io
 import json
+import logging
 import os
 import queue
 import sys
@@ -59,6 +60,8 @@ from .io import METADATA_POLICIES, SAVE_FORMATS
 from .journal import Journal
 from .report import BatchItem, BatchSummary
 
+logger = logging.getLogger("person_erase.batch")
+
 #: File name extensions treated as images (the formats person_erase reads and writes).
 IMAGE_EXTENSIONS = tuple(sorted(SAVE_FORMATS))
 #: Folder inside OUT_DIR holding the journal and the segmentation cache.
@@ -70,6 +73,8 @@ MANIFEST_COLUMNS = ("path", "select", "keep", "policy")
 #: Segmenter names whose engine runs in the cloud (pipelined threads instead of a process pool).
 CLOUD_ENGINES = ("dashscope",)
 CACHE_VERSION = 1
+#: Status-query interval of cloud tasks in a batch once a task is due (seconds).
+CLOUD_POLL_S = 0.025
 
 
 # --- what to do ------------------------------------------------------------------------------------
@@ -441,6 +446,11 @@ def _engine(kind: str, spec: str, options: dict[str, Any]) -> Any:
         eng = _ENGINES.get(key)
     if eng is None:
         eng = get_segmenter(spec, **options) if kind == "segmenter" else get_eraser(spec, **options)
+        client = getattr(eng, "client", None)
+        if client is not None and hasattr(client, "poll_interval_s"):
+            # the batch sleeps until shortly before a task is due (see _CloudHooks), then polls finely
+            client.poll_interval_s = min(client.poll_interval_s, CLOUD_POLL_S)
+            client.max_poll_interval_s = min(client.max_poll_interval_s, 2 * CLOUD_POLL_S)
         with _ENGINES_LOCK:
             _ENGINES[key] = eng
     return eng
@@ -581,8 +591,9 @@ class _CloudHooks:
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
         self._local = threading.local()
+        self._expected: dict[str, float] = {}
 
-    def _run(self, item_id: str, stage: str, submit: Callable[[], str], collect: Callable[[str], Any]) -> Any:
+    def _run(self, item_id: str, stage: str, engine: Any, submit: Callable[[], str], collect: Callable[[str], Any]) -> Any:
         st = self.journal.stage(item_id, stage)
         task = st[1] if st else None
         if task:
@@ -597,14 +608,28 @@ class _CloudHooks:
                 return out
         self.journal.set_stage(item_id, stage, "submitting")
         task = submit()
+        t_submit = time.monotonic()
         self.journal.set_stage(item_id, stage, "submitted", task_id=task)  # committed before any polling
+        # Poll finely, but only from shortly before the task is expected to end (learnt from earlier
+        # tasks): a result is picked up within ~0.1 s without querying the service many times a second.
+        expected = self._expected.get(stage)
+        if expected:
+            time.sleep(max(0.0, t_submit + 0.9 * expected - time.monotonic()))
+        t_poll = time.monotonic()
         out = collect(task)
+        # how long the task itself took: until the poll that saw it finished (not the download after it)
+        call = getattr(engine, "last_call", None)
+        wait_ms = (getattr(call, "timings_ms", None) or {}).get("wait")
+        took = (t_poll - t_submit) + (wait_ms / 1e3 if wait_ms is not None else time.monotonic() - t_poll)
+        logger.debug("%s task %s: slept %.3f s, finished %.3f s after submit, collected %.3f s after submit",
+                     stage, task, t_poll - t_submit, took, time.monotonic() - t_submit)
+        self._expected[stage] = took if not expected else 0.7 * expected + 0.3 * took
         self.journal.set_stage(item_id, stage, "done")
         return out
 
     def segment(self, seg: Any, pixels: np.ndarray) -> Instances:
         item_id = self._local.item_id
-        people = self._run(item_id, "segment", lambda: seg.submit(pixels), lambda t: seg.collect(t, size=pixels.shape[:2]))
+        people = self._run(item_id, "segment", seg, lambda: seg.submit(pixels), lambda t: seg.collect(t, size=pixels.shape[:2]))
         return people
 
     def eraser(self, inner: Any, job: dict[str, Any]) -> Any:
@@ -629,7 +654,7 @@ class _JournaledEraser:
 
     def erase(self, image: np.ndarray, erase: np.ndarray, *, keep: np.ndarray | None = None) -> np.ndarray:
         out = self.hooks._run(
-            self.item_id, "erase",
+            self.item_id, "erase", self.inner,
             lambda: self.inner.submit(image, erase, keep=keep),
             lambda t: self.inner.collect(t, image, erase, keep=keep),
         )

@@ -60,6 +60,20 @@ class FigureSegmenter:
         return Instances.from_engine(masks, min_area=20, meta={"engine": "figures"})
 
 
+def figure_labels(image: np.ndarray) -> np.ndarray:
+    """(H, W) uint8 label map of the figures (a fast segment backend for the fake DashScope server)."""
+    people = FigureSegmenter().segment(image)
+    return people.to_label_map()
+
+
+def flat_fill(image: np.ndarray, erase: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """A cheap erase backend for the fake server: the hole gets the mean colour outside it."""
+    out = image.copy()
+    if erase.any() and (~erase).any():
+        out[erase] = image[~erase].mean(axis=0).astype(np.uint8)
+    return out
+
+
 class LoggedTelea:
     """The real ``telea`` eraser, logging each call."""
 
@@ -81,3 +95,70 @@ class LoggedTelea:
 
 register_segmenter("figures", lambda **kw: FigureSegmenter(**kw))
 register_eraser("logged_telea", lambda **kw: LoggedTelea(**kw))
+
+
+# --- a fake DashScope server in its own process (like the real, remote service) -------------------
+
+
+class ServerProcess:
+    """``FakeDashScope`` with ``figure_labels`` + ``flat_fill`` backends in a child process on 127.0.0.1.
+
+    The child prints its port, serves until its stdin closes (or it is killed), and never shares this
+    process's GIL, so timings of the client are not disturbed by the server's work.
+    """
+
+    def __init__(self, latency_seg: float = 0.05, latency_erase: float = 0.05, **knobs: object) -> None:
+        self.knobs = {"latency_seg": latency_seg, "latency_erase": latency_erase, **knobs}
+        self.proc: object = None
+        self.port: int | None = None
+
+    def __enter__(self) -> ServerProcess:
+        import json
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        here = Path(__file__).resolve().parent
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here.parent), str(here), os.environ.get("PYTHONPATH", "")])}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "import _fake_engines, sys, json; _fake_engines._serve_child(json.loads(sys.argv[1]))",
+             json.dumps(self.knobs)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True,
+        )
+        line = self.proc.stdout.readline()  # type: ignore[attr-defined]
+        if not line.strip().isdigit():
+            self.proc.kill()  # type: ignore[attr-defined]
+            raise RuntimeError(f"the fake server did not start: {line!r}")
+        self.port = int(line)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        p = self.proc
+        if p is not None:
+            try:
+                p.stdin.close()  # type: ignore[attr-defined]
+                p.wait(timeout=15)  # type: ignore[attr-defined]
+            except Exception:  # noqa: BLE001 - make sure it is gone
+                p.kill()  # type: ignore[attr-defined]
+                p.wait()  # type: ignore[attr-defined]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/v1"
+
+    def stats(self) -> dict:
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/_fake/stats", timeout=10) as rsp:
+            return json.loads(rsp.read())
+
+
+def _serve_child(knobs: dict) -> None:
+    import sys
+
+    from person_erase.fakecloud import FakeDashScope
+
+    with FakeDashScope(segment_backend=figure_labels, erase_backend=flat_fill, **knobs) as fake:
+        print(fake.port, flush=True)
+        sys.stdin.read()  # until the parent closes our stdin (or exits)

@@ -1,0 +1,154 @@
+"""Batch throughput: the pipelined cloud path against the fake DashScope server, and local workers.
+
+Cloud: the fake server (loopback, random port) with injected task latencies (default seg 1 s, erase
+2 s) over N images (default 20). With 1 task in flight per model the best possible throughput is
+1 / max(stage latency); a sequential loop gets 1 / (sum of latencies). We report
+
+* ``steady_ratio``: (N - 1) / (time between the first and the last finished image), divided by the bound
+  (the pipeline's rate once it is full — the figure the goal of >= 0.95 refers to);
+* ``end_to_end_ratio``: N / total wall time, divided by the bound (includes filling the pipeline);
+* ``sequential_ratio``: what a plain loop (segment then erase, one image at a time) would get.
+
+Local: images/s of the process pool with 1 and 2 workers, on the same pictures with a real local
+eraser (``telea`` by default, ``--eraser patchmatch`` for the slow one) and the fast figure segmenter
+from ``tests/_fake_engines.py`` (so the numbers measure the batch machinery plus the eraser).
+
+Prints JSON, then a table. Not a test: nothing here asserts.
+
+    python benchmarks/bench_batch.py [--n 20] [--seg 1.0] [--erase 2.0] [--local-n 24] [--skip-cloud]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+
+class _Times:
+    """A BatchProgress that records when each image finished."""
+
+    def __init__(self) -> None:
+        self.t: list[float] = []
+
+    def start(self, total: int) -> None:
+        self.t0 = time.monotonic()
+
+    def item(self, item, counts) -> None:  # noqa: ANN001
+        self.t.append(time.monotonic())
+
+    def close(self) -> None:
+        pass
+
+
+def make_images(folder: Path, n: int, size: tuple[int, int]) -> None:
+    from PIL import Image
+
+    from tests.conftest import make_scene
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        img, _ = make_scene(1 + i % 3, size=size, seed=i)
+        Image.fromarray(img).save(folder / f"img{i:03d}.png")
+
+
+def bench_cloud(n: int, seg_s: float, erase_s: float, work: Path) -> dict:
+    from _fake_engines import ServerProcess
+
+    from person_erase.batch import BatchParams, run_batch
+
+    src = work / "cloud_in"
+    make_images(src, n, (240, 320))
+    # the server runs in its own process, like the real remote service (it must not share our GIL)
+    with ServerProcess(latency_seg=seg_s, latency_erase=erase_s) as fake:
+        os.environ["DASHSCOPE_API_KEY"] = "sk-bench"
+        os.environ["DASHSCOPE_HTTP_BASE_URL"] = fake.base_url
+        import dashscope  # noqa: F401 - the SDK's import (~1 s) is not part of the batch's throughput
+
+        times = _Times()
+        t0 = time.monotonic()
+        summary = run_batch(src, work / "cloud_out", params=BatchParams(segmenter="dashscope", eraser="dashscope"), progress=times)
+        wall = time.monotonic() - t0
+        stats = fake.stats()
+    bound = 1.0 / max(seg_s, erase_s)
+    steady = (len(times.t) - 1) / (times.t[-1] - times.t[0]) if len(times.t) > 1 else 0.0
+    return {
+        "images": n,
+        "latency_seg_s": seg_s,
+        "latency_erase_s": erase_s,
+        "done": summary.done,
+        "failed": summary.failed,
+        "wall_s": round(wall, 2),
+        "bound_img_per_s": round(bound, 4),
+        "steady_img_per_s": round(steady, 4),
+        "steady_ratio": round(steady / bound, 3),
+        "end_to_end_ratio": round(n / wall / bound, 3),
+        "sequential_ratio": round((1.0 / (seg_s + erase_s)) / bound, 3),
+        "submitted": stats.get("submitted"),
+        "queried": stats.get("queried"),
+    }
+
+
+def bench_local(n: int, eraser: str, work: Path) -> dict:
+    from person_erase.batch import BatchParams, run_batch
+
+    src = work / "local_in"
+    make_images(src, n, (480, 640))
+    out: dict = {"images": n, "eraser": eraser, "size": "640x480"}
+    for workers in (1, 2):
+        dest = work / f"local_out_{workers}"
+        t0 = time.monotonic()
+        summary = run_batch(src, dest, params=BatchParams(segmenter="figures", eraser=eraser), workers=workers,
+                            plugins=("tests._fake_engines",))
+        wall = time.monotonic() - t0
+        out[f"workers_{workers}"] = {"wall_s": round(wall, 2), "img_per_s": round(summary.done / wall, 3), "done": summary.done}
+    out["speedup_2_vs_1"] = round(out["workers_2"]["img_per_s"] / out["workers_1"]["img_per_s"], 2)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=20, help="images for the cloud run")
+    ap.add_argument("--seg", type=float, default=1.0, help="segmentation task latency, s")
+    ap.add_argument("--erase", type=float, default=2.0, help="erase task latency, s")
+    ap.add_argument("--local-n", type=int, default=24, help="images for the local runs")
+    ap.add_argument("--eraser", default="telea", help="local eraser (telea, patchmatch)")
+    ap.add_argument("--skip-cloud", action="store_true")
+    ap.add_argument("--skip-local", action="store_true")
+    args = ap.parse_args()
+    os.chdir(REPO)
+    results: dict = {}
+    with tempfile.TemporaryDirectory(prefix="pe-bench-batch-") as tmp:
+        work = Path(tmp)
+        if not args.skip_cloud:
+            results["cloud"] = bench_cloud(args.n, args.seg, args.erase, work)
+        if not args.skip_local:
+            results["local"] = bench_local(args.local_n, args.eraser, work)
+    print(json.dumps(results, indent=2))
+    if "cloud" in results:
+        c = results["cloud"]
+        print(f"\ncloud pipeline, {c['images']} images, seg {c['latency_seg_s']} s + erase {c['latency_erase_s']} s")
+        print(f"  bound 1/max(latency)   {c['bound_img_per_s']:.3f} img/s")
+        print(f"  steady-state           {c['steady_img_per_s']:.3f} img/s  ratio {c['steady_ratio']:.3f}")
+        print(f"  end to end             ratio {c['end_to_end_ratio']:.3f} (wall {c['wall_s']} s)")
+        print(f"  sequential loop        ratio {c['sequential_ratio']:.3f}")
+        print(f"  tasks submitted        {c['submitted']}, status queries {c['queried']}")
+    if "local" in results:
+        lo = results["local"]
+        print(f"\nlocal pool, {lo['images']} images {lo['size']}, eraser {lo['eraser']}")
+        for w in (1, 2):
+            r = lo[f"workers_{w}"]
+            print(f"  {w} worker{'s' if w > 1 else ' '}  {r['img_per_s']:.2f} img/s  ({r['wall_s']} s)")
+        print(f"  speed-up 2 vs 1: {lo['speedup_2_vs_1']}x")
+
+
+if __name__ == "__main__":
+    main()
