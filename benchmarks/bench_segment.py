@@ -1,0 +1,104 @@
+"""Benchmark the local segmenter's presets on the dev sets.
+
+    python benchmarks/bench_segment.py [--data DIR ...] [--quality fast balanced best] [--json-only]
+
+Per dataset and preset: recall@IoU0.5 (overall and per COCO size bucket), mean matched IoU, unmatched
+predictions per image, redaction coverage share, segmentation ms per image, and the raw YOLOX-nano
+inference ms at 416 measured in the same run (so a slow machine shows as slow on both). Prints JSON,
+then a table. Default data: ``../shared/data/{persons,coco-persons-dev}`` next to the repo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from devset import DEFAULT_SETS, Score, dataset_dirs, load_samples  # noqa: E402
+
+from person_erase.segmenters.local import PRESETS, LocalSegmenter  # noqa: E402
+
+
+def run(data: list[Path], qualities: list[str], repeat: int = 1) -> list[dict]:
+    rows = []
+    sets = {d.name: list(load_samples(d)) for d in data}
+    for q in qualities:
+        seg = LocalSegmenter(q)
+        det = seg._det()  # the same detector session, for the raw-inference reference timing
+        for name, samples in sets.items():
+            seg.segment(samples[0].image)  # warm-up (lazy sessions, first-call allocations)
+            score = Score()
+            seg_ms, raw_ms, det_ms = [], [], []
+            for s in samples:
+                best = None
+                for _ in range(repeat):
+                    t0 = time.perf_counter()
+                    people = seg.segment(s.image)
+                    dt = (time.perf_counter() - t0) * 1e3
+                    best = dt if best is None else min(best, dt)
+                seg_ms.append(best)
+                det_ms.append(seg.last_timings["detect_ms"])
+                t0 = time.perf_counter()
+                det.raw(s.image, 416)
+                raw_ms.append((time.perf_counter() - t0) * 1e3)
+                score.add(s, np.asarray(people.masks))
+            summary = score.summary()
+            summary.update(
+                dataset=name,
+                quality=q,
+                seg_ms_mean=round(float(np.mean(seg_ms)), 1),
+                seg_ms_p90=round(float(np.percentile(seg_ms, 90)), 1),
+                detect_ms_mean=round(float(np.mean(det_ms)), 1),
+                yolox416_raw_ms_mean=round(float(np.mean(raw_ms)), 1),
+                misses=score.misses,
+            )
+            rows.append(summary)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    head = (
+        f"{'dataset':18} {'quality':9} {'people':>6} {'recall':>6} {'small':>6} {'medium':>6} {'large':>6} "
+        f"{'mIoU':>5} {'FP/img':>6} {'cover':>6} {'seg ms':>7} {'det ms':>7} {'yolox416':>8}"
+    )
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        by = r["recall_by_size"]
+        lines.append(
+            f"{r['dataset']:18} {r['quality']:9} {r['people']:>6} {r['recall']:>6.3f} "
+            f"{by.get('small', float('nan')):>6.3f} {by.get('medium', float('nan')):>6.3f} "
+            f"{by.get('large', float('nan')):>6.3f} {r['mean_matched_iou']:>5.3f} "
+            f"{r['unmatched_pred_per_image']:>6.2f} {r['coverage_share']:>6.3f} {r['seg_ms_mean']:>7.1f} "
+            f"{r['detect_ms_mean']:>7.1f} {r['yolox416_raw_ms_mean']:>8.1f}"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", nargs="+", default=list(DEFAULT_SETS), help="dataset folders or names under ../shared/data")
+    ap.add_argument("--quality", nargs="+", default=list(PRESETS), choices=list(PRESETS))
+    ap.add_argument("--repeat", type=int, default=1, help="time each photo this many times, keep the best")
+    ap.add_argument("--json-only", action="store_true")
+    args = ap.parse_args(argv)
+    data = dataset_dirs(args.data)
+    if not data:
+        print(f"no dev sets found among {args.data}", file=sys.stderr)
+        return 2
+    rows = run(data, args.quality, repeat=args.repeat)
+    print(json.dumps(rows, indent=1))
+    if not args.json_only:
+        print()
+        print(table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
