@@ -234,8 +234,26 @@ class DashScopeClient:
             raise InputError(f"cannot upload {text!r} to DashScope: no such file")
         import requests
         from dashscope.common.error import DashScopeException
-        from dashscope.utils.oss_utils import check_and_upload_local
+        from dashscope.utils.oss_utils import OssUtils, check_and_upload_local
 
+        if certificate is None:  # fetched here so a refusal keeps the service's code (e.g. InvalidApiKey)
+            try:
+                rsp = OssUtils.get_upload_certificate(
+                    model=model, api_key=self._key.get_secret_value(), base_address=self.base_url
+                )
+            except requests.RequestException as exc:
+                raise self._error(
+                    f"cannot reach DashScope at {self.base_url} for an upload credential: {type(exc).__name__}",
+                    code="ConnectionError",
+                ) from None
+            if rsp.status_code != 200 or not isinstance(rsp.output, dict):
+                raise self._error(
+                    f"DashScope refused an upload credential for {model}: {rsp.message or 'no message'}",
+                    code=rsp.code or f"HTTP{rsp.status_code}",
+                    request_id=rsp.request_id or None,
+                    status_code=int(rsp.status_code),
+                )
+            certificate = rsp.output
         try:
             _, url, cert = check_and_upload_local(
                 model=model,

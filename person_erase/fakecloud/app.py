@@ -281,6 +281,9 @@ def create_app(state: FakeState) -> Any:
             code, message = created
             state.count_rejected(code)
             return _json_error(429, code, message)
+        with state.lock:
+            state.stats["last_inputs"][model] = sorted(inp)
+            state.stats["last_headers"] = {"oss_resolve": oss}
         return JSONResponse({"request_id": _rid(), "output": {"task_id": created.task_id, "task_status": "PENDING"}})
 
     @app.get("/api/v1/tasks/{task_id}")

@@ -162,6 +162,9 @@ class FakeState:
                 "failed": {m: 0 for m in MODELS},
                 "uploads": 0,
                 "downloads": 0,
+                "last_parameters": {},
+                "last_inputs": {},
+                "last_image_size": {},
                 "faults": {"submit_errors": 0, "query_errors": 0, "throttled_burst": 0, "dropped_downloads": 0, "failed_tasks": 0},
             }
 
@@ -258,6 +261,10 @@ class FakeState:
             self.tasks[task.task_id] = task
             self.accepted[model].append(time.monotonic())
             self.stats["submitted"][model] += 1
+            self.stats["last_parameters"][model] = dict(parameters)
+            if "image" in inputs:
+                h, w = inputs["image"].shape[:2]
+                self.stats["last_image_size"][model] = [int(w), int(h)]
             while len(self.tasks) > self.max_tasks:
                 oldest = next((k for k, t in self.tasks.items() if not t.in_flight), None)
                 if oldest is None:
@@ -387,30 +394,31 @@ def encode_labels(labels: np.ndarray) -> bytes:
 
 
 def visualise(image: np.ndarray, labels: np.ndarray) -> bytes:
-    from PIL import Image as PILImage
+    import cv2
 
     from ..instances import PALETTE
 
-    out = image.astype(np.float32)
-    for k in np.unique(labels):
-        if k == 0:
-            continue
-        m = labels == k
-        out[m] = 0.5 * out[m] + 0.5 * PALETTE[(int(k) - 1) % len(PALETTE)]
-    buf = io.BytesIO()
-    PILImage.fromarray(out.astype(np.uint8)).save(buf, format="JPEG", quality=85)
-    return buf.getvalue()
+    lut = np.zeros((65536 if labels.dtype.itemsize > 1 else 256, 3), np.uint8)
+    lut[1:] = PALETTE[np.arange(len(lut) - 1) % len(PALETTE)]
+    lab = labels.astype(np.uint16 if len(lut) > 256 else np.uint8)
+    colour = lut[lab]
+    blend = cv2.addWeighted(image, 0.5, colour, 0.5, 0)
+    out = np.where((lab > 0)[:, :, None], blend, image)
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(out[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 85])
+    return buf.tobytes()
 
 
 def encode_result(image: np.ndarray, fmt: str) -> bytes:
-    from PIL import Image as PILImage
+    import cv2
 
-    buf = io.BytesIO()
+    bgr = np.ascontiguousarray(image[:, :, ::-1])
     if fmt == "png":
-        PILImage.fromarray(image).save(buf, format="PNG", compress_level=3)
+        ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
     else:
-        PILImage.fromarray(image).save(buf, format="JPEG", quality=92)
-    return buf.getvalue()
+        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 92])
+    if not ok:
+        raise ValueError("could not encode the result")
+    return buf.tobytes()
 
 
 def watermark(image: np.ndarray) -> np.ndarray:

@@ -1,0 +1,80 @@
+"""Pytest fixtures for the cloud tests: a fake DashScope server on 127.0.0.1, a random free port.
+
+Import the fixtures into a test module (``from tests.cloud_server import fake_cloud  # noqa: F401``) or
+list this module in ``pytest_plugins``. The server uses small latencies and, until the local engines are
+what a test wants, simple deterministic backends: ``blob_segmenter`` (connected components of pixels far
+from the photo's median colour) and OpenCV Telea inpainting.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+import pytest
+
+from person_erase.cloud import limits
+from person_erase.fakecloud import FakeDashScope
+from person_erase.fakecloud.state import telea_erase
+
+#: A key distinctive enough to search for in captured output.
+TEST_KEY = "sk-pe-test-7f3a9c1e5b2d4f60a8c7"
+
+#: Client options that keep tests quick (the real defaults poll once a second).
+FAST = {"poll_interval_s": 0.05, "max_poll_interval_s": 0.2, "backoff_s": 0.05, "max_backoff_s": 0.3, "timeout_s": 30.0}
+
+
+def blob_segmenter(image: np.ndarray) -> np.ndarray:
+    """Label map of the blobs in ``image``: components far from the median colour, 300 px or more."""
+    step = max(1, int(np.sqrt(image.shape[0] * image.shape[1] / 250_000)))
+    median = np.median(image[::step, ::step].reshape(-1, 3), axis=0)
+    far = np.abs(image.astype(np.int16) - median).sum(axis=2) > 90
+    n, labels = cv2.connectedComponents(far.astype(np.uint8), connectivity=8)
+    sizes = np.bincount(labels.ravel(), minlength=n)
+    lut = np.zeros(n, np.uint8)
+    big = [i for i in range(1, n) if sizes[i] >= 300]
+    lut[big] = np.arange(1, len(big) + 1)
+    return lut[labels]
+
+
+def make_scene(height: int, width: int, people: list[tuple[float, float, float]], *, seed: int = 0) -> np.ndarray:
+    """A textured grey-green scene with saturated "people" (head + body) at (cx, cy, height) fractions.
+
+    Returns (H, W, 3) uint8 RGB.
+    """
+    rng = np.random.default_rng(seed)
+    yy = np.arange(height, dtype=np.float32)[:, None]
+    xx = np.arange(width, dtype=np.float32)[None, :]
+    img = np.empty((height, width, 3), np.uint8)
+    img[:, :, 0] = np.clip(90 + 30 * np.sin(xx / 37.0) + 0 * yy, 0, 255)
+    img[:, :, 1] = np.clip(110 + 20 * np.cos(yy / 23.0) + 0 * xx, 0, 255)
+    img[:, :, 2] = np.clip(95 + 10 * np.sin((xx + yy) / 51.0), 0, 255)
+    tile = rng.integers(-6, 7, (min(height, 256), min(width, 256), 3), dtype=np.int16)
+    reps = (-(-height // tile.shape[0]), -(-width // tile.shape[1]), 1)
+    img = np.clip(img + np.tile(tile, reps)[:height, :width], 0, 255).astype(np.uint8)
+    colours = [(230, 40, 40), (40, 40, 230), (240, 220, 30), (230, 40, 230)]
+    for i, (cx, cy, ph) in enumerate(people):
+        c = colours[i % len(colours)]
+        x, y, h = int(cx * width), int(cy * height), int(ph * height)
+        w = max(4, h // 3)
+        cv2.rectangle(img, (x - w // 2, y - h // 2 + h // 5), (x + w // 2, y + h // 2), c, -1)
+        cv2.circle(img, (x, y - h // 2 + h // 10), max(3, h // 10), c, -1)
+    return img
+
+
+@pytest.fixture
+def fake_cloud(monkeypatch: pytest.MonkeyPatch):
+    """A running ``FakeDashScope`` with the environment pointing at it; stopped (and checked) afterwards."""
+    before = {t.ident for t in threading.enumerate()}
+    fake = FakeDashScope(segment_backend=blob_segmenter, erase_backend=telea_erase, latency_seg=0.05, latency_erase=0.05)
+    with fake:
+        monkeypatch.setenv("DASHSCOPE_API_KEY", TEST_KEY)
+        monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", fake.base_url)
+        yield fake
+    # No task slot may outlive a test (a leaked slot would stall the next one for its lease).
+    for lim in list(limits._LIMITERS.values()):
+        with lim._cond:
+            lim._held.clear()
+    leftover = [t for t in threading.enumerate() if t.ident not in before and t.name.startswith("fake-dashscope")]
+    assert not leftover, f"fake server threads left running: {leftover}"

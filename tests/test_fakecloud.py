@@ -1,0 +1,240 @@
+# ruff: noqa: F811  (pytest fixtures imported from tests.cloud_server)
+"""The bundled DashScope-compatible server: protocol, validation, limits and bad input, over real HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+from PIL import Image as PILImage
+
+from person_erase.cloud import ERASE_MODEL, SEGMENT_MODEL, DashScopeClient
+from person_erase.errors import CloudError
+from person_erase.fakecloud.cli import add_serve_arguments
+from tests.cloud_server import FAST, TEST_KEY, fake_cloud, make_scene  # noqa: F401
+
+SUBMIT = "/api/v1/services/aigc/image2image/image-synthesis"
+AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
+ASYNC = {**AUTH, "X-DashScope-Async": "enable"}
+
+
+def post(fake, path: str, **kw) -> httpx.Response:
+    return httpx.post(f"{fake.root_url}{path}", timeout=30, **kw)
+
+
+def assert_ds_error(rsp: httpx.Response, status: int, code: str) -> dict:
+    assert rsp.status_code == status, rsp.text
+    assert rsp.headers["content-type"].startswith("application/json")
+    body = rsp.json()
+    assert body["code"] == code and body["message"] and body["request_id"]
+    return body
+
+
+def uploaded(fake, tmp_path: Path, model: str, arr: np.ndarray, name: str = "img.png") -> str:
+    c = DashScopeClient(api_key=TEST_KEY, base_url=fake.base_url, **FAST)
+    path = tmp_path / name
+    PILImage.fromarray(arr).save(path)
+    return c.upload(path, model=model)[0]
+
+
+@pytest.mark.parametrize(
+    ("headers", "body", "status", "code"),
+    [
+        ({}, {"model": SEGMENT_MODEL, "input": {"image_url": "x"}}, 401, "InvalidApiKey"),
+        ({"Authorization": "Basic abc", "X-DashScope-Async": "enable"}, {"model": SEGMENT_MODEL}, 401, "InvalidApiKey"),
+        ({"Authorization": "Bearer"}, {"model": SEGMENT_MODEL}, 401, "InvalidApiKey"),
+        (AUTH, {"model": SEGMENT_MODEL, "input": {"image_url": "x"}}, 403, "AccessDenied"),
+        (ASYNC, [1, 2, 3], 400, "InvalidParameter.JsonPhrase"),
+        (ASYNC, {"input": {"image_url": "x"}}, 400, "BadRequest.EmptyModel"),
+        (ASYNC, {"model": "wanx-v1", "input": {"image_url": "x"}}, 400, "InvalidParameter"),
+        (ASYNC, {"model": SEGMENT_MODEL}, 400, "BadRequest.EmptyInput"),
+        (ASYNC, {"model": SEGMENT_MODEL, "input": {"mask_url": "x"}}, 400, "InvalidParameter"),
+        (ASYNC, {"model": ERASE_MODEL, "input": {"image_url": "x"}}, 400, "InvalidParameter"),
+        (ASYNC, {"model": ERASE_MODEL, "input": {"image_url": "x", "mask_url": "y"}, "parameters": {"fast_mode": 1}}, 400, "InvalidParameter"),
+        (ASYNC, {"model": ERASE_MODEL, "input": {"image_url": "x", "mask_url": "y"}, "parameters": "fast"}, 400, "InvalidParameter"),
+    ],
+)
+def test_submit_validation(fake_cloud, headers, body, status, code):
+    assert_ds_error(post(fake_cloud, SUBMIT, headers=headers, json=body), status, code)
+    assert sum(fake_cloud.stats()["submitted"].values()) == 0
+
+
+def test_bad_bodies_get_dashscope_errors(fake_cloud):
+    assert_ds_error(post(fake_cloud, SUBMIT, headers={**ASYNC, "Content-Type": "application/json"}, content=b"{not json"), 400, "InvalidParameter.JsonPhrase")
+    assert_ds_error(post(fake_cloud, SUBMIT, headers={**ASYNC, "Content-Type": "application/json"}, content=b"\xff\xfe\x00"), 400, "InvalidParameter.JsonPhrase")
+    assert_ds_error(post(fake_cloud, SUBMIT, headers={**ASYNC, "Content-Type": "text/plain"}, content=b"hello"), 400, "InvalidParameter")
+    assert_ds_error(post(fake_cloud, SUBMIT, headers={**ASYNC, "Content-Type": "application/json"}, content=b"x" * (3 * 1024 * 1024)), 413, "InvalidParameter")
+    huge = b'{"model": "' + b"a" * (20 * 1024 * 1024) + b'"}'
+    assert_ds_error(post(fake_cloud, SUBMIT, headers={**ASYNC, "Content-Type": "application/json"}, content=huge), 413, "InvalidParameter")
+    assert_ds_error(httpx.get(f"{fake_cloud.root_url}/api/v1/nowhere", timeout=10), 404, "NotFound")
+    assert_ds_error(httpx.get(f"{fake_cloud.root_url}{SUBMIT}", timeout=10), 405, "MethodNotAllowed")
+    assert_ds_error(httpx.get(f"{fake_cloud.root_url}/api/v1/tasks/abc", timeout=10), 401, "InvalidApiKey")
+    assert_ds_error(post(fake_cloud, "/_fake/config", content=b'{"no_such_knob": 1}'), 400, "InvalidParameter")
+    assert_ds_error(post(fake_cloud, "/_fake/config", content=b'{"failure_rate": 7}'), 400, "InvalidParameter")
+    # Still alive and counting.
+    assert httpx.get(f"{fake_cloud.root_url}/_fake/health", timeout=10).json() == {"ok": True}
+    assert fake_cloud.stats()["rejected"]["InvalidParameter.JsonPhrase"] == 2
+
+
+def test_upload_endpoint_rejects_bad_posts(fake_cloud, tmp_path):
+    rsp = httpx.get(f"{fake_cloud.base_url}/uploads", params={"action": "getPolicy", "model": SEGMENT_MODEL}, headers=AUTH, timeout=10)
+    data = rsp.json()["data"]
+    assert data["upload_host"].startswith(fake_cloud.root_url)
+    form = {
+        "OSSAccessKeyId": data["oss_access_key_id"],
+        "Signature": data["signature"],
+        "policy": data["policy"],
+        "key": data["upload_dir"] + "/a.png",
+        "x-oss-object-acl": "private",
+        "x-oss-forbid-overwrite": "true",
+        "success_action_status": "200",
+    }
+    files = {"file": ("a.png", b"\x89PNG fake", "image/png")}
+    assert httpx.post(data["upload_host"], data=form, files=files, timeout=10).status_code == 200
+    again = httpx.post(data["upload_host"], data=form, files=files, timeout=10)
+    assert again.status_code == 409 and b"FileAlreadyExists" in again.content
+    forged = httpx.post(data["upload_host"], data={**form, "Signature": "bad", "key": data["upload_dir"] + "/b.png"}, files=files, timeout=10)
+    assert forged.status_code == 403 and b"SignatureDoesNotMatch" in forged.content
+    outside = httpx.post(data["upload_host"], data={**form, "key": "elsewhere/c.png"}, files=files, timeout=10)
+    assert outside.status_code == 403
+    plain = httpx.post(data["upload_host"], content=b"not multipart", headers={"Content-Type": "text/plain"}, timeout=10)
+    assert plain.status_code == 400 and b"<Error>" in plain.content
+    broken = httpx.post(data["upload_host"], content=b"--x\r\ngarbage", headers={"Content-Type": "multipart/form-data; boundary=x"}, timeout=10)
+    assert broken.status_code == 400
+    bad_model = httpx.get(f"{fake_cloud.base_url}/uploads", params={"action": "getPolicy", "model": "nope"}, headers=AUTH, timeout=10)
+    assert_ds_error(bad_model, 400, "InvalidParameter")
+    assert fake_cloud.stats()["uploads"] == 1
+
+
+def test_task_lifecycle_and_result_urls(fake_cloud, tmp_path):
+    fake_cloud.configure(latency_seg=0.6)
+    url = uploaded(fake_cloud, tmp_path, SEGMENT_MODEL, make_scene(600, 600, [(0.5, 0.5, 0.5)]))
+    rsp = post(fake_cloud, SUBMIT, headers={**ASYNC, "X-DashScope-OssResourceResolve": "enable"}, json={"model": SEGMENT_MODEL, "input": {"image_url": url}, "parameters": {}})
+    assert rsp.status_code == 200
+    out = rsp.json()["output"]
+    assert out["task_status"] == "PENDING"
+    seen = []
+    body: dict = {}
+    for _ in range(100):
+        body = httpx.get(f"{fake_cloud.base_url}/tasks/{out['task_id']}", headers=AUTH, timeout=10).json()
+        status = body["output"]["task_status"]
+        if not seen or seen[-1] != status:
+            seen.append(status)
+        if status in ("SUCCEEDED", "FAILED"):
+            break
+        time.sleep(0.05)
+    assert seen[-2:] == ["RUNNING", "SUCCEEDED"]
+    assert body["usage"] == {"image_count": 1}
+    o = body["output"]
+    assert {"submit_time", "scheduled_time", "end_time", "output_image_url", "output_vis_image_url"} <= set(o)
+    mask = np.asarray(PILImage.open(io.BytesIO(httpx.get(o["output_image_url"], timeout=10).content)))
+    assert mask.shape == (600, 600) and mask.max() == 1
+    vis = PILImage.open(io.BytesIO(httpx.get(o["output_vis_image_url"], timeout=10).content))
+    assert vis.size == (600, 600)
+    tampered = o["output_image_url"].replace("Signature=", "Signature=x")
+    assert httpx.get(tampered, timeout=10).status_code == 403
+    unknown = httpx.get(f"{fake_cloud.base_url}/tasks/no-such-task", headers=AUTH, timeout=10).json()
+    assert unknown["output"]["task_status"] == "UNKNOWN"
+
+
+def test_oss_input_needs_resolve_header(fake_cloud, tmp_path):
+    url = uploaded(fake_cloud, tmp_path, SEGMENT_MODEL, make_scene(600, 600, [(0.5, 0.5, 0.5)]))
+    rsp = post(fake_cloud, SUBMIT, headers=ASYNC, json={"model": SEGMENT_MODEL, "input": {"image_url": url}})
+    task_id = rsp.json()["output"]["task_id"]
+    c = DashScopeClient(api_key=TEST_KEY, base_url=fake_cloud.base_url, **FAST)
+    with pytest.raises(CloudError) as info:
+        c.wait(task_id)
+    assert info.value.code == "InvalidParameter.FileDownload" and "OssResourceResolve" in str(info.value)
+
+
+def test_server_enforces_rate_and_in_flight_limits(fake_cloud, tmp_path):
+    """Straight through the SDK (our client paces itself, so it would never trip these)."""
+    from dashscope.client.base_api import BaseAsyncApi
+
+    url = uploaded(fake_cloud, tmp_path, SEGMENT_MODEL, make_scene(600, 600, [(0.5, 0.5, 0.5)]))
+
+    def submit():
+        return BaseAsyncApi.async_call(
+            model=SEGMENT_MODEL, input={"image_url": url}, task_group="aigc", task="image2image", function="image-synthesis",
+            api_key=TEST_KEY, base_address=fake_cloud.base_url, headers={"X-DashScope-OssResourceResolve": "enable"},
+        )
+
+    fake_cloud.configure(latency_seg=2.0)
+    first, second = submit(), submit()
+    assert first.status_code == 200
+    assert second.status_code == 429 and second.code == "Throttling.AllocationQuota"
+    fake_cloud.configure(max_in_flight=10)
+    third, fourth = submit(), submit()  # 3 accepted within one second would break 2/s
+    assert {third.status_code, fourth.status_code} == {200, 429}
+    assert 429 in (third.status_code, fourth.status_code)
+    refused = third if third.status_code == 429 else fourth
+    assert refused.code == "Throttling.RateQuota"
+    stats = fake_cloud.stats()
+    assert stats["submitted"][SEGMENT_MODEL] == 2 and stats["throttled"][SEGMENT_MODEL] == 2
+
+
+def test_stats_and_config_endpoints(fake_cloud):
+    stats = fake_cloud.get_json("/_fake/stats")
+    assert stats["submitted"] == {SEGMENT_MODEL: 0, ERASE_MODEL: 0} and stats["queried"] == 0
+    changed = post(fake_cloud, "/_fake/config", json={"latency_erase": 0.01, "api_key": "sk-only"}).json()
+    assert changed["latency_erase"] == 0.01 and changed["api_key"] == "set"  # the key itself is never echoed
+    assert fake_cloud.get_json("/_fake/config")["api_key"] == "set"
+
+
+def test_serve_arguments():
+    parser = argparse.ArgumentParser()
+    add_serve_arguments(parser)
+    args = parser.parse_args([])
+    assert (args.host, args.port, args.segmenter, args.eraser) == ("127.0.0.1", 8765, "local", "patchmatch")
+    args = parser.parse_args(["--port", "9000", "--latency-seg", "0.1", "--throttle-next", "2", "--result-format", "jpeg"])
+    assert (args.port, args.latency_seg, args.throttle_next, args.result_format) == (9000, 0.1, 2, "jpeg")
+
+
+def test_run_serve_in_a_subprocess_serves_and_stops():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    code = (
+        "import argparse, sys\n"
+        "from person_erase.fakecloud.cli import add_serve_arguments, run_serve\n"
+        "p = argparse.ArgumentParser(); add_serve_arguments(p)\n"
+        "sys.exit(run_serve(p.parse_args(sys.argv[1:])))\n"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, "--port", str(port), "--log-level", "warning"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=root,
+    )
+    try:
+        health = None
+        for _ in range(200):
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/_fake/health", timeout=1).json()
+                break
+            except httpx.HTTPError:
+                time.sleep(0.05)
+        assert health == {"ok": True}
+        stats = json.loads(httpx.get(f"http://127.0.0.1:{port}/_fake/stats", timeout=5).content)
+        assert stats["queried"] == 0
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            _, err = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+    assert proc.returncode == 0, err.decode()
+    assert b"DASHSCOPE_HTTP_BASE_URL=http://127.0.0.1:" in err
+    assert b"Traceback" not in err
