@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import sys
 import tempfile
 import time
@@ -130,8 +131,11 @@ def execute(nb: nbformat.NotebookNode, *, timeout: int = 120, build: bool = Fals
 _NOISE = ("INFO: Created TensorFlow Lite", "WARNING: All log messages before absl", "[IPKernelApp]")
 
 
+_GLOG = re.compile(r"^[IWEF]\d{4} .*\.(cc|h):\d+\]")  # glog lines from MediaPipe / TFLite
+
+
 def _noise(line: str) -> bool:
-    return line.lstrip().startswith(_NOISE)
+    return line.lstrip().startswith(_NOISE) or bool(_GLOG.match(line))
 
 
 def _merge_streams(outputs: list) -> list:

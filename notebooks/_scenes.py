@@ -71,6 +71,15 @@ LAUNCH_PAD_PEOPLE = (
 )
 
 
+#: A subject with a friend right beside her, and two people further off (for the privacy policies).
+FRIENDS_LAYOUT = (
+    (0.90, 0.30, True),
+    (0.07, 0.33, False),
+    (0.60, 0.64, True),
+    (0.36, 0.74, False),
+)
+
+
 def launch_pad(people: tuple[tuple[float, float, bool], ...] = LAUNCH_PAD_PEOPLE) -> np.ndarray:
     """(427, 640, 3) uint8 RGB: figures pasted onto the rocket photo (one large subject, smaller others)."""
     bg = np.ascontiguousarray(data.rocket()).astype(np.float32)
