@@ -1,6 +1,6 @@
 """Pytest fixtures for the cloud tests: a fake DashScope server on 127.0.0.1, a random free port.
 
-Import the fixtures into a test module (``from tests.cloud_server import fake_cloud  # noqa: F401``) or
+Import the fixtures into a test module (``from cloud_server import fake_cloud  # noqa: F401`` — tests/ is on sys.path under pytest) or
 list this module in ``pytest_plugins``. The server uses small latencies and, until the local engines are
 what a test wants, simple deterministic backends: ``blob_segmenter`` (connected components of pixels far
 from the photo's median colour) and OpenCV Telea inpainting.

@@ -9,6 +9,7 @@ import threading
 
 import numpy as np
 import pytest
+from cloud_server import FAST, TEST_KEY, fake_cloud, make_scene  # noqa: F401
 from PIL import Image as PILImage
 
 from person_erase.cloud import ERASE_MODEL, SEGMENT_MODEL, DashScopeClient
@@ -27,7 +28,6 @@ from person_erase.erasers.dashscope import DashScopeEraser
 from person_erase.errors import CloudError, InputError
 from person_erase.segmenters import get_segmenter
 from person_erase.segmenters.dashscope import DashScopeSegmenter
-from tests.cloud_server import FAST, TEST_KEY, fake_cloud, make_scene  # noqa: F401
 
 THREE = [(0.2, 0.55, 0.6), (0.5, 0.5, 0.5), (0.8, 0.55, 0.55)]
 
@@ -94,20 +94,29 @@ def test_erase_success_outside_identical(fake_cloud, scene):
 
 def test_erase_parameters_sent_and_empty_keep_omitted(fake_cloud, scene):
     people = seg().segment(scene)
+    mask = people.masks[2]
     eraser = era(dilate_flag=True, fast_mode=True, add_watermark=True)
-    out = eraser.erase(scene, people.masks[2], keep=np.zeros_like(people.masks[2]))
+    raw = eraser.erase(scene, mask, keep=np.zeros_like(mask))
     stats = fake_cloud.stats()
     assert stats["last_parameters"][ERASE_MODEL] == {"dilate_flag": True, "fast_mode": True, "add_watermark": True}
     assert stats["last_inputs"][ERASE_MODEL] == ["image_url", "mask_url"]
-    # The watermark and the service's own dilation changed pixels outside the mask: counted, not kept.
-    assert eraser.last_call.notes["service_changed_outside_px"] > 0
-    assert not (out != scene).any(axis=2)[~people.masks[2]].any()
+    # The watermark and the service's own dilation changed pixels outside the mask: returned and counted ...
+    outside = int(((raw != scene).any(axis=2) & ~mask).sum())
+    assert outside == eraser.last_call.notes["service_changed_outside_px"] > 0
+    # ... and the pipeline's compose (or compose=True) keeps only the mask's pixels.
+    from person_erase.compose import apply_eraser
+
+    out, cstats = apply_eraser(era(dilate_flag=True, add_watermark=True), scene, mask, np.zeros_like(mask))
+    assert cstats.raw_outside_changed_px > 0
+    assert not (out != scene).any(axis=2)[~mask].any()
+    out2 = era(add_watermark=True, compose=True).erase(scene, mask)
+    assert not (out2 != scene).any(axis=2)[~mask].any() and (out2 != scene).any(axis=2)[mask].mean() > 0.9
 
 
 def test_jpeg_result_changes_outside_are_counted_and_undone(fake_cloud, scene):
     fake_cloud.configure(result_format="jpeg")
     people = seg().segment(scene)
-    eraser = era()
+    eraser = era(compose=True)
     out = eraser.erase(scene, people.masks[1], keep=people.masks[0])
     assert eraser.last_call.notes["service_changed_outside_px"] > 1000
     assert not (out != scene).any(axis=2)[~people.masks[1]].any()

@@ -17,12 +17,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from cloud_server import FAST, TEST_KEY, fake_cloud, make_scene  # noqa: F401
 from PIL import Image as PILImage
 
 from person_erase.cloud import ERASE_MODEL, SEGMENT_MODEL, DashScopeClient
 from person_erase.errors import CloudError
 from person_erase.fakecloud.cli import add_serve_arguments
-from tests.cloud_server import FAST, TEST_KEY, fake_cloud, make_scene  # noqa: F401
 
 SUBMIT = "/api/v1/services/aigc/image2image/image-synthesis"
 AUTH = {"Authorization": f"Bearer {TEST_KEY}"}

@@ -127,6 +127,11 @@ def _fit_sent(arr: np.ndarray, plan: Adaptation, interpolation: int) -> np.ndarr
     return arr
 
 
+def restore_sent_size(result: np.ndarray, plan: Adaptation) -> np.ndarray:
+    """The service's result resized to exactly what was sent (it normally already is), bicubic."""
+    return _fit_sent(result, plan, cv2.INTER_CUBIC)
+
+
 def _unpad(arr: np.ndarray, plan: Adaptation) -> np.ndarray:
     t, _, left, _ = plan.pad
     sh, sw = plan.scaled
@@ -173,7 +178,10 @@ def encode_image(image: np.ndarray, *, max_bytes: int = MAX_FILE_BYTES) -> tuple
         if ok and png.nbytes <= max_bytes:
             return png.tobytes(), ".png"
     for quality in (95, 90, 85, 75, 60):
-        ok, jpg = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        params = [cv2.IMWRITE_JPEG_QUALITY, quality]
+        if quality >= 90:  # no chroma subsampling: saturated edges stay sharp
+            params += [cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444]
+        ok, jpg = cv2.imencode(".jpg", bgr, params)
         if ok and jpg.nbytes <= max_bytes:
             return jpg.tobytes(), ".jpg"
     raise InputError(

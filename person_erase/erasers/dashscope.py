@@ -11,10 +11,15 @@ documented:
 * ``fast_mode`` — default False (full quality).
 * ``add_watermark`` — default False (the service's default is to stamp a watermark).
 
-The result is resized back to the photo's size and only the erase mask's pixels are pasted into a copy
-of the input, so every pixel outside the mask is byte-identical to the input (the eraser contract) — also
-when the call ran on a downscaled copy. How many pixels the service itself changed outside the mask
-(counted at the resolution it was sent) is in ``last_call.notes["service_changed_outside_px"]``.
+What ``erase`` returns: the service's result brought back to the photo's size (padding cropped, upscaled
+when the photo had to be downscaled), except that every pixel the service left unchanged outside the erase
+mask is the input's exact pixel — so the resampling round trip of a big photo is not mistaken for a
+change. Pixels the service *did* change outside the mask (a watermark, its own dilation, JPEG noise) are
+returned as the service made them, so ``compose.apply_eraser`` (which pastes back only the mask's pixels,
+the pipeline's path) can count them as ``engine_outside_changed_px``. ``compose=True`` pastes the mask's
+pixels into a copy of the input here already, for callers outside the pipeline that want the usual eraser
+contract (outside the mask byte-identical). The count, taken at the resolution the service saw, is also in
+``last_call.notes["service_changed_outside_px"]``; the task id is in ``last_task_ids``.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import time
 import uuid
 from typing import Any, ClassVar
 
+import cv2
 import numpy as np
 
 from ..cloud.adapt import (
@@ -34,6 +40,7 @@ from ..cloud.adapt import (
     encode_mask,
     plan_adaptation,
     restore_image,
+    restore_sent_size,
     write_file,
 )
 from ..cloud.client import ERASE_MODEL, CallLog, DashScopeClient
@@ -65,6 +72,7 @@ class DashScopeEraser:
 
     Args:
         dilate_flag, fast_mode, add_watermark: sent explicitly on every task.
+        compose: paste only the erase mask's pixels into a copy of the input (see the module docstring).
         client: a ``DashScopeClient``; built from ``api_key``/``base_url``/``timeout_s`` and ``Settings`` if omitted.
 
     Raises:
@@ -84,6 +92,7 @@ class DashScopeEraser:
         dilate_flag: bool = False,
         fast_mode: bool = False,
         add_watermark: bool = False,
+        compose: bool = False,
         client: DashScopeClient | None = None,
         api_key: Any = None,
         base_url: str | None = None,
@@ -93,6 +102,8 @@ class DashScopeEraser:
         self.dilate_flag = bool(dilate_flag)
         self.fast_mode = bool(fast_mode)
         self.add_watermark = bool(add_watermark)
+        self.compose = bool(compose)
+        self._upload_ext: dict[str, str] = {}  # task id -> ".png" / ".jpg" of the photo sent
         self.client = client or DashScopeClient(api_key=api_key, base_url=base_url, timeout_s=timeout_s, **client_options)
         #: What the last ``erase``/``collect`` call did (task id, timings, pixels the service changed
         #: outside the mask); not shared between threads.
@@ -103,6 +114,11 @@ class DashScopeEraser:
             f"DashScopeEraser(dilate_flag={self.dilate_flag}, fast_mode={self.fast_mode}, "
             f"add_watermark={self.add_watermark}, base_url={self.client.base_url!r})"
         )
+
+    @property
+    def last_task_ids(self) -> list[str]:
+        """Task ids of the last call (for reports)."""
+        return list(self.last_call.task_ids.values()) if self.last_call else []
 
     @property
     def parameters(self) -> dict[str, bool]:
@@ -125,10 +141,12 @@ class DashScopeEraser:
             inputs: dict[str, str] = {}
             for field, path in files.items():
                 inputs[field], cert = self.client.upload(path, model=ERASE_MODEL, certificate=cert)
-        return self.client.submit(ERASE_MODEL, inputs, parameters=self.parameters)
+        task_id = self.client.submit(ERASE_MODEL, inputs, parameters=self.parameters)
+        self._upload_ext[task_id] = ext
+        return task_id
 
     def collect(self, task_id: str, image: np.ndarray, erase: np.ndarray, *, keep: np.ndarray | None = None) -> np.ndarray:
-        """Wait for ``task_id`` and compose its result into a copy of ``image`` inside ``erase``."""
+        """Wait for ``task_id`` and bring its result back to ``image``'s size (see the module docstring)."""
         image, erase, keep = _check(image, erase, keep)
         t0 = time.perf_counter()
         result = self.client.wait(task_id, model=ERASE_MODEL)
@@ -137,15 +155,28 @@ class DashScopeEraser:
         t2 = time.perf_counter()
         plan = plan_adaptation(*image.shape[:2])
         sent, sent_erase, _ = _sent_geometry(image, erase, keep, plan)
-        changed = None
-        if raw.shape[:2] == sent.shape[:2]:
-            t, _, left, _ = plan.pad
-            sh, sw = plan.scaled
-            diff = (raw != sent).any(axis=2) & ~sent_erase
-            changed = int(diff[t : t + sh, left : left + sw].sum())
+        got = raw.shape[:2]
+        raw = restore_sent_size(raw, plan)
+        t, _, left, _ = plan.pad
+        sh, sw = plan.scaled
+        # A JPEG upload (a photo too big for a 10 MB PNG) is compared with what the service really saw:
+        # the same encoding (deterministic) decoded again, so JPEG noise is not counted as a change.
+        ext = self._upload_ext.pop(task_id, None) or encode_image(sent)[1]
+        seen = sent
+        if ext != ".png":
+            data, ext = encode_image(sent)
+            seen = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+        diff = (raw != seen).any(axis=2)
+        moved = (diff & ~sent_erase)[t : t + sh, left : left + sw]
+        changed = int(moved.sum())
         restored = restore_image(raw, plan)
-        out = image.copy()
-        out[erase] = restored[erase]
+        if self.compose:
+            out = image.copy()
+            out[erase] = restored[erase]
+        else:
+            if plan.downscaled:
+                moved = cv2.resize(moved.astype(np.uint8), (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+            out = np.where((erase | moved)[:, :, None], restored, image)
         self.last_call = CallLog(
             task_ids={"erase": task_id},
             timings_ms={"wait": (t1 - t0) * 1e3, "download": (t2 - t1) * 1e3},
@@ -153,14 +184,15 @@ class DashScopeEraser:
                 "adaptation": plan.describe(),
                 "parameters": self.parameters,
                 "request_id": result.request_id,
-                "result_size": [int(raw.shape[0]), int(raw.shape[1])],
+                "result_size": [int(got[0]), int(got[1])],
+                "upload_format": ext,
                 "service_changed_outside_px": changed,
             },
         )
         return out
 
     def erase(self, image: np.ndarray, erase: np.ndarray, *, keep: np.ndarray | None = None) -> np.ndarray:
-        """Fill ``erase`` in ``image``; returns a new (H, W, 3) uint8 RGB array (outside ``erase`` unchanged)."""
+        """Fill ``erase`` in ``image``; returns a new (H, W, 3) uint8 RGB array (see the module docstring)."""
         image, erase, keep = _check(image, erase, keep)
         if not erase.any():
             self.last_call = CallLog(notes={"skipped": "empty erase mask"})

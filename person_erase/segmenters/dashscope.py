@@ -112,7 +112,7 @@ class DashScopeSegmenter:
         )
         return Instances.from_label_map(
             labels,
-            meta={"engine": "dashscope", "task_id": task_id, "request_id": result.request_id, "adaptation": plan.describe()},
+            meta={"engine": "dashscope", "task_id": task_id, "task_ids": [task_id], "request_id": result.request_id, "adaptation": plan.describe()},
         )
 
     def segment(self, image: np.ndarray) -> Instances:
