@@ -86,7 +86,10 @@ def python3_kernel() -> Iterator[dict[str, str]]:
         spec = Path(tmp) / "kernels" / KERNEL
         spec.mkdir(parents=True)
         (spec / "kernel.json").write_text(json.dumps({
-            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            # capture_fd_output off: native libraries' log lines (MediaPipe, TFLite) go to the kernel's own
+            # stderr instead of into cells, and nothing writes to a closed event loop at kernel shutdown
+            "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
+                     "--IPKernelApp.capture_fd_output=False"],
             "display_name": "Python 3", "language": "python",
         }))
         paths = [tmp] + [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p]
