@@ -48,8 +48,13 @@ class _Preset:
     prior: float = 0.35  # how fast ownership falls off from the box centre
     threshold: float = 0.5
     ellipse_scale: float = 1.0
+    selfie_join: float = 0.5  # selfie probability needed to add a pixel to a pose mask
+    w_selfie: float = 0.6  # weight of selfie-only evidence against pose evidence in overlaps
+    w_shape: float = 0.4  # weight of an ellipse (no model evidence) in overlaps
     resolve: bool = True  # (diagnostic) False keeps overlapping raw masks
 
+
+WORK_SIDE = 1024  # longest side of a person crop while its mask is computed
 
 PRESETS: dict[str, _Preset] = {
     "fast": _Preset(det_sizes=(416,), shape_max_h=64),
@@ -62,7 +67,8 @@ class LocalSegmenter:
     """Offline person instances: YOLOX-nano boxes + MediaPipe pose/selfie masks (see module doc).
 
     Build it once and call ``segment`` many times: the onnxruntime and MediaPipe sessions are
-    created on first use and reused. Output is deterministic for a given image.
+    created on first use and reused. Output is deterministic for a given image. One instance is
+    not thread-safe (MediaPipe graphs keep state); use one segmenter per thread.
 
     Quality presets (times: 2 CPU cores, a 640 px photo):
 
@@ -171,7 +177,7 @@ class LocalSegmenter:
             "quality": self.quality,
             "detector": "yolox_nano",
             "detector_sizes": list(p.det_sizes),
-            "mask_sources": sources,
+            "mask_sources": {k: sources.count(k) for k in sorted(set(sources))},
             "timings_ms": {k: round(v, 1) for k, v in self.last_timings.items()},
         }
         return Instances.from_engine(masks, scores=det.scores, meta=meta)
@@ -188,26 +194,40 @@ class LocalSegmenter:
         ch, cw = cy1 - cy0, cx1 - cx0
         if ch < 1 or cw < 1:
             return "none"
-        # normalised distance from the box centre, in the crop's coordinates
-        ys = (np.arange(cy0, cy1, dtype=np.float32) + 0.5 - (y0 + y1) / 2) / (bh / 2)
-        xs = (np.arange(cx0, cx1, dtype=np.float32) + 0.5 - (x0 + x1) / 2) / (bw / 2)
+        # big crops are worked on at <= WORK_SIDE px (the models see 256 px anyway), then the
+        # ownership map alone is scaled back, so memory stays bounded on large photos
+        f = min(1.0, WORK_SIDE / max(ch, cw))
+        wh, ww = max(1, round(ch * f)), max(1, round(cw * f))
+        crop = image[cy0:cy1, cx0:cx1]
+        if f < 1.0:
+            crop = cv2.resize(crop, (ww, wh), interpolation=cv2.INTER_AREA)
+        # normalised distance from the box centre, on the working grid
+        ys = (cy0 + (np.arange(wh, dtype=np.float32) + 0.5) * (ch / wh) - (y0 + y1) / 2) / (bh / 2)
+        xs = (cx0 + (np.arange(ww, dtype=np.float32) + 0.5) * (cw / ww) - (x0 + x1) / 2) / (bw / 2)
         d = np.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2)
         inside = (np.abs(ys)[:, None] <= 1 + 2 * p.clip) & (np.abs(xs)[None, :] <= 1 + 2 * p.clip)
-        crop = image[cy0:cy1, cx0:cx1]
         pose = self._pose_model()(crop) if bh >= p.pose_min_h else None
         if pose is not None:
             if bh >= p.union_min_h:
-                prob, source = _combine(pose, self._selfie_model()(crop), p.pose_mode), "pose+selfie"
+                selfie = self._selfie_model()(crop)
+                prob, source = _combine(pose, np.where(selfie >= p.selfie_join, selfie, 0.0), p.pose_mode), "pose+selfie"
+                # pixels only the class-level selfie model claims count for less when people overlap
+                evidence = np.maximum(pose, p.w_selfie * selfie)
             else:
                 prob, source = pose, "pose"
+                evidence = pose
         elif bh < p.shape_max_h:
             prob, source = (d <= p.ellipse_scale).astype(np.float32), "ellipse"
+            evidence = p.w_shape * prob
         else:
             prob, source = self._selfie_model()(crop), "selfie"
+            evidence = p.w_selfie * prob
         if p.refine != "none" and source != "ellipse":
             prob = _refine(crop, prob, p.refine)
         prior = np.clip(1.0 - p.prior * d, 0.05, 1.0)
-        own = np.where(inside & (prob >= p.threshold), prob * prior, 0.0).astype(np.float32)
+        own = np.where(inside & (prob >= p.threshold), evidence * prior, 0.0).astype(np.float32)
+        if f < 1.0:
+            own = cv2.resize(own, (cw, ch), interpolation=cv2.INTER_LINEAR)
         b = best[cy0:cy1, cx0:cx1]
         lab = label[cy0:cy1, cx0:cx1]
         win = own > b
