@@ -99,8 +99,9 @@ def _pad(arr: np.ndarray, pad: tuple[int, int, int, int]) -> np.ndarray:
         return arr
     t, b, left, r = pad
     widths = [(t, b), (left, r)] + [(0, 0)] * (arr.ndim - 2)
-    mode = "reflect" if min(arr.shape[:2]) > 1 else "edge"
-    return np.pad(arr, widths, mode=mode)
+    if min(arr.shape[:2]) > 1:
+        return np.pad(arr, widths, mode="reflect")
+    return np.pad(arr, widths, mode="edge")
 
 
 def adapt_image(image: np.ndarray, plan: Adaptation) -> np.ndarray:
@@ -114,7 +115,7 @@ def adapt_image(image: np.ndarray, plan: Adaptation) -> np.ndarray:
 
 def adapt_mask(mask: np.ndarray, plan: Adaptation) -> np.ndarray:
     """The (H', W') bool mask to send, with the photo's geometry (nearest neighbour)."""
-    out = mask.astype(np.uint8)
+    out: np.ndarray = mask.astype(np.uint8)
     if plan.downscaled:
         out = cv2.resize(out, (plan.scaled[1], plan.scaled[0]), interpolation=cv2.INTER_NEAREST)
     return _pad(out, plan.pad) > 0
@@ -197,7 +198,7 @@ def encode_mask(mask: np.ndarray) -> bytes:
     return png.tobytes()
 
 
-def write_file(directory: Path, stem: str, data: bytes, suffix: str) -> Path:
+def write_file(directory: str | Path, stem: str, data: bytes, suffix: str) -> Path:
     """Write ``data`` to ``directory/stem+suffix`` and return the path."""
     path = Path(directory) / f"{stem}{suffix}"
     path.write_bytes(data)

@@ -578,7 +578,7 @@ def decode_image_bytes(
             if img.mode == "I":
                 return np.asarray(img, dtype=np.int32).copy()
             if img.mode not in ("L", "P", "RGB", "RGBA", "LA", "1"):
-                img = img.convert("RGB")
+                return np.asarray(img.convert("RGB")).copy()
             return np.asarray(img).copy()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise CloudError(

@@ -220,8 +220,8 @@ def _parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[bytes, s
         name = part.get_param("name", header="content-disposition")
         if not name:
             continue
-        payload = part.get_payload(decode=True) or b""
-        fields[str(name)] = (payload, part.get_filename())
+        payload = part.get_payload(decode=True)
+        fields[str(name)] = (payload if isinstance(payload, bytes) else b"", part.get_filename())
     return fields
 
 
@@ -424,7 +424,7 @@ class _DroppedResponse(Response):
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [(b"content-length", str(len(self._data)).encode()), (b"content-type", self.media_type.encode())],
+                "headers": [(b"content-length", str(len(self._data)).encode()), (b"content-type", (self.media_type or "application/octet-stream").encode())],
             }
         )
         await send({"type": "http.response.body", "body": self._data[: len(self._data) // 2], "more_body": True})

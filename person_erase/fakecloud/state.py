@@ -45,32 +45,32 @@ class Knobs(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
     #: Seconds a segmentation / erase task takes from submit to its final state (at least the compute time).
-    latency_seg: float = Field(0.3, ge=0)
-    latency_erase: float = Field(0.6, ge=0)
+    latency_seg: float = Field(default=0.3, ge=0)
+    latency_erase: float = Field(default=0.6, ge=0)
     #: Probability that a task ends FAILED with InternalError.Algo.
-    failure_rate: float = Field(0.0, ge=0, le=1)
+    failure_rate: float = Field(default=0.0, ge=0, le=1)
     #: The next N tasks end FAILED with InternalError.Algo.
-    fail_next_tasks: int = Field(0, ge=0)
+    fail_next_tasks: int = Field(default=0, ge=0)
     #: The next N submits are answered 429 Throttling.RateQuota (no task created).
-    throttle_next_submits: int = Field(0, ge=0)
+    throttle_next_submits: int = Field(default=0, ge=0)
     #: The next N submits / task queries are answered with ``error_status`` (no task created on submit).
-    error_next_submits: int = Field(0, ge=0)
-    error_next_queries: int = Field(0, ge=0)
-    error_status: int = Field(500, ge=500, le=599)
+    error_next_submits: int = Field(default=0, ge=0)
+    error_next_queries: int = Field(default=0, ge=0)
+    error_status: int = Field(default=500, ge=500, le=599)
     #: The next N result downloads send half the bytes and then drop the connection.
-    drop_next_downloads: int = Field(0, ge=0)
+    drop_next_downloads: int = Field(default=0, ge=0)
     #: Seconds result URLs stay valid after a task ends (DashScope: 24 h).
-    result_ttl_s: float = Field(86400.0, ge=0)
+    result_ttl_s: float = Field(default=86400.0, ge=0)
     #: Limits enforced per model (DashScope: 2 submits/s, 1 task in flight).
-    submits_per_second: float = Field(2.0, gt=0)
-    max_in_flight: int = Field(1, ge=1)
+    submits_per_second: float = Field(default=2.0, gt=0)
+    max_in_flight: int = Field(default=1, ge=1)
     #: Accept only this key (None: any non-empty Bearer key is accepted).
-    api_key: str | None = Field(None, repr=False)
+    api_key: str | None = Field(default=None, repr=False)
     #: Largest JSON body and largest multipart upload accepted, bytes.
-    max_body_bytes: int = Field(1024 * 1024, ge=1024)
-    max_upload_bytes: int = Field(32 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    max_upload_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
     #: Format of erase results: "png" (lossless) or "jpeg" (like many services; changes pixels outside the mask).
-    result_format: str = Field("png", pattern="^(png|jpeg)$")
+    result_format: str = Field(default="png", pattern="^(png|jpeg)$")
     #: Seed of the failure-rate dice (None: random).
     seed: int | None = None
 
@@ -400,10 +400,10 @@ def visualise(image: np.ndarray, labels: np.ndarray) -> bytes:
 
     lut = np.zeros((65536 if labels.dtype.itemsize > 1 else 256, 3), np.uint8)
     lut[1:] = PALETTE[np.arange(len(lut) - 1) % len(PALETTE)]
-    lab = labels.astype(np.uint16 if len(lut) > 256 else np.uint8)
+    lab: np.ndarray = labels.astype(np.uint16 if len(lut) > 256 else np.uint8)
     colour = lut[lab]
     blend = cv2.addWeighted(image, 0.5, colour, 0.5, 0)
-    out = np.where((lab > 0)[:, :, None], blend, image)
+    out = np.where((lab != 0)[:, :, None], blend, image)
     ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(out[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 85])
     return buf.tobytes()
 

@@ -121,7 +121,7 @@ class DashScopeSegmenter:
         t0 = time.perf_counter()
         task_id = self.submit(image)
         submit_ms = (time.perf_counter() - t0) * 1e3
-        people = self.collect(task_id, size=image.shape[:2])
+        people = self.collect(task_id, size=(int(image.shape[0]), int(image.shape[1])))
         if self.last_call is not None:
             self.last_call.timings_ms["submit"] = submit_ms
         return people
