@@ -128,7 +128,6 @@ def run(make: Callable[[], Any], holes: list[Hole]) -> dict[str, Any]:
         t = time.perf_counter()
         out, stats = apply_eraser(eraser, h.image, h.hole, h.keep)
         dt = time.perf_counter() - t
-        assert stats.raw_outside_changed_px == 0 or True
         rows.append({**score(out, h.image, h.hole), "s": dt, "hole_px": int(h.hole.sum()),
                      "raw_outside_changed_px": stats.raw_outside_changed_px})
     agg = {k: float(np.mean([r[k] for r in rows])) for k in ("psnr_db", "texture_ratio", "s")}
@@ -196,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
             results["1mp"][n] = run(CANDIDATES[n], holes_1mp)
         print(f"# done {n}", file=sys.stderr, flush=True)
     if not args.no_scale:
-        results["scale"] = {n: scale_check(CANDIDATES[n]) for n in names if "patchmatch (default)" in n or n == "telea"}
+        results["scale"] = {n: scale_check(CANDIDATES[n]) for n in names if n in ("patchmatch (default)", "telea")}
     print(json.dumps(results, indent=1))
     print()
     print(f"{'method':34s} {'set':6s} {'psnr_db':>8s} {'texture':>8s} {'tex_med':>8s} {'s/hole':>7s} {'s_max':>6s} {'hole_px':>8s}")

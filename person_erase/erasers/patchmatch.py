@@ -10,6 +10,12 @@ import numpy as np
 from ..errors import EngineError, InputError
 from ._common import check_inputs, paste
 
+# Detail restoration: how sharply the 4 neighbouring matches are cross-faded (bilinear weight ** this;
+# 1 = plain bilinear, blurs; large = nearest, leaves seams), and the cut-off between the upscaled
+# fill's low frequencies and the copies' high frequencies (Gaussian sigma in low-res pixels).
+_BLEND_SHARPNESS = 4.0
+_SPLIT_SIGMA = 1.0
+
 
 class PatchMatchEraser:
     """Fill the erase mask by copying patches of the rest of the photo (PatchMatch, MIT ``pypatchmatch``).
@@ -147,26 +153,39 @@ class PatchMatchEraser:
         ty, tx = np.nonzero(hole_s)
         nny[ty, tx] = uy
         nnx[ty, tx] = ux
-        # Each full-res hole pixel copies the full-res pixel at the same place relative to its
-        # low-res pixel's match.
+        # Each full-res hole pixel copies the full-res pixels at the same place relative to the
+        # matches of the 4 nearest low-res pixels, blended bilinearly: where neighbouring matches
+        # agree this is a sharp copy, where they differ it cross-fades instead of leaving a seam.
         qy, qx = np.nonzero(hole)
-        py = np.minimum(((qy + 0.5) * sy).astype(np.int64), sh - 1)
-        px = np.minimum(((qx + 0.5) * sx).astype(np.int64), sw - 1)
-        my, mx = nny[py, px], nnx[py, px]
-        ok = my >= 0
-        fy = np.rint(qy + (my - py) / sy).astype(np.int64)
-        fx = np.rint(qx + (mx - px) / sx).astype(np.int64)
-        ok &= (fy >= 0) & (fy < h) & (fx >= 0) & (fx < w)
-        fy = np.clip(fy, 0, h - 1)
-        fx = np.clip(fx, 0, w - 1)
-        ok &= ~hole[fy, fx] & ~keep[fy, fx]
-        copied = up.copy()
-        copied[qy[ok], qx[ok]] = image[fy[ok], fx[ok]]
+        cy = (qy + 0.5) * sy - 0.5
+        cx = (qx + 0.5) * sx - 0.5
+        y0 = np.floor(cy).astype(np.int64)
+        x0 = np.floor(cx).astype(np.int64)
+        fy, fx = (cy - y0).astype(np.float32), (cx - x0).astype(np.float32)
+        acc = np.zeros((qy.size, 3), np.float32)
+        wsum = np.zeros(qy.size, np.float32)
+        for dy, dx in ((0, 0), (0, 1), (1, 0), (1, 1)):
+            py = np.clip(y0 + dy, 0, sh - 1)
+            px = np.clip(x0 + dx, 0, sw - 1)
+            wgt = ((fy if dy else 1 - fy) * (fx if dx else 1 - fx)) ** _BLEND_SHARPNESS
+            my, mx = nny[py, px], nnx[py, px]
+            ok = my >= 0
+            ty_ = np.rint(qy + (my - py) / sy).astype(np.int64)
+            tx_ = np.rint(qx + (mx - px) / sx).astype(np.int64)
+            ok &= (ty_ >= 0) & (ty_ < h) & (tx_ >= 0) & (tx_ < w)
+            ty_ = np.clip(ty_, 0, h - 1)
+            tx_ = np.clip(tx_, 0, w - 1)
+            ok &= ~hole[ty_, tx_] & ~keep[ty_, tx_]
+            wgt = np.where(ok, wgt, 0).astype(np.float32)
+            acc += wgt[:, None] * image[ty_, tx_].astype(np.float32)
+            wsum += wgt
+        copied = up.astype(np.float32)
+        have = wsum > 0
+        copied[qy[have], qx[have]] = acc[have] / wsum[have, None]
         # Low frequencies from the upscaled fill, high frequencies from the full-res copies.
-        sigma = 0.5 / min(sx, sy)
+        sigma = _SPLIT_SIGMA / min(sx, sy)
         up_f = up.astype(np.float32)
-        copied_f = copied.astype(np.float32)
-        out = cv2.GaussianBlur(up_f, (0, 0), sigma) + copied_f - cv2.GaussianBlur(copied_f, (0, 0), sigma)
+        out = cv2.GaussianBlur(up_f, (0, 0), sigma) + copied - cv2.GaussianBlur(copied, (0, 0), sigma)
         return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
