@@ -23,6 +23,8 @@ import numpy as np
 from ..errors import EngineError
 
 _LOCK = threading.Lock()
+#: Longest side of the crop handed to MediaPipe (its models work at 256 px internally).
+INPUT_SIDE = 512
 
 
 @contextlib.contextmanager
@@ -93,7 +95,7 @@ class SelfieMasks:
 
     def __call__(self, crop: np.ndarray) -> np.ndarray:
         """(h, w) float32 in [0, 1] for an (h, w, 3) uint8 RGB crop."""
-        small = _fit(crop, 512)
+        small = _fit(crop, INPUT_SIDE)
         with quiet_stderr():
             res = self._model.process(small)
         if res.segmentation_mask is None:
@@ -119,7 +121,7 @@ class PoseMasks:
 
     def __call__(self, crop: np.ndarray) -> np.ndarray | None:
         """(h, w) float32 in [0, 1], or None when no pose was found."""
-        small = _fit(crop, 512)
+        small = _fit(crop, INPUT_SIDE)
         with quiet_stderr():
             res = self._model.process(small)
         if res.segmentation_mask is None or res.pose_landmarks is None:

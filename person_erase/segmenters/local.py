@@ -70,14 +70,19 @@ class LocalSegmenter:
     created on first use and reused. Output is deterministic for a given image. One instance is
     not thread-safe (MediaPipe graphs keep state); use one segmenter per thread.
 
-    Quality presets (times: 2 CPU cores, a 640 px photo):
+    Quality presets. Cost is given in units of one raw YOLOX-nano 416 px inference ("Y"), because
+    absolute times depend on the machine (here, on 2 shared cores, Y was ~20 ms; on an idle
+    machine ~5 ms). Numbers are from ``benchmarks/bench_segment.py`` on the dev sets
+    (recall@IoU0.5 Penn-Fudan / COCO-persons-dev):
 
     * ``"fast"`` — one detector pass at 416 px; selfie mask per person (ellipse under 64 px); no
-      pose. About 20 ms + 3-5 ms per person. Misses most people under ~40 px tall.
-    * ``"balanced"`` (default) — detector at 416 and 832 px; pose + selfie per person, ellipse
-      fallback. About 60 ms + 15-20 ms per person. Finds far more small and medium people.
+      pose. ~1 Y + ~0.5 Y per person (a 5-person 640 px photo: ~3.5 Y). Misses most people under
+      ~40 px tall. Recall 0.96 / 0.50.
+    * ``"balanced"`` (default) — detector at 416 and 832 px; pose + selfie per person, selfie or
+      ellipse when pose finds nobody. ~5 Y + ~2.5 Y per person (5 people: ~16 Y). Recall 0.96 / 0.63.
     * ``"best"`` — detector at 416 and 1024 px, each also on the mirrored photo; masks as balanced.
-      About 2.5x the detector cost of balanced; a few more small people and people at the edges.
+      ~12 Y + ~2.5 Y per person (5 people: ~23 Y). Recall 0.96 / 0.66 (more small people, a few
+      more false boxes).
 
     Args:
         quality: ``"fast"``, ``"balanced"`` or ``"best"``.
