@@ -83,12 +83,28 @@ def iou_matrix(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
 
 
 def match(pred: np.ndarray, gt: np.ndarray, *, thr: float = 0.5) -> list[tuple[int, int, float]]:
-    """One-to-one (pred, gt, IoU) pairs with IoU >= ``thr``, maximising total IoU (Hungarian)."""
+    """One-to-one (pred, gt, IoU) pairs with IoU >= ``thr``, maximising total IoU (Hungarian).
+
+    Falls back to greedy matching (highest IoU first) when scipy is not installed; with
+    ``thr`` > 0.5 and disjoint masks (label maps) both give the same pairs: a mask can then overlap
+    only one partner that much.
+    """
     iou = iou_matrix(pred, gt)
     if iou.size == 0:
         return []
-    from scipy.optimize import linear_sum_assignment
-
+    try:
+        from scipy.optimize import linear_sum_assignment
+    except ImportError:
+        pairs, used_p, used_g = [], set(), set()
+        for flat in np.argsort(-iou, axis=None):
+            r, c = divmod(int(flat), iou.shape[1])
+            if iou[r, c] < thr:
+                break
+            if r not in used_p and c not in used_g:
+                pairs.append((r, c, float(iou[r, c])))
+                used_p.add(r)
+                used_g.add(c)
+        return pairs
     rows, cols = linear_sum_assignment(-np.where(iou >= thr, iou, 0.0))
     return [(int(r), int(c), float(iou[r, c])) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= thr]
 
