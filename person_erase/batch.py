@@ -343,6 +343,25 @@ def _tmp_paths(out: Path, item_id: str) -> tuple[Path, Path]:
     return (out.with_name(f".{out.name}.{token}.part{out.suffix}"), out.with_name(f".{out.name}.{token}.part.json"))
 
 
+def _make_parents_inside(out_dir: Path, out: Path, *, rel: str) -> None:
+    """Create ``out``'s folders one level at a time, refusing links: nothing is created outside ``out_dir``.
+
+    Raises:
+        InputError: a folder on the way (or ``out`` itself) is a symbolic link, or not a folder.
+    """
+    here = out_dir
+    for part in out.relative_to(out_dir).parts[:-1]:
+        here = here / part
+        if here.is_symlink():
+            raise InputError(f"{rel}: {here} is a symbolic link; outputs are never written through links "
+                             "(it could lead outside OUT_DIR)")
+        if here.exists() and not here.is_dir():
+            raise InputError(f"{rel}: {here} is a file, so the output folder cannot be created")
+        here.mkdir(exist_ok=True)
+    if out.is_symlink():
+        raise InputError(f"{rel}: the output {out} is a symbolic link; refusing to write through it (it could lead outside OUT_DIR)")
+
+
 def _remove_partials(out: Path) -> None:
     """Remove temporary files an interrupted attempt left next to ``out``."""
     if out.parent.is_dir():
@@ -777,12 +796,7 @@ class _Run:
         try:
             if not spec.src.is_file():
                 raise InputError(f"{spec.src}: no such file")
-            out.parent.mkdir(parents=True, exist_ok=True)
-            real = out.parent.resolve() / out.name
-            if not real.is_relative_to(self.out_real):
-                raise InputError(f"{spec.rel}: its output {real} would be outside OUT_DIR (a link inside OUT_DIR points out); not written")
-            if out.is_symlink():
-                raise InputError(f"{out}: is a symbolic link; refusing to write through it")
+            _make_parents_inside(self.out_dir, out, rel=spec.rel)
             sha = file_sha256(spec.src)
         except (InputError, OSError) as exc:
             msg = _reason(exc) if isinstance(exc, InputError) else f"{spec.src}: {exc.strerror or exc}"
@@ -869,7 +883,16 @@ def _run_local(run: _Run, specs: Iterable[ItemSpec], workers: int, plugins: Sequ
                 run.commit(job, process_item(job))
         return
     window = workers + 1
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(tuple(plugins), 1))
+
+    def new_pool() -> ProcessPoolExecutor:
+        # "spawn": fresh interpreters. Forking a parent whose OpenCV / onnxruntime thread pools already
+        # ran can deadlock the children; engines registered at run time come back through ``plugins``.
+        import multiprocessing
+
+        return ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_init_worker, initargs=(tuple(plugins), 1))
+
+    pool = new_pool()
     inflight: dict[Future[dict[str, Any]], dict[str, Any]] = {}
     exhausted = False
     try:
@@ -900,7 +923,7 @@ def _run_local(run: _Run, specs: Iterable[ItemSpec], workers: int, plugins: Sequ
                     run.fail_inflight(job, "the worker process died (out of memory, or a crash in a native library)")
                 inflight.clear()
                 pool.shutdown(wait=False, cancel_futures=True)
-                pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(tuple(plugins), 1))
+                pool = new_pool()
     except KeyboardInterrupt:
         stop.set()
         # finish (and keep) the images already being worked on; a second Ctrl-C abandons them
@@ -921,6 +944,9 @@ def _run_cloud(run: _Run, specs: Iterable[ItemSpec], stop: threading.Event, *, t
     task runs; the per-model limiters keep each model at 1 task in flight and 2 submits/s.
     """
     hooks = _CloudHooks(run.journal)
+    with _ENGINES_LOCK:  # cloud clients read the key and base URL when built: build them afresh per run
+        for key in [k for k, e in _ENGINES.items() if getattr(e, "needs_network", False)]:
+            del _ENGINES[key]
     to_seg: queue.Queue[dict[str, Any] | None] = queue.Queue(maxsize=threads_per_stage)
     to_erase: queue.Queue[tuple[dict[str, Any], Any] | None] = queue.Queue(maxsize=threads_per_stage)
     results: queue.Queue[tuple[dict[str, Any], dict[str, Any]]] = queue.Queue()
@@ -1035,6 +1061,7 @@ def run_batch(
             importlib.import_module(mod)
         except ImportError as exc:
             raise InputError(f"cannot import plugin module {mod!r}: {exc}") from None
+    plugins = tuple(dict.fromkeys([*plugins, *_engine_modules(params)]))
     specs, non_images, root = discover(src, out_dir)
     outs: dict[str, str] = {}
     for s in specs:
@@ -1094,6 +1121,21 @@ def run_batch(
         return summary
     finally:
         journal.close()
+
+
+def _engine_modules(params: BatchParams) -> list[str]:
+    """Modules that registered the run's engines at run time (imported again in worker processes)."""
+    from .erasers import ERASERS
+    from .segmenters import SEGMENTERS
+
+    factories = [SEGMENTERS.get(params.segmenter.partition(":")[0]),
+                 ERASERS.get(params.eraser if params.mode == "erase" else params.style)]
+    mods = []
+    for f in factories:
+        mod = getattr(f, "__module__", None)
+        if mod and mod != "__main__" and not mod.startswith("person_erase.") and mod != "person_erase":
+            mods.append(mod)
+    return mods
 
 
 def _write_text_atomic(path: Path, text: str) -> None:
