@@ -937,6 +937,17 @@ def _run_local(run: _Run, specs: Iterable[ItemSpec], workers: int, plugins: Sequ
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _preimport_cloud_sdk() -> None:
+    """Import the SDK modules the cloud client imports lazily, once, here: several stage threads
+    importing them for the first time at the same moment can hit Python's import deadlock detection."""
+    for mod in ("requests", "httpx", "dashscope", "dashscope.client.base_api", "dashscope.common.error",
+                "dashscope.utils.oss_utils"):
+        try:
+            importlib.import_module(mod)
+        except ImportError:  # pragma: no cover - reported by the engine itself when used
+            pass
+
+
 def _run_cloud(run: _Run, specs: Iterable[ItemSpec], stop: threading.Event, *, threads_per_stage: int = 2) -> None:
     """Cloud engines: a segment stage and an erase stage in threads, overlapping across images.
 
@@ -944,6 +955,7 @@ def _run_cloud(run: _Run, specs: Iterable[ItemSpec], stop: threading.Event, *, t
     task runs; the per-model limiters keep each model at 1 task in flight and 2 submits/s.
     """
     hooks = _CloudHooks(run.journal)
+    _preimport_cloud_sdk()
     with _ENGINES_LOCK:  # cloud clients read the key and base URL when built: build them afresh per run
         for key in [k for k, e in _ENGINES.items() if getattr(e, "needs_network", False)]:
             del _ENGINES[key]
