@@ -163,3 +163,27 @@ def test_kill_9_mid_run_then_resume_submits_no_task_twice(tmp_path: Path) -> Non
     assert summary.failed == 0 and summary.done + summary.skipped == n
     for rel in rels:
         assert (out / rel).is_file() and (out / (rel + ".json")).is_file()
+
+
+def test_expired_task_from_an_earlier_run_is_submitted_again(cloud, tmp_path: Path) -> None:
+    """A journaled task whose result expired (or the service forgot) is submitted anew, once."""
+    import numpy as np
+
+    from person_erase.journal import Journal
+    from person_erase.segmenters.dashscope import DashScopeSegmenter
+
+    img, _ = make_scene(2, size=(60, 80), seed=1)
+    seg = DashScopeSegmenter(poll_interval_s=0.02)
+    cloud.configure(result_ttl_s=0)
+    old = seg.submit(img)
+    seg.client.wait(old, model=seg.model)
+    cloud.configure(result_ttl_s=3600)
+    with Journal(tmp_path / "j.sqlite") as journal:
+        journal.start("item", rel="a.png", sha256="0" * 64, params_hash="p", params={})
+        journal.set_stage("item", "segment", "submitted", task_id=old)
+        hooks = B._CloudHooks(journal)
+        hooks.bind("item")
+        people = hooks.segment(seg, np.ascontiguousarray(img))
+        state, task, _ = journal.stage("item", "segment")
+    assert len(people) == 2 and state == "done" and task not in (None, old)
+    assert cloud.stats()["submitted"]["image-instance-segmentation"] == 2
