@@ -898,11 +898,11 @@ def _run_local(run: _Run, specs: Iterable[ItemSpec], workers: int, plugins: Sequ
     try:
         while True:
             while not exhausted and not stop.is_set() and len(inflight) < window:
-                spec = next(it, None)
-                if spec is None:
+                nxt = next(it, None)
+                if nxt is None:
                     exhausted = True
                     break
-                job = run.prepare(spec)
+                job = run.prepare(nxt)
                 if job is not None:
                     inflight[pool.submit(_worker, job)] = job
             if not inflight:

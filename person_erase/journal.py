@@ -131,7 +131,8 @@ class Journal:
             ).fetchone()
         if r is None:
             return None
-        return ItemRow(*r[:11], cache_hit=None if r[11] is None else bool(r[11]), attempts=int(r[12]))
+        return ItemRow(id=r[0], rel=r[1], sha256=r[2], params_hash=r[3], state=r[4], stage=r[5], reason=r[6], output=r[7],
+                       people=r[8], erased=r[9], ms=r[10], cache_hit=None if r[11] is None else bool(r[11]), attempts=int(r[12]))
 
     def states(self) -> dict[str, int]:
         """Number of items per state."""

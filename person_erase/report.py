@@ -89,14 +89,14 @@ class BatchItem(_Model):
 
     input: str
     output: str | None = None
-    report: str | None = Field(None, description="the report JSON sidecar of the output")
+    report: str | None = Field(default=None, description="the report JSON sidecar of the output")
     status: Literal["done", "failed", "skipped"]
-    stage: str | None = Field(None, description="where a failure happened: load, segment, erase, save")
+    stage: str | None = Field(default=None, description="where a failure happened: load, segment, erase, save")
     reason: str | None = None
     people: int | None = None
     erased: int | None = None
     ms: float | None = None
-    cache_hit: bool | None = Field(None, description="the segmentation came from the cache")
+    cache_hit: bool | None = Field(default=None, description="the segmentation came from the cache")
 
 
 class BatchSummary(_Model):
@@ -111,10 +111,10 @@ class BatchSummary(_Model):
     skipped: int = Field(description="already done by an earlier run")
     non_images: int = 0
     cache_hits: int = 0
-    pending: int = Field(0, description="not reached (the run was interrupted)")
+    pending: int = Field(default=0, description="not reached (the run was interrupted)")
     interrupted: bool = False
     seconds: float = 0.0
     images_per_s: float | None = None
-    engine: str | None = Field(None, description="how the run was executed (process pool or cloud pipeline)")
+    engine: str | None = Field(default=None, description="how the run was executed (process pool or cloud pipeline)")
     parameters: dict[str, Any] = Field(default_factory=dict)
     items: list[BatchItem] = Field(default_factory=list)
