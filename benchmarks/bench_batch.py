@@ -118,7 +118,7 @@ def bench_local(n: int, eraser: str, work: Path) -> dict:
         dest = work / f"local_out_{workers}"
         t0 = time.monotonic()
         summary = run_batch(src, dest, params=BatchParams(segmenter="figures", eraser=eraser), workers=workers,
-                            plugins=("tests._fake_engines",))
+                            plugins=("tests._fake_engines_plugin",))
         wall = time.monotonic() - t0
         out[f"workers_{workers}"] = {"wall_s": round(wall, 2), "img_per_s": round(summary.done / wall, 3), "done": summary.done}
     out["speedup_2_vs_1"] = round(out["workers_2"]["img_per_s"] / out["workers_1"]["img_per_s"], 2)

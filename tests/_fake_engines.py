@@ -1,6 +1,7 @@
-"""Fast engines for the batch tests, importable by worker processes (``--plugin tests._fake_engines``).
+"""Fast engines for the batch tests, importable by worker processes.
 
-Importing this module registers, through the real registries:
+``tests._fake_engines_plugin`` registers them through the real registries (importing it is what
+``--plugin tests._fake_engines_plugin`` and the batch's worker processes do):
 
 * segmenter ``figures`` — finds the coloured figures that ``make_scene`` draws (colour distance +
   connected components), so any process finds the same people in the same picture. A picture whose
@@ -23,7 +24,7 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
-from person_erase import EngineError, Instances, register_eraser, register_segmenter
+from person_erase import EngineError, Instances
 
 FIGURE_COLOURS = np.array([[200, 40, 40], [40, 40, 200], [230, 200, 30], [30, 160, 60]], np.int32)
 MAGENTA = (255, 0, 255)
@@ -94,8 +95,6 @@ class LoggedTelea:
         return self.inner.erase(image, erase, keep=keep)
 
 
-register_segmenter("figures", lambda **kw: FigureSegmenter(**kw))
-register_eraser("logged_telea", lambda **kw: LoggedTelea(**kw))
 
 
 # --- a fake DashScope server in its own process (like the real, remote service) -------------------

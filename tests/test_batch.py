@@ -1,7 +1,8 @@
 """Batch processing with local engines: folders and manifests, journal and resume, failures, cache, progress.
 
-Engines: the ``figures`` segmenter and ``logged_telea`` eraser from ``tests/_fake_engines.py`` (registered
-through the real registries; importable by worker processes), on small synthetic scenes saved as PNG.
+Engines: the ``figures`` segmenter and ``logged_telea`` eraser from ``tests/_fake_engines.py``, registered
+through the real registries by ``tests/_fake_engines_plugin.py`` (which worker processes import too), on
+small synthetic scenes saved as PNG.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import tests._fake_engines as fakes  # noqa: F401 - registers "figures" and "logged_telea"
+import tests._fake_engines as fakes
+import tests._fake_engines_plugin as plugin
 from person_erase import batch as B
 from person_erase.cli import main as cli_main
 from person_erase.errors import InputError, SelectionError
@@ -39,6 +41,14 @@ def _write_scene(path: Path, n: int, seed: int, *, size: tuple[int, int] = (72, 
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(img).save(path)
     return img
+
+
+@pytest.fixture(autouse=True)
+def fake_engines():
+    """``figures`` and ``logged_telea`` in the registries for this module's tests only."""
+    plugin.register()
+    yield
+    plugin.unregister()
 
 
 @pytest.fixture
@@ -341,7 +351,7 @@ def test_cli_plain_log_lines_summary_table_and_exit_code(tree: Path, tmp_path: P
     _write_scene(tree / "marked.png", 1, 7, magenta=True)
     out = tmp_path / "out"
     code = cli_main(["batch", str(tree), "-o", str(out), "--segmenter", "figures", "--eraser", "telea",
-                     "--plugin", "tests._fake_engines", "--workers", "1"])
+                     "--plugin", "tests._fake_engines_plugin", "--workers", "1"])
     cap = capsys.readouterr()
     assert code == 1
     assert "[1/6]" in cap.err and "img/s" in cap.err and "failed marked.png [segment]" in cap.err
@@ -382,7 +392,7 @@ def test_kill_9_mid_run_then_resume_loses_nothing_and_redoes_only_unfinished(tmp
         _write_scene(src / f"s{i // 4}" / f"p{i:02d}.png", 1 + i % 3, 100 + i)
     env = {**os.environ, "PE_FAKE_LOG": str(log), "PE_FAKE_DELAY": "0.25", "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "person_erase", "batch", str(src), "-o", str(out), "--segmenter", "figures",
-           "--eraser", "logged_telea", "--plugin", "tests._fake_engines", "--workers", "2"]
+           "--eraser", "logged_telea", "--plugin", "tests._fake_engines_plugin", "--workers", "2"]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     journal = out / ".person_erase" / "journal.sqlite"
     deadline = time.monotonic() + 60
