@@ -2,36 +2,41 @@
 
     python docs/make_figures.py
 
-astronaut: NASA, public domain; bundled with scikit-image (BSD).
+The scene is the notebooks' ``launch_pad``: the astronaut's figure (NASA, public domain) pasted at four
+scales onto scikit-image's ``rocket`` photo (public domain); both images are bundled with scikit-image (BSD).
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-import numpy as np
 from PIL import Image as PILImage
-from skimage import data
 
 import person_erase as pe
 from person_erase.overlay import side_by_side
 
-OUT = Path(__file__).resolve().parent / "images"
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "docs" / "images"
+sys.path.insert(0, str(ROOT / "notebooks"))
+
+from _scenes import launch_pad  # noqa: E402
 
 
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    photo = np.ascontiguousarray(data.astronaut())
+    photo = launch_pad()
     people = pe.segment(photo)
-    PILImage.fromarray(people.overlay(photo)).save(OUT / "astronaut.overlay.png", optimize=True)
-    erased = pe.erase(photo, people, select=[0])
-    redacted = pe.redact(photo, people, style="pixelate")
+    PILImage.fromarray(people.overlay(photo)).save(OUT / "launch_pad.overlay.png", optimize=True)
+    erased = pe.erase(photo, people, policy="passersby")
+    redacted = pe.redact(photo, people, style="pixelate", policy="passersby")
     strip = side_by_side(people.overlay(photo), erased.image, redacted.image,
-                         titles=["segment: person 0", "erase --select 0", "redact --style pixelate"])
+                         titles=["segment: people 0-3", "erase --policy passersby",
+                                 "redact --style pixelate --policy passersby"])
     small = PILImage.fromarray(strip)
-    small = small.resize((small.width * 2 // 3, small.height * 2 // 3), PILImage.LANCZOS)
+    small = small.resize((small.width * 3 // 4, small.height * 3 // 4), PILImage.LANCZOS)
     small.save(OUT / "before_after.png", optimize=True)
-    print(f"wrote {OUT}/before_after.png and astronaut.overlay.png")
+    print(f"wrote {OUT}/before_after.png and launch_pad.overlay.png")
 
 
 if __name__ == "__main__":
