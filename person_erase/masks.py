@@ -200,6 +200,19 @@ class MaskPair:
     dilate: int
 
 
+def _privacy_grow(mask: np.ndarray, box: np.ndarray, *, margin: float, box_below_px: int, radius: int) -> np.ndarray:
+    """One person's region for redaction: the mask grown by ``margin`` × its box height (at least
+    ``radius``), or the whole box (grown by ``radius``) when the box is shorter than ``box_below_px``."""
+    h, w = mask.shape
+    x0, y0, x1, y1 = (int(v) for v in box)
+    bh = max(1, y1 - y0)
+    if bh < box_below_px:
+        out = np.zeros((h, w), dtype=bool)
+        out[max(0, y0 - radius) : min(h, y1 + radius), max(0, x0 - radius) : min(w, x1 + radius)] = True
+        return out | dilate(mask, radius)
+    return dilate(mask, max(radius, int(round(margin * bh))))
+
+
 def build_masks(
     instances: Instances,
     erase_positions: np.ndarray | list[int],
@@ -207,6 +220,8 @@ def build_masks(
     dilate_px: int | None = None,
     keep_open: int = 2,
     keep_min_area: int | None = None,
+    privacy_margin: float = 0.0,
+    box_below_px: int = 0,
 ) -> MaskPair:
     """Erase and keep masks from instances and the rows chosen to go.
 
@@ -216,6 +231,10 @@ def build_masks(
         dilate_px: erase-mask dilation; ``default_dilate(H, W)`` when None.
         keep_open: opening radius for the keep mask.
         keep_min_area: keep-mask specks under this are dropped; 0.005 % of the photo (min 16 px) when None.
+        privacy_margin: grow each chosen person by this share of their box height when that is more
+            than ``dilate_px`` (redaction: mask errors scale with the person, so does the margin).
+        box_below_px: chosen people whose box is shorter than this are covered by their whole box
+            (redaction: no model resolves a 30 px person's outline, their box hides them).
 
     Returns:
         MaskPair with ``erase & keep`` empty.
@@ -229,7 +248,15 @@ def build_masks(
         raise InputError(f"--dilate must be >= 0 px, got {radius}")
     min_area = max(16, int(h * w * 5e-5)) if keep_min_area is None else keep_min_area
     keep = clean(union(instances.masks[~chosen], shape=(h, w)), open_radius=keep_open, min_area=min_area)
-    grown = dilate(union(instances.masks[chosen], shape=(h, w)), radius)
+    if privacy_margin < 0 or box_below_px < 0:
+        raise InputError(f"privacy_margin and box_below_px must be >= 0, got {privacy_margin} and {box_below_px}")
+    if (privacy_margin > 0 or box_below_px > 0) and chosen.any():
+        grown = np.zeros((h, w), dtype=bool)
+        for k in np.flatnonzero(chosen):
+            grown |= _privacy_grow(instances.masks[k], instances.boxes[k], margin=privacy_margin,
+                                   box_below_px=box_below_px, radius=radius)
+    else:
+        grown = dilate(union(instances.masks[chosen], shape=(h, w)), radius)
     conflict = grown & keep
     erase = grown & ~keep
     return MaskPair(erase=erase, keep=keep, overlap_resolved_px=int(conflict.sum()), dilate=radius)

@@ -40,12 +40,17 @@ class InstanceRow(_Model):
 
 
 class Residue(_Model):
-    """A person found again, after erasing, where someone was erased."""
+    """Something found again in the output where someone was erased or redacted.
 
+    ``kind``: ``person`` — a person re-detected where someone was erased or redacted; ``face`` — a
+    face still detectable inside a redacted region (the redaction is too weak to hide who it is).
+    """
+
+    kind: Literal["person", "face"] = "person"
     box: list[int]
     score: float
     overlap_px: int
-    overlap_share: float = Field(description="share of the re-detected person inside the erased region")
+    overlap_share: float = Field(description="share of the re-detected person (or face) inside the region")
 
 
 class Verification(_Model):
@@ -53,7 +58,12 @@ class Verification(_Model):
 
     segmenter: str
     people_found: int
-    residues: list[Residue]
+    residues: list[Residue] = Field(description="what makes the verification fail (--strict exits 3)")
+    silhouettes: list[Residue] = Field(
+        default_factory=list,
+        description="redact only: people re-detected on a redacted region; a blurred or filled body keeps its "
+        "outline, so these are expected and informational (faces are what counts)",
+    )
     ok: bool
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
@@ -73,7 +74,7 @@ class SceneSegmenter:
     def __init__(self, labels: np.ndarray | None = None, **_: object) -> None:
         self.labels = labels
 
-    def segment(self, image: np.ndarray) -> "object":
+    def segment(self, image: np.ndarray) -> object:
         from person_erase import Instances
 
         labels = self.labels if self.labels is not None else _LAST_LABELS[image.shape[:2]]
@@ -84,11 +85,15 @@ _LAST_LABELS: dict[tuple[int, int], np.ndarray] = {}
 
 
 @pytest.fixture
-def scene() -> tuple[np.ndarray, np.ndarray]:
-    """(image, labels) with 3 figures; ``--segmenter scene`` finds exactly them."""
+def scene() -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(image, labels) with 3 figures; ``--segmenter scene`` finds exactly them (registered for this test only)."""
     from person_erase import register_segmenter
+    from person_erase.segmenters import SEGMENTERS
 
     img, labels = make_scene(3)
     _LAST_LABELS[labels.shape] = labels
     register_segmenter("scene", lambda **kw: SceneSegmenter(**kw))
-    return img, labels
+    try:
+        yield img, labels
+    finally:
+        SEGMENTERS.pop("scene", None)

@@ -113,3 +113,40 @@ def test_inputs_not_modified_and_type_errors():
         M.dilate(m.astype(np.uint8), 2)
     with pytest.raises(InputError, match="radius must be >= 0"):
         M.dilate(m, -1)
+
+
+def _people_of(sizes: list[tuple[int, int, int, int]], shape: tuple[int, int] = (400, 600)) -> Instances:
+    """Elliptic people, one per (cx, cy, half-width, half-height)."""
+    masks = np.zeros((len(sizes), *shape), dtype=bool)
+    for k, (cx, cy, ax, ay) in enumerate(sizes):
+        m = np.zeros(shape, np.uint8)
+        cv2.ellipse(m, (cx, cy), (ax, ay), 0, 0, 360, 1, -1)
+        masks[k] = m > 0
+    return Instances.from_engine(masks)
+
+
+def test_privacy_margin_grows_with_each_person_and_small_people_get_their_box():
+    people = _people_of([(150, 200, 60, 150), (420, 300, 10, 20)])  # 301 px tall and 41 px tall
+    tall, tiny = people.boxes[0], people.boxes[1]
+    plain = M.build_masks(people, [0, 1], dilate_px=3).erase
+    pair = M.build_masks(people, [0, 1], dilate_px=3, privacy_margin=0.1, box_below_px=64)
+    assert (pair.erase >= plain).all()
+    # the tall person grows by ~0.1 x 301 px = 30 px, not by 3
+    row = pair.erase[200]
+    assert abs(int(np.flatnonzero(row[:300])[0]) - (150 - 60 - 30)) <= 1
+    # the tiny one is covered by its whole box (plus the 3 px dilation), corners included
+    x0, y0, x1, y1 = (int(v) for v in tiny)
+    assert pair.erase[y0 - 3 : y1 + 3, x0 - 3 : x1 + 3].all() and not plain[y0, x0]
+    assert not pair.erase[y0 - 5, x0 - 5]
+    # without the options it is exactly the plain algebra
+    assert np.array_equal(M.build_masks(people, [0, 1], dilate_px=3, privacy_margin=0, box_below_px=0).erase, plain)
+    assert int(tall[3] - tall[1]) == 301
+
+
+def test_privacy_margin_still_yields_to_kept_people():
+    people = _people_of([(200, 200, 50, 150), (330, 200, 50, 150)])  # side by side, 30 px apart
+    pair = M.build_masks(people, [0], dilate_px=3, privacy_margin=0.15)
+    assert not (pair.erase & pair.keep).any() and pair.overlap_resolved_px > 0
+    assert pair.keep[200, 300] and not pair.erase[200, 300]
+    with pytest.raises(InputError, match=">= 0"):
+        M.build_masks(people, [0], privacy_margin=-0.1)

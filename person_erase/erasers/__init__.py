@@ -3,11 +3,16 @@
 Every eraser follows one Protocol, ``Eraser.erase(image, erase, *, keep) -> image``, and is chosen
 by name from ``ERASERS`` (the CLI's ``--eraser`` choices come from the same dict). Capabilities are
 class attributes: ``needs_network``, ``honours_keep_mask`` (never copies fill from the keep mask),
-``kind`` (``"inpaint"`` or ``"redact"``).
+``kind`` (``"inpaint"`` or ``"redact"``), ``crops`` (the pipeline may hand it one crop per cluster of
+nearby people, with a context margin, so cost follows the holes and not the photo; False for engines
+that must see the whole photo, such as the cloud one).
 
 Contract for every eraser: ``image`` is (H, W, 3) uint8 RGB, ``erase`` and ``keep`` are (H, W)
 bool with ``erase & keep`` empty; the result is a new (H, W, 3) uint8 RGB array whose pixels
 outside ``erase`` are byte-identical to ``image``. The caller's arrays are never modified.
+Local erasers keep that promise themselves; the ``dashscope`` eraser returns what the service sent
+back, and ``compose.apply_eraser`` (used by the pipeline for every engine) pastes only the erase
+mask's pixels onto the input and counts how many the engine changed outside it.
 
 Names: ``patchmatch`` (default, offline), ``telea`` (fast, offline, smeary on big holes),
 ``dashscope`` (DashScope ``image-erase-completion``), ``blur`` / ``pixelate`` / ``solid`` (redaction).
@@ -31,6 +36,7 @@ class Eraser(Protocol):
     kind: ClassVar[str]
     needs_network: ClassVar[bool]
     honours_keep_mask: ClassVar[bool]
+    crops: ClassVar[bool]
 
     def erase(self, image: np.ndarray, erase: np.ndarray, *, keep: np.ndarray) -> np.ndarray: ...
 
