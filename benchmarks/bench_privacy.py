@@ -4,9 +4,12 @@ On one or more folders in the dev-set format (``images/``, ``masks/`` label maps
 1..N = person, ``manifest.json``; default: both dev sets under ../shared/data):
 
 * **redaction coverage** (goal >= 98 %): under ``--policy all``, the share of ground-truth people
-  whose mask is covered >= 95 % by the redaction mask (``result.erase_mask`` of ``pe.redact``: the
-  segmented people, dilated, exactly the pixels the redaction style paints). Also per COCO size
-  bucket (mask area: small < 32², medium < 96², large).
+  whose mask is covered >= 95 % by the redaction mask (``result.erase_mask`` of ``pe.redact`` with
+  its defaults: each segmented person grown by the privacy margin, people under ``box_below`` px
+  covered by their box; exactly the pixels the redaction style paints). Also per COCO size bucket
+  (mask area: small < 32², medium < 96², large).
+* **faces left**: faces MediaPipe detects inside the redaction region before and after redacting
+  (what ``redact --verify`` checks).
 * **verification residue rate** (goal <= 2 %): everyone is erased with ``pe.erase(...,
   eraser="telea", verify=True)`` and the local segmenter is run again on the output; a residue is a
   re-detected person with >= 30 % of its mask inside the erased region (``pe.verify_removal``).
@@ -15,7 +18,7 @@ On one or more folders in the dev-set format (``images/``, ``masks/`` label maps
   smears rather than re-textures, so it leaves person-coloured blobs more often than PatchMatch —
   this is a pessimistic estimate for the default eraser.
 
-``--dilate-sweep 0,20,40`` adds the coverage the same masks would reach at other dilations
+``--dilate-sweep 0,20,40`` adds the coverage plain dilated masks (no privacy margin) would reach
 (``person_erase.masks.build_masks``, the mask algebra ``pe.redact`` uses), and ``detected`` is the
 ceiling no dilation can pass: GT people that any segmented person touches at all.
 
@@ -83,6 +86,10 @@ def _covered_by_box(gt_box: tuple[int, int, int, int], box: list[int]) -> float:
 
 def run(dirs: list[Path], *, style: str, limit: int | None, sweep: list[int]) -> dict[str, Any]:
     from person_erase.masks import build_masks
+    from person_erase.pipeline import VERIFY_FACE_SCORE
+    from person_erase.subject import faces_in
+
+    faces_before = faces_after = 0
 
     seg = pe.get_segmenter("local")
     gt_people = covered = detected = 0
@@ -107,7 +114,11 @@ def run(dirs: list[Path], *, style: str, limit: int | None, sweep: list[int]) ->
             sweep_masks = {d_px: build_masks(people, everyone, dilate_px=d_px).erase for d_px in sweep}
             er = None
             try:
-                mask = pe.redact(img, people, policy="all", style=style).erase_mask
+                red = pe.redact(img, people, policy="all", style=style)
+                mask = red.erase_mask
+                if mask.any():
+                    faces_before += len(faces_in(img.pixels, mask, min_score=VERIFY_FACE_SCORE))
+                    faces_after += len(faces_in(np.ascontiguousarray(red.image), mask, min_score=VERIFY_FACE_SCORE))
             except (ImportError, pe.EngineError):  # no redaction eraser in this build yet
                 mask_source = "erase mask of pe.erase(eraser='telea') (redaction eraser unavailable)"
                 er = pe.erase(img, people, policy="all", eraser="telea", verify=seg)
@@ -162,6 +173,11 @@ def run(dirs: list[Path], *, style: str, limit: int | None, sweep: list[int]) ->
             "by_dilate_px": {str(k): round(v / max(1, gt_people), 4) for k, v in sweep_covered.items()},
             "misses": misses,
         },
+        "faces": {
+            "what": "faces MediaPipe detects inside the redaction region (score >= VERIFY_FACE_SCORE)",
+            "before_redaction": faces_before,
+            "after_redaction": faces_after,
+        },
         "residue": {
             "goal": "<= 0.02 (erase everyone with telea, re-segment the output)",
             "image_rate": round(images_with_residue / max(1, images_with_people), 4),
@@ -182,6 +198,8 @@ def table(res: dict[str, Any]) -> str:
         ("images / GT people", f"{res['images']} / {res['gt_people']}", ""),
         (f"redaction coverage ({res['style']})", f"{cov['share']:.1%}", ">= 98 %"),
         *[(f"  coverage at --dilate {k}", f"{v:.1%}", "") for k, v in cov["by_dilate_px"].items()],
+        ("faces detectable before / after redaction", f"{res['faces']['before_redaction']} / "
+         f"{res['faces']['after_redaction']}", "after = 0"),
         ("  detected at all (ceiling)", f"{cov['detected']:.1%}", ""),
         *[(f"  coverage, {b}", f"{v['share']:.1%} of {v['people']}", "") for b, v in cov["by_size"].items()],
         ("residue rate, images", f"{resi['image_rate']:.1%} ({resi['images_with_residue']}/{resi['images_with_people']})", "<= 2 %"),
