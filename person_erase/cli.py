@@ -95,8 +95,8 @@ def _add_common_out(p: argparse.ArgumentParser, *, metadata_default: str) -> Non
     p.add_argument("--report", metavar="FILE.json", help="write the JSON report (people, reasons, masks, timings)")
     p.add_argument("--metadata", choices=["keep", "strip-gps", "strip-all"], default=metadata_default,
                    help=f"what EXIF/XMP/ICC to carry over (default {metadata_default})")
-    p.add_argument("--verify", action="store_true", help="look for people again in the output and report any left where someone was removed")
-    p.add_argument("--strict", action="store_true", help="with --verify: exit 3 when a person is still found")
+    p.add_argument("--verify", action="store_true", help="look again in the output: erase = people re-detected where someone was erased; redact = faces still detectable in the redacted region")
+    p.add_argument("--strict", action="store_true", help="with --verify: exit 3 when it finds anything (the output is still written)")
     p.add_argument("--overwrite", action="store_true", help="allow writing over the input file")
 
 
@@ -158,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "loopback, backed by the local engines. Point the client at it with "
                        "DASHSCOPE_HTTP_BASE_URL=http://127.0.0.1:PORT/api/v1 and any DASHSCOPE_API_KEY.")
     _add_serve_arguments(p)
+    # the global switches also work after the command (person-erase erase x.jpg -o y.jpg -q)
+    for command in sub.choices.values():
+        command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress messages")
+        command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                             help="show tracebacks instead of one-line errors")
     return parser
 
 
@@ -209,12 +214,18 @@ def _seg_options(args: argparse.Namespace, engine: str) -> dict[str, Any]:
 
 
 def _table(rows: list[dict[str, Any]], with_reasons: bool) -> str:
-    head = ["#", "score", "box (x0,y0,x1,y1)", "area %"]
+    head = ["#", "detector", "box (x0,y0,x1,y1)", "area %"]
+    with_subject = with_reasons and any("score" in r.get("cues", {}) for r in rows)
+    if with_subject:
+        head.append("subject")  # the main-subject score of the passersby policies (0-1)
     if with_reasons:
         head.append("reason")
     lines = [head]
     for r in rows:
         line = [str(r["index"]), f"{r['score']:.2f}", ",".join(map(str, r["box"])), f"{r['area_pct']:.2f}"]
+        if with_subject:
+            sub = r.get("cues", {}).get("score")
+            line.append("" if sub is None else f"{sub:.2f}")
         if with_reasons:
             line.append(r.get("reason", ""))
         lines.append(line)
