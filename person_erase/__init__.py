@@ -17,7 +17,19 @@ from .selection import POLICIES, Selection, select_people
 
 __version__ = "0.1.0"
 
+_LAZY = {"BatchParams": "batch", "run_batch": "batch"}
+
+
+def __getattr__(name: str) -> object:
+    """Batch processing is imported on first use (``pe.run_batch``, ``pe.BatchParams``)."""
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 __all__ = [
+    "BatchParams",
     "CloudError",
     "ERASERS",
     "EngineError",
@@ -38,6 +50,7 @@ __all__ = [
     "redact",
     "register_eraser",
     "register_segmenter",
+    "run_batch",
     "save_image",
     "segment",
     "select_people",
