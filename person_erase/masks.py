@@ -52,6 +52,13 @@ def _bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
+def _window(box: tuple[int, int, int, int], pad: int, shape: tuple[int, ...]) -> tuple[slice, slice]:
+    """Row and column slices of ``box`` grown by ``pad`` px, clipped to an (H, W) ``shape``."""
+    x0, y0, x1, y1 = box
+    h, w = shape[:2]
+    return slice(max(0, y0 - pad), min(h, y1 + pad)), slice(max(0, x0 - pad), min(w, x1 + pad))
+
+
 def _disk(radius: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
 
@@ -77,12 +84,10 @@ def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
     box = _bbox(m)
     if radius == 0 or box is None:
         return out
-    h, w = m.shape
-    x0, y0, x1, y1 = box
-    X0, Y0, X1, Y1 = max(0, x0 - radius), max(0, y0 - radius), min(w, x1 + radius), min(h, y1 + radius)
-    crop = m[Y0:Y1, X0:X1].view(np.uint8)
+    win = _window(box, radius, m.shape)
+    crop = np.ascontiguousarray(m[win]).view(np.uint8)
     grown = cv2.dilate(crop, _disk(radius), borderType=cv2.BORDER_CONSTANT, borderValue=0)
-    out[Y0:Y1, X0:X1] = grown.view(bool)
+    out[win] = grown.view(bool)
     return out
 
 
@@ -92,14 +97,11 @@ def open_(mask: np.ndarray, radius: int) -> np.ndarray:
     box = _bbox(m)
     if radius <= 0 or box is None:
         return m.copy()
-    h, w = m.shape
-    x0, y0, x1, y1 = box
-    pad = radius + 1
-    X0, Y0, X1, Y1 = max(0, x0 - pad), max(0, y0 - pad), min(w, x1 + pad), min(h, y1 + pad)
-    crop = np.ascontiguousarray(m[Y0:Y1, X0:X1]).view(np.uint8)
+    win = _window(box, radius + 1, m.shape)
+    crop = np.ascontiguousarray(m[win]).view(np.uint8)
     opened = cv2.morphologyEx(crop, cv2.MORPH_OPEN, _disk(radius), borderType=cv2.BORDER_REPLICATE)
     out = np.zeros_like(m)
-    out[Y0:Y1, X0:X1] = opened.view(bool)
+    out[win] = opened.view(bool)
     return out
 
 
@@ -207,9 +209,9 @@ def _privacy_grow(mask: np.ndarray, box: np.ndarray, *, margin: float, box_below
     x0, y0, x1, y1 = (int(v) for v in box)
     bh = max(1, y1 - y0)
     if bh < box_below_px:
-        out = np.zeros((h, w), dtype=bool)
-        out[max(0, y0 - radius) : min(h, y1 + radius), max(0, x0 - radius) : min(w, x1 + radius)] = True
-        return out | dilate(mask, radius)
+        out = dilate(mask, radius)
+        out[_window((x0, y0, x1, y1), radius, (h, w))] = True
+        return out
     return dilate(mask, max(radius, int(round(margin * bh))))
 
 

@@ -41,11 +41,3 @@ def paste(image: np.ndarray, filled: np.ndarray, erase: np.ndarray) -> np.ndarra
     """A new array equal to ``image`` outside ``erase`` and to ``filled`` inside it."""
     return np.where(erase[..., None], filled, image).astype(np.uint8, copy=False)
 
-
-def bbox(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Tight box ``(x0, y0, x1, y1)`` (x1/y1 exclusive) of a bool mask, or None if it is empty."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return None
-    cols = np.flatnonzero(mask.any(axis=0))
-    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
