@@ -199,6 +199,28 @@ def faces_in(image: np.ndarray, region: np.ndarray, *, min_score: float = 0.5) -
     return sorted(found, key=lambda f: -f[1])
 
 
+def face_similarity(original: np.ndarray, output: np.ndarray, box: list[int], *, size: int = 16) -> float:
+    """How much of the face in ``box`` survives in ``output``: normalised cross-correlation of the two
+    crops as ``size``×``size`` grey thumbnails (about the resolution at which a face can still be told
+    apart). 1 = unchanged; a blur or pixelation that hides the face scores well below 0.9."""
+    import cv2
+
+    h, w = original.shape[:2]
+    x0, y0, x1, y1 = box
+    sl = np.s_[max(0, y0) : min(h, y1), max(0, x0) : min(w, x1)]
+    if original[sl].size == 0:
+        return 0.0
+
+    def thumb(a: np.ndarray) -> np.ndarray:
+        g = cv2.cvtColor(np.ascontiguousarray(a[sl]), cv2.COLOR_RGB2GRAY)
+        t = cv2.resize(g, (size, size), interpolation=cv2.INTER_AREA).astype(np.float64)
+        return t - t.mean()
+
+    a, b = thumb(original), thumb(output)
+    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    return float((a * b).sum() / den) if den > 0 else 0.0
+
+
 def _iou(a: list[int], b: list[int]) -> float:
     ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
     iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
