@@ -90,7 +90,8 @@ def _add_common_out(p: argparse.ArgumentParser, *, metadata_default: str) -> Non
                    help="who finds the people: local (offline, default), dashscope, labels:PATH (your own label map)")
     p.add_argument("--quality", choices=["fast", "balanced", "best"], default=None,
                    help="local segmenter speed/quality preset (default balanced)")
-    p.add_argument("--dilate", type=int, metavar="PX", help="grow the erase mask by PX pixels (default: 9 px at 1 MP, scaled with the photo)")
+    p.add_argument("--dilate", type=int, metavar="PX",
+                   help="grow the mask by PX pixels (default: erase 9 px at 1 MP, scaled with the photo; redact 2%% of the diagonal)")
     p.add_argument("--masks-dir", metavar="DIR", help="also write DIR/<stem>.erase.png and DIR/<stem>.keep.png (0/255)")
     p.add_argument("--report", metavar="FILE.json", help="write the JSON report (people, reasons, masks, timings)")
     p.add_argument("--metadata", choices=["keep", "strip-gps", "strip-all"], default=metadata_default,
@@ -144,7 +145,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strength", type=float, metavar="SHARE",
                    help="blur sigma / pixel block as a share of the person's height (default 0.08 blur, 0.10 pixelate)")
     p.add_argument("--margin", type=float, metavar="SHARE",
-                   help="grow each person's mask by this share of their height (default 0.08; 0 = the mask as found)")
+                   help="grow each person's mask by this share of their height (default 0.05; 0 = off)")
     p.add_argument("--box-below", type=int, metavar="PX",
                    help="cover people shorter than PX with their whole box (default 96; 0 = never)")
 

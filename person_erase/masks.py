@@ -36,6 +36,18 @@ def default_dilate(height: int, width: int) -> int:
     return max(3, int(round(DILATE_AT_1MP * math.sqrt(height * width / 1e6))))
 
 
+#: Redaction dilation as a share of the photo's diagonal (``default_redact_dilate``).
+REDACT_DILATE_DIAGONAL = 0.02
+
+
+def default_redact_dilate(height: int, width: int) -> int:
+    """Default redaction dilation: 2 % of the photo's diagonal (16 px at 640×480, 58 px at 12 MP),
+    at least 3. Privacy wants a margin that mask errors cannot slip through; on the dev sets this,
+    with the per-person margin and box cover of ``build_masks``, covers more people at a smaller
+    area than either alone (``benchmarks/bench_privacy.py``)."""
+    return max(3, int(round(REDACT_DILATE_DIAGONAL * math.hypot(height, width))))
+
+
 def _check_mask(mask: np.ndarray, name: str = "mask") -> np.ndarray:
     m = np.asarray(mask)
     if m.ndim != 2 or m.dtype != bool:
