@@ -90,6 +90,9 @@ def _add_common_out(p: argparse.ArgumentParser, *, metadata_default: str) -> Non
                    help="who finds the people: local (offline, default), dashscope, labels:PATH (your own label map)")
     p.add_argument("--quality", choices=["fast", "balanced", "best"], default=None,
                    help="local segmenter speed/quality preset (default balanced)")
+    p.add_argument("--min-score", type=float, default=None, metavar="S",
+                   help="local detector confidence to accept a person, 0-1 (default 0.25; lower finds more "
+                   "people and more false ones: for privacy, e.g. 0.1)")
     p.add_argument("--dilate", type=int, metavar="PX",
                    help="grow the mask by PX pixels (default: erase 9 px at 1 MP, scaled with the photo; redact 2%% of the diagonal)")
     p.add_argument("--masks-dir", metavar="DIR", help="also write DIR/<stem>.erase.png and DIR/<stem>.keep.png (0/255)")
@@ -121,6 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--engine", default="local", metavar="NAME", help="local (default), dashscope, labels:PATH")
     p.add_argument("--quality", choices=["fast", "balanced", "best"], default=None, help="local segmenter preset (default balanced)")
+    p.add_argument("--min-score", type=float, default=None, metavar="S",
+                   help="local detector confidence to accept a person, 0-1 (default 0.25)")
     p.add_argument("--out-dir", metavar="DIR", default=".", help="where to write <stem>.labels.png and <stem>.overlay.png (default: .)")
     p.add_argument("--no-files", action="store_true", help="print the table only, write nothing")
     p.add_argument("--policy", metavar="NAME", help="also show who this policy would erase, and why")
@@ -210,8 +215,14 @@ def _progress(quiet: bool) -> Iterator[Callable[[str], None]]:
 
 
 def _seg_options(args: argparse.Namespace, engine: str) -> dict[str, Any]:
-    q = getattr(args, "quality", None)
-    return {"quality": q} if q and engine == "local" else {}
+    if engine != "local":
+        return {}
+    opts: dict[str, Any] = {}
+    if getattr(args, "quality", None):
+        opts["quality"] = args.quality
+    if getattr(args, "min_score", None) is not None:
+        opts["score_threshold"] = args.min_score
+    return opts
 
 
 def _table(rows: list[dict[str, Any]], with_reasons: bool) -> str:
