@@ -1176,6 +1176,8 @@ def add_batch_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--policy", metavar="NAME", help="all (default), largest:N, passersby, passersby+group")
     p.add_argument("--segmenter", default="local", metavar="NAME", help="local (default), dashscope, or a registered name")
     p.add_argument("--quality", choices=["fast", "balanced", "best"], default=None, help="local segmenter preset")
+    p.add_argument("--min-score", type=float, default=None, metavar="S",
+                   help="local detector confidence to accept a person, 0-1 (default 0.25; e.g. 0.1 for privacy)")
     p.add_argument("--eraser", default="patchmatch", metavar="NAME", help="patchmatch (default), telea, dashscope")
     p.add_argument("--style", default=None, metavar="STYLE", help="redaction style: blur (default), pixelate, solid")
     p.add_argument("--fast", action="store_true", help="quicker, rougher fill (dashscope fast_mode)")
@@ -1201,7 +1203,12 @@ def params_from_args(args: argparse.Namespace) -> BatchParams:
     mode = args.mode or ("redact" if args.style else "erase")
     if mode == "erase" and args.style:
         raise InputError("--style is for redact; use --mode redact (or drop --style)")
-    seg_opts = {"quality": args.quality} if args.quality and args.segmenter == "local" else {}
+    seg_opts: dict[str, Any] = {}
+    if args.segmenter == "local":
+        if args.quality:
+            seg_opts["quality"] = args.quality
+        if args.min_score is not None:
+            seg_opts["score_threshold"] = args.min_score
     er_opts: dict[str, Any] = {}
     if mode == "erase" and args.eraser == "dashscope":
         er_opts["fast_mode"] = bool(args.fast)
