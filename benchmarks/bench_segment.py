@@ -4,8 +4,10 @@
 
 Per dataset and preset: recall@IoU0.5 (overall and per COCO size bucket), mean matched IoU, unmatched
 predictions per image, redaction coverage share, segmentation ms per image, and the raw YOLOX-nano
-inference ms at 416 measured in the same run (so a slow machine shows as slow on both). Prints JSON,
-then a table. Default data: ``../shared/data/{persons,coco-persons-dev}`` next to the repo.
+inference ms at 416 measured in the same run (so a slow machine shows as slow on both). Also where
+the people are lost, per size bucket: *detector misses* (no box with IoU >= 0.5 against the GT
+mask's bounding box) and *mask failures* (a box was found, but the mask IoU stayed < 0.5). Prints
+JSON, then two tables. Default data: ``../shared/data/{persons,coco-persons-dev}`` next to the repo.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ def run(data: list[Path], qualities: list[str], repeat: int = 1) -> list[dict]:
             seg.segment(samples[0].image)  # warm-up (lazy sessions, first-call allocations)
             score = Score()
             seg_ms, raw_ms, det_ms = [], [], []
+            sources: dict[str, int] = {}
             for s in samples:
                 best = None
                 for _ in range(repeat):
@@ -45,10 +48,12 @@ def run(data: list[Path], qualities: list[str], repeat: int = 1) -> list[dict]:
                     best = dt if best is None else min(best, dt)
                 seg_ms.append(best)
                 det_ms.append(seg.last_timings["detect_ms"])
+                for k, v in people.meta.get("mask_sources", {}).items():
+                    sources[k] = sources.get(k, 0) + v
                 t0 = time.perf_counter()
                 det.raw(s.image, 416)
                 raw_ms.append((time.perf_counter() - t0) * 1e3)
-                score.add(s, np.asarray(people.masks))
+                score.add(s, np.asarray(people.masks), seg.last_boxes)
             summary = score.summary()
             summary.update(
                 dataset=name,
@@ -57,6 +62,7 @@ def run(data: list[Path], qualities: list[str], repeat: int = 1) -> list[dict]:
                 seg_ms_p90=round(float(np.percentile(seg_ms, 90)), 1),
                 detect_ms_mean=round(float(np.mean(det_ms)), 1),
                 yolox416_raw_ms_mean=round(float(np.mean(raw_ms)), 1),
+                mask_sources=dict(sorted(sources.items(), key=lambda kv: -kv[1])),
                 misses=score.misses,
             )
             rows.append(summary)
@@ -81,9 +87,33 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def loss_table(rows: list[dict]) -> str:
+    """Where people are lost: box recall, detector misses and mask failures per size bucket."""
+    head = (
+        f"{'dataset':18} {'quality':9} {'box rec':>7} {'box s/m/l':>17} {'det miss s/m/l':>15} "
+        f"{'mask fail s/m/l':>16} {'sources'}"
+    )
+    lines = [head, "-" * (len(head) + 20)]
+    for r in rows:
+        if "box_recall" not in r:
+            continue
+        br = r["box_recall_by_size"]
+        dm, mf = r["detector_misses_by_size"], r["mask_failures_by_size"]
+        sml = ("small", "medium", "large")
+        lines.append(
+            f"{r['dataset']:18} {r['quality']:9} {r['box_recall']:>7.3f} "
+            f"{'/'.join(format(br.get(b, float('nan')), '.2f') for b in sml):>17} "
+            f"{'/'.join(str(dm.get(b, 0)) for b in sml):>15} {'/'.join(str(mf.get(b, 0)) for b in sml):>16} "
+            f"{r.get('mask_sources', '')}"
+        )
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", nargs="+", default=list(DEFAULT_SETS), help="dataset folders or names under ../shared/data")
+    ap.add_argument(
+        "--data", nargs="+", default=list(DEFAULT_SETS), help="dataset folders or names under ../shared/data"
+    )
     ap.add_argument("--quality", nargs="+", default=list(PRESETS), choices=list(PRESETS))
     ap.add_argument("--repeat", type=int, default=1, help="time each photo this many times, keep the best")
     ap.add_argument("--json-only", action="store_true")
@@ -97,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     if not args.json_only:
         print()
         print(table(rows))
+        print()
+        print(loss_table(rows))
     return 0
 
 

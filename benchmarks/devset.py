@@ -11,6 +11,9 @@ Metrics (all on boolean masks):
 * **unmatched predictions**: predictions with no GT partner (may be unlabelled real people).
 * **redaction coverage**: share of GT people with >= 95 % of their pixels inside the union of the
   predicted masks dilated by ~1 % of the image diagonal ("redact everyone").
+* **where people are lost** (when the detector boxes are given): a GT person with no mask match is a
+  *detector miss* when no box has IoU >= 0.5 with the GT mask's bounding box, else a *mask failure*;
+  box recall is the share of GT people with such a box.
 """
 
 from __future__ import annotations
@@ -109,6 +112,28 @@ def match(pred: np.ndarray, gt: np.ndarray, *, thr: float = 0.5) -> list[tuple[i
     return [(int(r), int(c), float(iou[r, c])) for r, c in zip(rows, cols, strict=True) if iou[r, c] >= thr]
 
 
+def mask_boxes(masks: np.ndarray) -> np.ndarray:
+    """(N, 4) float32 x0, y0, x1, y1 (exclusive) bounding boxes of (N, H, W) bool masks (0s if empty)."""
+    out = np.zeros((len(masks), 4), np.float32)
+    for i, m in enumerate(masks):
+        ys, xs = np.nonzero(m.any(axis=1))[0], np.nonzero(m.any(axis=0))[0]
+        if len(ys):
+            out[i] = (xs[0], ys[0], xs[-1] + 1, ys[-1] + 1)
+    return out
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(A, B) IoU between (A, 4) and (B, 4) x0, y0, x1, y1 boxes."""
+    a = np.asarray(a, np.float64).reshape(-1, 4)
+    b = np.asarray(b, np.float64).reshape(-1, 4)
+    iw = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
+    ih = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
+    inter = iw * ih
+    area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
+    area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
+    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-9)
+
+
 def coverage(pred: np.ndarray, gt: np.ndarray, *, dilate_frac: float = 0.01) -> np.ndarray:
     """(G,) share of each GT person's pixels inside the union of ``pred`` dilated by ~1 % of the diagonal."""
     h, w = gt.shape[1:] if gt.ndim == 3 else pred.shape[1:]
@@ -133,19 +158,33 @@ class Score:
     covered: int = 0
     covered_by_bucket: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BUCKETS, 0))
     misses: list[str] = field(default_factory=list)
+    box_hit: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BUCKETS, 0))
+    det_miss: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BUCKETS, 0))
+    mask_fail: dict[str, int] = field(default_factory=lambda: dict.fromkeys(BUCKETS, 0))
+    with_boxes: bool = False
 
-    def add(self, sample: Sample, pred: np.ndarray) -> None:
+    def add(self, sample: Sample, pred: np.ndarray, boxes: np.ndarray | None = None) -> None:
+        """Score one photo's predicted masks; ``boxes`` (detector boxes) adds the miss breakdown."""
         pairs = match(pred, sample.gt)
         matched_gt = {g for _, g, _ in pairs}
         self.images += 1
         self.unmatched_pred += len(pred) - len(pairs)
         cov = coverage(pred, sample.gt)
+        box_ok = None
+        if boxes is not None:
+            self.with_boxes = True
+            biou = box_iou(mask_boxes(sample.gt), boxes)
+            box_ok = biou.max(axis=1) >= 0.5 if biou.shape[1] else np.zeros(len(sample.gt), bool)
         for g, b in enumerate(sample.buckets):
             self.gt[b] += 1
+            boxed = bool(box_ok[g]) if box_ok is not None else False
+            self.box_hit[b] += boxed
             if g in matched_gt:
                 self.hit[b] += 1
             else:
-                self.misses.append(f"{sample.name}#{g + 1}({b})")
+                self.misses.append(f"{sample.name}#{g + 1}({b}{', box found' if boxed else ''})")
+                if box_ok is not None:
+                    (self.mask_fail if boxed else self.det_miss)[b] += 1
             if cov[g] >= 0.95:
                 self.covered += 1
                 self.covered_by_bucket[b] += 1
@@ -153,7 +192,7 @@ class Score:
 
     def summary(self) -> dict[str, float | int | dict[str, float]]:
         n = sum(self.gt.values())
-        return {
+        out: dict[str, float | int | dict[str, float]] = {
             "images": self.images,
             "people": n,
             "recall": round(sum(self.hit.values()) / max(n, 1), 3),
@@ -164,3 +203,9 @@ class Score:
             "coverage_share": round(self.covered / max(n, 1), 3),
             "coverage_by_size": {b: round(self.covered_by_bucket[b] / self.gt[b], 3) for b in BUCKETS if self.gt[b]},
         }
+        if self.with_boxes:
+            out["box_recall"] = round(sum(self.box_hit.values()) / max(n, 1), 3)
+            out["box_recall_by_size"] = {b: round(self.box_hit[b] / self.gt[b], 3) for b in BUCKETS if self.gt[b]}
+            out["detector_misses_by_size"] = {b: self.det_miss[b] for b in BUCKETS if self.gt[b]}
+            out["mask_failures_by_size"] = {b: self.mask_fail[b] for b in BUCKETS if self.gt[b]}
+        return out

@@ -52,14 +52,23 @@ class _Preset:
     w_selfie: float = 0.6  # weight of selfie-only evidence against pose evidence in overlaps
     w_shape: float = 0.4  # weight of an ellipse (no model evidence) in overlaps
     resolve: bool = True  # (diagnostic) False keeps overlapping raw masks
+    min_fill: float = 0.0  # a model mask covering less of its box than this is replaced by the ellipse
+    # also compute selfie on the crop padded to a square (the model stretches its input to 256x256)
+    # and keep it when its extent fits the detector box better by more than ``select_margin`` (IoU)
+    select: bool = False
+    select_margin: float = 0.1
 
 
 WORK_SIDE = 1024  # longest side of a person crop while its mask is computed
 
 PRESETS: dict[str, _Preset] = {
     "fast": _Preset(det_sizes=(416,), shape_max_h=64),
-    "balanced": _Preset(det_sizes=(416, 832), shape_max_h=64, pose_min_h=0.0),
-    "best": _Preset(det_sizes=(416, 1024), flip=True, shape_max_h=64, pose_min_h=0.0),
+    "balanced": _Preset(
+        det_sizes=(416, 832), shape_max_h=64, pose_min_h=0.0, select=True, threshold=0.6, selfie_join=0.7
+    ),
+    "best": _Preset(
+        det_sizes=(416, 1024), flip=True, shape_max_h=64, pose_min_h=0.0, select=True, threshold=0.6, selfie_join=0.7
+    ),
 }
 
 
@@ -121,6 +130,7 @@ class LocalSegmenter:
         self._selfie: Any = None
         self._pose: Any = None
         self.last_timings: dict[str, float] = {}
+        self.last_boxes: np.ndarray = np.zeros((0, 4), np.float32)  # detector boxes of the last call
 
     # --- lazily built engines ------------------------------------------------------------------
 
@@ -157,6 +167,7 @@ class LocalSegmenter:
             image, sizes=p.det_sizes, score_threshold=self.score_threshold, nms_iou=self.nms_iou, flip=p.flip
         )
         t1 = time.perf_counter()
+        self.last_boxes = det.boxes.copy()
         n = len(det.scores)
         best = np.zeros((h, w), np.float32)  # winning ownership score per pixel
         label = np.full((h, w), -1, np.int32)  # winning instance per pixel
@@ -215,7 +226,10 @@ class LocalSegmenter:
         if pose is not None:
             if bh >= p.union_min_h:
                 selfie = self._selfie_model()(crop)
-                prob, source = _combine(pose, np.where(selfie >= p.selfie_join, selfie, 0.0), p.pose_mode), "pose+selfie"
+                prob, source = (
+                    _combine(pose, np.where(selfie >= p.selfie_join, selfie, 0.0), p.pose_mode),
+                    "pose+selfie",
+                )
                 # pixels only the class-level selfie model claims count for less when people overlap
                 evidence = np.maximum(pose, p.w_selfie * selfie)
             else:
@@ -227,8 +241,19 @@ class LocalSegmenter:
         else:
             prob, source = self._selfie_model()(crop), "selfie"
             evidence = p.w_selfie * prob
+        if p.select and source != "ellipse":
+            alt = self._square_selfie(crop)
+            fit_a = _box_fit(prob >= p.threshold, inside, ys, xs)
+            fit_b = _box_fit(alt >= p.threshold, inside, ys, xs)
+            if fit_b > fit_a + p.select_margin:
+                prob, source, evidence = alt, "selfie-square", p.w_selfie * alt
         if p.refine != "none" and source != "ellipse":
             prob = _refine(crop, prob, p.refine)
+        if p.min_fill > 0 and source != "ellipse":
+            box_in = (np.abs(ys)[:, None] <= 1) & (np.abs(xs)[None, :] <= 1)
+            if (prob[box_in] >= p.threshold).mean() < p.min_fill:
+                prob, source = (d <= p.ellipse_scale).astype(np.float32), "fill"
+                evidence = p.w_shape * prob
         prior = np.clip(1.0 - p.prior * d, 0.05, 1.0)
         own = np.where(inside & (prob >= p.threshold), evidence * prior, 0.0).astype(np.float32)
         if f < 1.0:
@@ -239,6 +264,28 @@ class LocalSegmenter:
         b[win] = own[win]
         lab[win] = i
         return source
+
+    def _square_selfie(self, crop: np.ndarray) -> np.ndarray:
+        """Selfie probability for ``crop``, computed on it centred in a black square."""
+        ch, cw = crop.shape[:2]
+        side = max(ch, cw)
+        oy, ox = (side - ch) // 2, (side - cw) // 2
+        pad = np.zeros((side, side, 3), np.uint8)
+        pad[oy : oy + ch, ox : ox + cw] = crop
+        return self._selfie_model()(pad)[oy : oy + ch, ox : ox + cw]
+
+
+def _box_fit(mask: np.ndarray, inside: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> float:
+    """IoU between the extent of ``mask`` (within ``inside``) and the box (|x|, |y| <= 1), normalised units."""
+    m = mask & inside
+    rows, cols = np.nonzero(m.any(axis=1))[0], np.nonzero(m.any(axis=0))[0]
+    if len(rows) == 0:
+        return 0.0
+    my0, my1 = max(float(ys[rows[0]]), -1.0), min(float(ys[rows[-1]]), 1.0)
+    mx0, mx1 = max(float(xs[cols[0]]), -1.0), min(float(xs[cols[-1]]), 1.0)
+    inter = max(0.0, my1 - my0) * max(0.0, mx1 - mx0)
+    a = (float(ys[rows[-1]]) - float(ys[rows[0]])) * (float(xs[cols[-1]]) - float(xs[cols[0]]))
+    return inter / max(a + 4.0 - inter, 1e-9)
 
 
 def _combine(pose: np.ndarray, selfie: np.ndarray, mode: str) -> np.ndarray:
