@@ -64,9 +64,7 @@ def _solutions() -> Any:
             except ImportError:  # pragma: no cover - absl comes with mediapipe
                 pass
     except ImportError as exc:  # pragma: no cover - mediapipe is a dependency
-        raise EngineError(
-            "the local segmenter needs mediapipe==0.10.21 (pip install 'mediapipe==0.10.21')"
-        ) from exc
+        raise EngineError("the local segmenter needs mediapipe==0.10.21 (pip install 'mediapipe==0.10.21')") from exc
     return solutions
 
 
@@ -93,10 +91,14 @@ class SelfieMasks:
         with quiet_stderr():
             self._model = solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
 
-    def __call__(self, crop: np.ndarray) -> np.ndarray:
-        """(h, w) float32 in [0, 1] for an (h, w, 3) uint8 RGB crop."""
+    def __call__(self, crop: np.ndarray, *, quiet: bool = True) -> np.ndarray:
+        """(h, w) float32 in [0, 1] for an (h, w, 3) uint8 RGB crop.
+
+        ``quiet=False`` skips silencing stderr: for callers that already hold ``quiet_stderr()``
+        around many calls (possibly from several threads, one model per thread).
+        """
         small = _fit(crop, INPUT_SIDE)
-        with quiet_stderr():
+        with quiet_stderr() if quiet else contextlib.nullcontext():
             res = self._model.process(small)
         if res.segmentation_mask is None:
             return np.zeros(crop.shape[:2], np.float32)
@@ -119,10 +121,10 @@ class PoseMasks:
                 min_detection_confidence=min_confidence,
             )
 
-    def __call__(self, crop: np.ndarray) -> np.ndarray | None:
-        """(h, w) float32 in [0, 1], or None when no pose was found."""
+    def __call__(self, crop: np.ndarray, *, quiet: bool = True) -> np.ndarray | None:
+        """(h, w) float32 in [0, 1], or None when no pose was found (``quiet`` as for selfie)."""
         small = _fit(crop, INPUT_SIDE)
-        with quiet_stderr():
+        with quiet_stderr() if quiet else contextlib.nullcontext():
             res = self._model.process(small)
         if res.segmentation_mask is None or res.pose_landmarks is None:
             return None

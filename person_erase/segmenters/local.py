@@ -22,9 +22,12 @@ Measured numbers per preset are printed by ``benchmarks/bench_segment.py``.
 
 from __future__ import annotations
 
+import os
+import queue
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import cv2
 import numpy as np
@@ -57,6 +60,11 @@ class _Preset:
     # and keep it when its extent fits the detector box better by more than ``select_margin`` (IoU)
     select: bool = False
     select_margin: float = 0.1
+
+
+class _Masks(NamedTuple):
+    pose: Any  # PoseMasks or None
+    selfie: Any  # SelfieMasks
 
 
 WORK_SIDE = 1024  # longest side of a person crop while its mask is computed
@@ -127,8 +135,11 @@ class LocalSegmenter:
         self.threads = threads
         self.preset = replace(PRESETS[quality], **overrides)
         self._detector: Any = None
-        self._selfie: Any = None
-        self._pose: Any = None
+        # mask workers: MediaPipe runs one inference per call on one core, so two people's masks are
+        # computed at once on two cores (each worker owns its own graphs; results are painted in order)
+        self.workers = max(1, min(int(threads or 2), os.cpu_count() or 1))
+        self._mask_engines: list[_Masks] = []
+        self._pool: ThreadPoolExecutor | None = None
         self.last_timings: dict[str, float] = {}
         self.last_boxes: np.ndarray = np.zeros((0, 4), np.float32)  # detector boxes of the last call
 
@@ -141,19 +152,17 @@ class LocalSegmenter:
             self._detector = YoloxPersons(threads=self.threads)
         return self._detector
 
-    def _selfie_model(self) -> Any:
-        if self._selfie is None:
-            from ._mediapipe import SelfieMasks
+    def _engines(self) -> list[_Masks]:
+        """One (pose, selfie) pair per mask worker; MediaPipe graphs are not shared between threads."""
+        if not self._mask_engines:
+            from ._mediapipe import PoseMasks, SelfieMasks
 
-            self._selfie = SelfieMasks()
-        return self._selfie
-
-    def _pose_model(self) -> Any:
-        if self._pose is None:
-            from ._mediapipe import PoseMasks
-
-            self._pose = PoseMasks(min_confidence=self.preset.pose_conf)
-        return self._pose
+            pose_needed = self.preset.pose_min_h < 1e8
+            for _ in range(self.workers):
+                self._mask_engines.append(
+                    _Masks(PoseMasks(min_confidence=self.preset.pose_conf) if pose_needed else None, SelfieMasks())
+                )
+        return self._mask_engines
 
     # --- the work ------------------------------------------------------------------------------
 
@@ -171,14 +180,21 @@ class LocalSegmenter:
         n = len(det.scores)
         best = np.zeros((h, w), np.float32)  # winning ownership score per pixel
         label = np.full((h, w), -1, np.int32)  # winning instance per pixel
+        owns = self._ownerships(image, det.boxes)
         sources = []
         raw = []
-        for i in range(n):
+        for i, (own, window, src) in enumerate(owns):
+            sources.append(src)
             if not p.resolve:
                 best[:] = 0
                 label[:] = -1
-            src = self._person(image, det.boxes[i], i, best, label)
-            sources.append(src)
+            if own is not None:
+                cy0, cy1, cx0, cx1 = window
+                b = best[cy0:cy1, cx0:cx1]
+                lab = label[cy0:cy1, cx0:cx1]
+                win = own > b
+                b[win] = own[win]
+                lab[win] = i
             if not p.resolve:
                 raw.append(label == i)
         if not p.resolve:
@@ -198,8 +214,33 @@ class LocalSegmenter:
         }
         return Instances.from_engine(masks, scores=det.scores, meta=meta)
 
-    def _person(self, image: np.ndarray, box: np.ndarray, i: int, best: np.ndarray, label: np.ndarray) -> str:
-        """Paint person ``i``'s ownership into ``best``/``label`` (in place); return its mask source."""
+    def _ownerships(self, image: np.ndarray, boxes: np.ndarray) -> list[tuple[np.ndarray | None, tuple, str]]:
+        """Per box: (ownership map over its crop window, (y0, y1, x0, x1) window, mask source)."""
+        if len(boxes) == 0:
+            return []
+        from ._mediapipe import quiet_stderr
+
+        engines = self._engines()
+        free: queue.SimpleQueue[_Masks] = queue.SimpleQueue()
+        for e in engines:
+            free.put(e)
+
+        def work(box: np.ndarray) -> tuple[np.ndarray | None, tuple, str]:
+            eng = free.get()
+            try:
+                return self._person(image, box, eng)
+            finally:
+                free.put(eng)
+
+        with quiet_stderr():  # once around all calls: the models below run with quiet=False
+            if len(engines) == 1 or len(boxes) == 1:
+                return [work(b) for b in boxes]
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(len(engines), thread_name_prefix="person-masks")
+            return list(self._pool.map(work, boxes))
+
+    def _person(self, image: np.ndarray, box: np.ndarray, eng: _Masks) -> tuple[np.ndarray | None, tuple, str]:
+        """Person ``box``'s ownership map over its crop window (see ``_ownerships``)."""
         p = self.preset
         h, w = image.shape[:2]
         x0, y0, x1, y1 = (float(v) for v in box)
@@ -209,7 +250,7 @@ class LocalSegmenter:
         cx1, cy1 = int(min(w, np.ceil(x1 + mx))), int(min(h, np.ceil(y1 + my)))
         ch, cw = cy1 - cy0, cx1 - cx0
         if ch < 1 or cw < 1:
-            return "none"
+            return None, (0, 0, 0, 0), "none"
         # big crops are worked on at <= WORK_SIDE px (the models see 256 px anyway), then the
         # ownership map alone is scaled back, so memory stays bounded on large photos
         f = min(1.0, WORK_SIDE / max(ch, cw))
@@ -222,10 +263,10 @@ class LocalSegmenter:
         xs = (cx0 + (np.arange(ww, dtype=np.float32) + 0.5) * (cw / ww) - (x0 + x1) / 2) / (bw / 2)
         d = np.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2)
         inside = (np.abs(ys)[:, None] <= 1 + 2 * p.clip) & (np.abs(xs)[None, :] <= 1 + 2 * p.clip)
-        pose = self._pose_model()(crop) if bh >= p.pose_min_h else None
+        pose = eng.pose(crop, quiet=False) if (eng.pose is not None and bh >= p.pose_min_h) else None
         if pose is not None:
             if bh >= p.union_min_h:
-                selfie = self._selfie_model()(crop)
+                selfie = eng.selfie(crop, quiet=False)
                 prob, source = (
                     _combine(pose, np.where(selfie >= p.selfie_join, selfie, 0.0), p.pose_mode),
                     "pose+selfie",
@@ -239,13 +280,12 @@ class LocalSegmenter:
             prob, source = (d <= p.ellipse_scale).astype(np.float32), "ellipse"
             evidence = p.w_shape * prob
         else:
-            prob, source = self._selfie_model()(crop), "selfie"
+            prob, source = eng.selfie(crop, quiet=False), "selfie"
             evidence = p.w_selfie * prob
         if p.select and source != "ellipse":
-            alt = self._square_selfie(crop)
+            alt = _square(eng.selfie, crop)
             fit_a = _box_fit(prob >= p.threshold, inside, ys, xs)
-            fit_b = _box_fit(alt >= p.threshold, inside, ys, xs)
-            if fit_b > fit_a + p.select_margin:
+            if _box_fit(alt >= p.threshold, inside, ys, xs) > fit_a + p.select_margin:
                 prob, source, evidence = alt, "selfie-square", p.w_selfie * alt
         if p.refine != "none" and source != "ellipse":
             prob = _refine(crop, prob, p.refine)
@@ -258,21 +298,18 @@ class LocalSegmenter:
         own = np.where(inside & (prob >= p.threshold), evidence * prior, 0.0).astype(np.float32)
         if f < 1.0:
             own = cv2.resize(own, (cw, ch), interpolation=cv2.INTER_LINEAR)
-        b = best[cy0:cy1, cx0:cx1]
-        lab = label[cy0:cy1, cx0:cx1]
-        win = own > b
-        b[win] = own[win]
-        lab[win] = i
-        return source
+        return own, (cy0, cy1, cx0, cx1), source
 
-    def _square_selfie(self, crop: np.ndarray) -> np.ndarray:
-        """Selfie probability for ``crop``, computed on it centred in a black square."""
-        ch, cw = crop.shape[:2]
-        side = max(ch, cw)
-        oy, ox = (side - ch) // 2, (side - cw) // 2
-        pad = np.zeros((side, side, 3), np.uint8)
-        pad[oy : oy + ch, ox : ox + cw] = crop
-        return self._selfie_model()(pad)[oy : oy + ch, ox : ox + cw]
+
+def _square(model: Any, crop: np.ndarray) -> np.ndarray:
+    """``model``'s probability for ``crop``, computed on it centred in a black square (selfie
+    segmentation stretches its input to 256x256, so tall crops would come out squeezed)."""
+    ch, cw = crop.shape[:2]
+    side = max(ch, cw)
+    oy, ox = (side - ch) // 2, (side - cw) // 2
+    pad = np.zeros((side, side, 3), np.uint8)
+    pad[oy : oy + ch, ox : ox + cw] = crop
+    return model(pad, quiet=False)[oy : oy + ch, ox : ox + cw]
 
 
 def _box_fit(mask: np.ndarray, inside: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> float:
