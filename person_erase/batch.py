@@ -363,11 +363,14 @@ def _make_parents_inside(out_dir: Path, out: Path, *, rel: str) -> None:
 
 
 def _remove_partials(out: Path) -> None:
-    """Remove temporary files an interrupted attempt left next to ``out``."""
+    """Remove temporary files an interrupted attempt left next to ``out``: our ``.NAME.<id>.part*``
+    files, and ``save_image``'s own temp files for them (``..NAME.<id>.part.EXT.<random>.tmp``), left
+    when the kill came in the middle of writing one."""
     if out.parent.is_dir():
-        for p in out.parent.glob(f".{out.name}.*"):
-            if p.is_file():
-                p.unlink(missing_ok=True)
+        for pattern in (f".{out.name}.*", f"..{out.name}.*"):
+            for p in out.parent.glob(pattern):
+                if p.is_file():
+                    p.unlink(missing_ok=True)
 
 
 def file_sha256(path: Path) -> str:

@@ -432,3 +432,16 @@ def test_kill_9_mid_run_then_resume_loses_nothing_and_redoes_only_unfinished(tmp
     assert sum(c - 1 for c in counts.values()) <= 3
     leftovers = [p for p in out.rglob(".*") if p.is_file() and ".person_erase" not in p.parts]
     assert leftovers == []
+
+
+def test_partials_of_an_interrupted_save_are_removed(tmp_path: Path) -> None:
+    """A kill in the middle of ``save_image`` leaves its own temp file of our temp file
+    (``..NAME.<id>.part.EXT.<random>.tmp``); a resumed attempt removes it with ours, and nothing else."""
+    out = tmp_path / "p03.png"
+    tmp_image, tmp_report = B._tmp_paths(out, "abcdef1234567890")
+    inner = tmp_path / f".{tmp_image.name}.k2j3.tmp"
+    others = [tmp_path / ".p04.png.abcdef123456.part.png", tmp_path / "p03.png.json"]
+    for f in (tmp_image, tmp_report, inner, *others):
+        f.write_text("x")
+    B._remove_partials(out)
+    assert sorted(tmp_path.iterdir()) == sorted(others)
