@@ -6,8 +6,9 @@ Per dataset and preset: recall@IoU0.5 (overall and per COCO size bucket), mean m
 predictions per image, redaction coverage share, segmentation ms per image, and the raw YOLOX-nano
 inference ms at 416 measured in the same run (so a slow machine shows as slow on both). Also where
 the people are lost, per size bucket: *detector misses* (no box with IoU >= 0.5 against the GT
-mask's bounding box) and *mask failures* (a box was found, but the mask IoU stayed < 0.5). Prints
-JSON, then two tables. Default data: ``../shared/data/{persons,coco-persons-dev}`` next to the repo.
+mask's bounding box) and *mask failures* (a box was found, but the mask IoU stayed < 0.5). Then
+one photo (default: a 640 px COCO photo where 5 people are found) timed alone per preset, best of 5,
+as ms and as a multiple of the raw YOLOX-416 inference ("Y"). Prints JSON, then the tables. Default data: ``../shared/data/{persons,coco-persons-dev}`` next to the repo.
 """
 
 from __future__ import annotations
@@ -69,6 +70,50 @@ def run(data: list[Path], qualities: list[str], repeat: int = 1) -> list[dict]:
     return rows
 
 
+def timing_photo(sets: dict[str, list], name: str) -> tuple[str, np.ndarray]:
+    """The photo named ``name``, else the 640 px one whose GT count is closest to 5."""
+    samples = [x for v in sets.values() for x in v]
+    for x in samples:
+        if x.name == name:
+            return x.name, x.image
+    x = min(samples, key=lambda x: (max(x.image.shape[:2]) != 640, abs(len(x.gt) - 5)))
+    return x.name, x.image
+
+
+def time_photo(qualities: list[str], name: str, image: np.ndarray, repeat: int = 5) -> list[dict]:
+    """Best-of-``repeat`` segmentation ms per preset on one photo, next to raw YOLOX-416 ms (same run)."""
+    out = []
+    for q in qualities:
+        seg = LocalSegmenter(q)
+        det = seg._det()
+        seg.segment(image)
+        det.raw(image, 416)
+        seg_ms, raw_ms, parts = [], [], []
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            people = seg.segment(image)
+            seg_ms.append((time.perf_counter() - t0) * 1e3)
+            parts.append(dict(seg.last_timings))
+            t0 = time.perf_counter()
+            det.raw(image, 416)
+            raw_ms.append((time.perf_counter() - t0) * 1e3)
+        k = int(np.argmin(seg_ms))
+        out.append(
+            {
+                "photo": name,
+                "size": f"{image.shape[1]}x{image.shape[0]}",
+                "quality": q,
+                "people": len(people),
+                "seg_ms": round(seg_ms[k], 1),
+                "detect_ms": round(parts[k]["detect_ms"], 1),
+                "masks_ms": round(parts[k]["masks_ms"], 1),
+                "yolox416_raw_ms": round(min(raw_ms), 1),
+                "ratio_to_yolox416": round(seg_ms[k] / min(raw_ms), 1),
+            }
+        )
+    return out
+
+
 def table(rows: list[dict]) -> str:
     head = (
         f"{'dataset':18} {'quality':9} {'people':>6} {'recall':>6} {'small':>6} {'medium':>6} {'large':>6} "
@@ -117,18 +162,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--quality", nargs="+", default=list(PRESETS), choices=list(PRESETS))
     ap.add_argument("--repeat", type=int, default=1, help="time each photo this many times, keep the best")
     ap.add_argument("--json-only", action="store_true")
+    ap.add_argument(
+        "--timing-photo",
+        default="000000000790",
+        help="photo (file stem) timed alone, best of 5 (default: a 640 px COCO photo with 5 people found)",
+    )
     args = ap.parse_args(argv)
     data = dataset_dirs(args.data)
     if not data:
         print(f"no dev sets found among {args.data}", file=sys.stderr)
         return 2
     rows = run(data, args.quality, repeat=args.repeat)
-    print(json.dumps(rows, indent=1))
+    sets = {d.name: list(load_samples(d)) for d in data}
+    name, image = timing_photo(sets, args.timing_photo)
+    timing = time_photo(args.quality, name, image)
+    print(json.dumps({"datasets": rows, "timing_photo": timing}, indent=1))
     if not args.json_only:
         print()
         print(table(rows))
         print()
         print(loss_table(rows))
+        print()
+        for t in timing:
+            print(
+                f"{t['photo']} ({t['size']}, {t['people']} people) {t['quality']:9} {t['seg_ms']:7.1f} ms "
+                f"(detect {t['detect_ms']:.1f}, masks {t['masks_ms']:.1f}); raw YOLOX-416 {t['yolox416_raw_ms']:.1f} ms "
+                f"-> {t['ratio_to_yolox416']:.1f} Y"
+            )
     return 0
 
 

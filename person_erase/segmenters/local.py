@@ -283,9 +283,9 @@ class LocalSegmenter:
             prob, source = eng.selfie(crop, quiet=False), "selfie"
             evidence = p.w_selfie * prob
         if p.select and source != "ellipse":
-            alt = _square(eng.selfie, crop)
             fit_a = _box_fit(prob >= p.threshold, inside, ys, xs)
-            if _box_fit(alt >= p.threshold, inside, ys, xs) > fit_a + p.select_margin:
+            alt = _square(eng.selfie, crop) if fit_a + p.select_margin < 1.0 else None
+            if alt is not None and _box_fit(alt >= p.threshold, inside, ys, xs) > fit_a + p.select_margin:
                 prob, source, evidence = alt, "selfie-square", p.w_selfie * alt
         if p.refine != "none" and source != "ellipse":
             prob = _refine(crop, prob, p.refine)
