@@ -102,6 +102,33 @@ def test_reuse_gives_identical_output(astronaut):
     assert np.allclose(a.scores, b.scores)
 
 
+def _three_astronauts() -> np.ndarray:
+    """Three astronaut upper bodies, the middle one smaller and overlapping both neighbours' crops."""
+    person = data.astronaut()[:, 40:400]
+    small = person[::2, ::2]
+    h, w = person.shape[:2]
+    canvas = np.empty((h + 40, 2 * w + 200, 3), np.uint8)
+    canvas[:] = (120, 130, 140)
+    canvas[40:, 20 : 20 + w] = person
+    canvas[40:, 180 + w : 180 + 2 * w] = person[:, ::-1]
+    sh, sw = small.shape[:2]
+    x = w + 100 - sw // 2
+    canvas[40 + h - sh :, x : x + sw] = small
+    return canvas
+
+
+def test_mask_threads_do_not_change_the_result():
+    scene = _three_astronauts()
+    one = LocalSegmenter(threads=1).segment(scene)
+    two = LocalSegmenter(threads=2).segment(scene)
+    assert len(one) >= 2
+    assert np.array_equal(one.masks, two.masks)
+    assert np.array_equal(one.boxes, two.boxes)
+    known = {"pose+selfie", "pose", "selfie", "selfie-square", "ellipse", "none"}
+    assert set(two.meta["mask_sources"]) <= known, two.meta["mask_sources"]
+    assert sum(two.meta["mask_sources"].values()) == len(two)
+
+
 @pytest.mark.parametrize("quality", ["fast", "best"])
 def test_other_presets_find_the_astronaut(astronaut, quality):
     people = LocalSegmenter(quality).segment(astronaut)
@@ -155,9 +182,9 @@ def _devset_score(name: str, seg: LocalSegmenter) -> dict:
 @pytest.mark.slow
 def test_penn_fudan_recall_and_iou(seg):
     s = _devset_score("persons", seg)
-    # balanced measured 0.96 recall (48/50), 0.84 mean IoU; floors sit a little below
-    assert s["recall"] >= 0.92, s
-    assert s["mean_matched_iou"] >= 0.81, s
+    # balanced measured 0.98 recall (49/50), 0.850 mean IoU, 0.96 coverage; floors sit a little below
+    assert s["recall"] >= 0.94, s
+    assert s["mean_matched_iou"] >= 0.835, s
     assert s["coverage_share"] >= 0.92, s
 
 
@@ -165,7 +192,8 @@ def test_penn_fudan_recall_and_iou(seg):
 @pytest.mark.slow
 def test_coco_dev_recall_and_iou(seg):
     s = _devset_score("coco-persons-dev", seg)
-    # balanced measured 0.63 recall (66/105; small 0.50, medium 0.58, large 0.87), 0.73 mean IoU
-    assert s["recall"] >= 0.58, s
-    assert s["recall_by_size"]["large"] >= 0.80, s
-    assert s["mean_matched_iou"] >= 0.70, s
+    # balanced measured 0.657 recall (69/105; small 0.52, medium 0.625, large 0.90), 0.735 mean IoU
+    assert s["recall"] >= 0.63, s
+    assert s["recall_by_size"]["large"] >= 0.87, s
+    assert s["recall_by_size"]["small"] >= 0.46, s
+    assert s["mean_matched_iou"] >= 0.72, s

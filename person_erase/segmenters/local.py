@@ -11,8 +11,13 @@ Pipeline for one photo (all models are bundled; nothing is downloaded):
      finds), joined with the **selfie segmentation** (class-level, recovers arms, bags and clothing
      the pose mask leaves out) — used whenever pose finds someone;
    * no pose: selfie segmentation for people taller than 64 px, else an **ellipse** inscribed in the
-     box (no model resolves people that small; an ellipse overlaps them better than the box does).
-   Every mask stays within its box (plus 4 %).
+     box (no model resolves people that small; an ellipse overlaps them better than the box does);
+   * ``balanced``/``best`` also run selfie on the crop **padded to a square** (the model stretches
+     its input to 256x256, so tall crops come out squeezed) and keep that mask instead when its
+     extent fits the detector box better (box IoU higher by > 0.1): this catches pose masks that
+     latched onto a neighbour or covered only part of the person.
+   Every mask stays within its box (plus 4 %). People are worked on by two threads, each with its
+   own MediaPipe graphs (one inference uses one core); the result does not depend on the threads.
 3. **Overlaps.** Each pixel goes to at most one person: the one with the highest mask probability
    times a prior that falls off from the box centre, so a pixel between two people goes to the
    person it is most central to. Specks under 10 % of a person's largest part are dropped.
@@ -55,7 +60,6 @@ class _Preset:
     w_selfie: float = 0.6  # weight of selfie-only evidence against pose evidence in overlaps
     w_shape: float = 0.4  # weight of an ellipse (no model evidence) in overlaps
     resolve: bool = True  # (diagnostic) False keeps overlapping raw masks
-    min_fill: float = 0.0  # a model mask covering less of its box than this is replaced by the ellipse
     # also compute selfie on the crop padded to a square (the model stretches its input to 256x256)
     # and keep it when its extent fits the detector box better by more than ``select_margin`` (IoU)
     select: bool = False
@@ -84,28 +88,31 @@ class LocalSegmenter:
     """Offline person instances: YOLOX-nano boxes + MediaPipe pose/selfie masks (see module doc).
 
     Build it once and call ``segment`` many times: the onnxruntime and MediaPipe sessions are
-    created on first use and reused. Output is deterministic for a given image. One instance is
-    not thread-safe (MediaPipe graphs keep state); use one segmenter per thread.
+    created on first use and reused. Output is deterministic for a given image (and the same for
+    any ``threads``). One instance is not thread-safe (MediaPipe graphs keep state); use one
+    segmenter per thread.
 
     Quality presets. Cost is given in units of one raw YOLOX-nano 416 px inference ("Y"), because
-    absolute times depend on the machine (here, on 2 shared cores, Y was ~20 ms; on an idle
-    machine ~5 ms). Numbers are from ``benchmarks/bench_segment.py`` on the dev sets
-    (recall@IoU0.5 Penn-Fudan / COCO-persons-dev):
+    absolute times depend on the machine (on this project's 2 shared cores Y was 13-20 ms; on an
+    idle machine ~5 ms). Numbers are from ``benchmarks/bench_segment.py``: recall@IoU0.5 and mean
+    matched mask IoU on Penn-Fudan (50 people) / COCO-persons-dev (105 people, half of them small),
+    and the time for a 640x422 COCO photo in which 5 people are found:
 
     * ``"fast"`` — one detector pass at 416 px; selfie mask per person (ellipse under 64 px); no
-      pose. ~1 Y + ~0.5 Y per person (a 5-person 640 px photo: ~3.5 Y). Misses most people under
-      ~40 px tall. Recall 0.96 / 0.50.
-    * ``"balanced"`` (default) — detector at 416 and 832 px; pose + selfie per person, selfie or
-      ellipse when pose finds nobody. ~5 Y + ~2.5 Y per person (5 people: ~16 Y). Recall 0.96 / 0.63.
+      pose. 5 people: ~3 Y. Misses most people under ~40 px tall. Recall 0.96 / 0.50, IoU 0.80 / 0.72.
+    * ``"balanced"`` (default) — detector at 416 and 832 px; pose + selfie per person (selfie or
+      ellipse when pose finds nobody), replaced by the square-padded selfie mask when that fits the
+      box better. 5 people: ~12 Y (~200 ms with Y = 17 ms; pose is ~2 Y per person, run on two
+      threads). Recall 0.98 / 0.66 (COCO small 0.52, medium 0.62, large 0.90), IoU 0.85 / 0.735.
     * ``"best"`` — detector at 416 and 1024 px, each also on the mirrored photo; masks as balanced.
-      ~12 Y + ~2.5 Y per person (5 people: ~23 Y). Recall 0.96 / 0.66 (more small people, a few
-      more false boxes).
+      5 people: ~20 Y. Recall 1.00 / 0.69 (more small people, ~0.35 more false boxes per photo),
+      IoU 0.83 / 0.72.
 
     Args:
         quality: ``"fast"``, ``"balanced"`` or ``"best"``.
         score_threshold: detector confidence (objectness x person) to keep a box, in (0, 1).
         nms_iou: IoU above which overlapping boxes are merged.
-        threads: onnxruntime threads (default: up to 2).
+        threads: onnxruntime threads, and threads computing person masks at once (default: up to 2).
         **overrides: expert knobs of the preset (fields of ``_Preset``), for experiments.
 
     Raises:
@@ -289,11 +296,6 @@ class LocalSegmenter:
                 prob, source, evidence = alt, "selfie-square", p.w_selfie * alt
         if p.refine != "none" and source != "ellipse":
             prob = _refine(crop, prob, p.refine)
-        if p.min_fill > 0 and source != "ellipse":
-            box_in = (np.abs(ys)[:, None] <= 1) & (np.abs(xs)[None, :] <= 1)
-            if (prob[box_in] >= p.threshold).mean() < p.min_fill:
-                prob, source = (d <= p.ellipse_scale).astype(np.float32), "fill"
-                evidence = p.w_shape * prob
         prior = np.clip(1.0 - p.prior * d, 0.05, 1.0)
         own = np.where(inside & (prob >= p.threshold), evidence * prior, 0.0).astype(np.float32)
         if f < 1.0:
