@@ -135,7 +135,7 @@ class LocalSegmenter:
         if quality not in PRESETS:
             raise InputError(f"unknown quality {quality!r}; choose one of: {', '.join(PRESETS)}")
         if not 0.0 < score_threshold < 1.0:
-            raise InputError(f"score_threshold must be in (0, 1), got {score_threshold}")
+            raise InputError(f"the detector score threshold (--min-score) must be in (0, 1), got {score_threshold}")
         self.quality = quality
         self.score_threshold = float(score_threshold)
         self.nms_iou = float(nms_iou)
