@@ -226,7 +226,7 @@ def _seg_options(args: argparse.Namespace, engine: str) -> dict[str, Any]:
 
 
 def _table(rows: list[dict[str, Any]], with_reasons: bool) -> str:
-    head = ["#", "detector", "box (x0,y0,x1,y1)", "area %"]
+    head = ["#", "score", "box (x0,y0,x1,y1)", "area %"]
     with_subject = with_reasons and any("score" in r.get("cues", {}) for r in rows)
     if with_subject:
         head.append("subject")  # the main-subject score of the passersby policies (0-1)
