@@ -86,8 +86,8 @@ def _covered_by_box(gt_box: tuple[int, int, int, int], box: list[int]) -> float:
 
 def run(dirs: list[Path], *, style: str, limit: int | None, sweep: list[int], eraser: str = "telea") -> dict[str, Any]:
     from person_erase.masks import build_masks
-    from person_erase.pipeline import VERIFY_FACE_SCORE, VERIFY_FACE_SIMILARITY
-    from person_erase.subject import face_similarity, faces_in
+    from person_erase.pipeline import VERIFY_FACE_SCORE, faces_left
+    from person_erase.subject import faces_in
 
     faces_before = faces_after = faces_detected_after = 0
 
@@ -118,10 +118,9 @@ def run(dirs: list[Path], *, style: str, limit: int | None, sweep: list[int], er
                 mask = red.erase_mask
                 if mask.any():
                     faces_before += len(faces_in(img.pixels, mask, min_score=VERIFY_FACE_SCORE))
-                    left = faces_in(np.ascontiguousarray(red.image), mask, min_score=VERIFY_FACE_SCORE)
-                    faces_detected_after += len(left)
-                    faces_after += sum(face_similarity(img.pixels, red.image, b) >= VERIFY_FACE_SIMILARITY
-                                       for b, _ in left)
+                    faces_detected_after += len(faces_in(np.ascontiguousarray(red.image), mask,
+                                                         min_score=VERIFY_FACE_SCORE))
+                    faces_after += len(faces_left(red.image, mask, img.pixels))
             except (ImportError, pe.EngineError):  # no redaction eraser in this build yet
                 mask_source = f"erase mask of pe.erase(eraser={eraser!r}) (redaction eraser unavailable)"
                 er = pe.erase(img, people, policy="all", eraser=eraser, verify=seg)
