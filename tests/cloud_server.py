@@ -67,14 +67,13 @@ def make_scene(height: int, width: int, people: list[tuple[float, float, float]]
 def fake_cloud(monkeypatch: pytest.MonkeyPatch):
     """A running ``FakeDashScope`` with the environment pointing at it; stopped (and checked) afterwards."""
     before = {t.ident for t in threading.enumerate()}
+    limits.reset_limiters()  # pacing of an earlier test's submits must not eat this test's deadline
     fake = FakeDashScope(segment_backend=blob_segmenter, erase_backend=telea_erase, latency_seg=0.05, latency_erase=0.05)
     with fake:
         monkeypatch.setenv("DASHSCOPE_API_KEY", TEST_KEY)
         monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", fake.base_url)
         yield fake
     # No task slot may outlive a test (a leaked slot would stall the next one for its lease).
-    for lim in list(limits._LIMITERS.values()):
-        with lim._cond:
-            lim._held.clear()
+    limits.reset_limiters()
     leftover = [t for t in threading.enumerate() if t.ident not in before and t.name.startswith("fake-dashscope")]
     assert not leftover, f"fake server threads left running: {leftover}"

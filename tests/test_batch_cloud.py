@@ -39,21 +39,16 @@ def _images(folder: Path, n: int) -> list[str]:
     return rels
 
 
-def _clear_limiters() -> None:
-    for lim in list(limits._LIMITERS.values()):
-        with lim._cond:
-            lim._held.clear()
-
-
 @pytest.fixture
 def cloud(monkeypatch: pytest.MonkeyPatch):
     from person_erase.fakecloud import FakeDashScope
 
+    limits.reset_limiters()
     with FakeDashScope(segment_backend=figure_labels, erase_backend=flat_fill, latency_seg=0.05, latency_erase=0.05) as fake:
         monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
         monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", fake.base_url)
         yield fake
-    _clear_limiters()
+    limits.reset_limiters()
 
 
 def _journal_tasks(out: Path) -> dict[tuple[str, str], tuple[str, str | None]]:

@@ -16,6 +16,7 @@ from PIL import Image as PILImage
 
 import person_erase as pe
 from person_erase.cloud import ERASE_MODEL, SEGMENT_MODEL
+from person_erase.cloud.limits import reset_limiters
 from person_erase.fakecloud import FakeDashScope
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,10 +25,12 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def real_fake(monkeypatch):
     """The server with its default backends (the local segmenter and PatchMatch), as users run it."""
+    reset_limiters()
     with FakeDashScope(latency_seg=0.05, latency_erase=0.05) as fake:
         monkeypatch.setenv("DASHSCOPE_API_KEY", TEST_KEY)
         monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", fake.base_url)
         yield fake
+    reset_limiters()
 
 
 @pytest.fixture(scope="module")

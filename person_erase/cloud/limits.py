@@ -104,12 +104,17 @@ class ModelLimiter:
                     self._last_submit = now
                     return slot
                 if now >= deadline:
-                    raise CloudError(
-                        f"gave up waiting for a free {self.model} slot (DashScope allows "
-                        f"{self.max_in_flight} task in flight per model); another task of this model is "
-                        "still running — wait for it or raise the timeout",
-                        code="ClientTimeout",
-                    )
+                    if len(self._held) >= self.max_in_flight:
+                        why = (
+                            f"DashScope allows {self.max_in_flight} task in flight per model and another "
+                            f"{self.model} task is still running — wait for it or raise the timeout"
+                        )
+                    else:
+                        why = (
+                            f"DashScope allows {1 / self.min_interval_s:g} submits per second and the timeout "
+                            "ended before the next one was allowed — raise the timeout"
+                        )
+                    raise CloudError(f"gave up waiting to submit a {self.model} task: {why}", code="ClientTimeout")
                 pause = wait_rate if len(self._held) < self.max_in_flight else 0.25
                 self._cond.wait(timeout=max(0.001, min(pause, deadline - now)))
 
@@ -121,6 +126,13 @@ class ModelLimiter:
     def release(self, task_id: str) -> None:
         """The task finished (or was given up); free its slot. Unknown ids are ignored."""
         self._drop(task_id)
+
+    def reset(self) -> None:
+        """Forget every slot and the last submit time (for a new server, e.g. between tests)."""
+        with self._cond:
+            self._held.clear()
+            self._last_submit = -1e18
+            self._cond.notify_all()
 
 
 _LIMITERS: dict[str, ModelLimiter] = {}
@@ -134,3 +146,11 @@ def limiter_for(model: str) -> ModelLimiter:
         if lim is None:
             lim = _LIMITERS[model] = ModelLimiter(model)
         return lim
+
+
+def reset_limiters() -> None:
+    """``reset`` every process-wide limiter (their state belongs to a service that is gone)."""
+    with _LIMITERS_LOCK:
+        limiters = list(_LIMITERS.values())
+    for lim in limiters:
+        lim.reset()
