@@ -26,6 +26,7 @@ People are segmented once per photo (``pe.segment``, local engine) and the same 
 runs. Usage::
 
     python benchmarks/bench_privacy.py [DATASET_DIR ...] [--style blur|pixelate|solid] [--limit N]
+        [--eraser telea|patchmatch] [--quality fast|balanced|best] [--min-score 0.25]
 
 Prints a JSON document, then a table. Skips (exit 0, with a message) when no dev set is found.
 """
@@ -84,14 +85,23 @@ def _covered_by_box(gt_box: tuple[int, int, int, int], box: list[int]) -> float:
     return inter / max(1, area)
 
 
-def run(dirs: list[Path], *, style: str, limit: int | None, sweep: list[int], eraser: str = "telea") -> dict[str, Any]:
+def run(
+    dirs: list[Path],
+    *,
+    style: str,
+    limit: int | None,
+    sweep: list[int],
+    eraser: str = "telea",
+    quality: str = "balanced",
+    min_score: float = 0.25,
+) -> dict[str, Any]:
     from person_erase.masks import build_masks
     from person_erase.pipeline import VERIFY_FACE_SCORE, faces_left
     from person_erase.subject import faces_in
 
     faces_before = faces_after = faces_detected_after = 0
 
-    seg = pe.get_segmenter("local")
+    seg = pe.get_segmenter("local", quality=quality, score_threshold=min_score)
     gt_people = covered = detected = 0
     sweep_covered = dict.fromkeys(sweep, 0)
     by_bucket: dict[str, list[int]] = {}
@@ -165,6 +175,7 @@ def run(dirs: list[Path], *, style: str, limit: int | None, sweep: list[int], er
         "images": n_images,
         "gt_people": gt_people,
         "style": style,
+        "segmenter": {"quality": quality, "min_score": min_score},
         "mask_source": mask_source,
         "coverage": {
             "goal": ">= 0.98 of GT people covered >= 95 % by the redaction mask (--policy all)",
@@ -222,6 +233,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--style", default="blur", choices=["blur", "pixelate", "solid"],
                     help="redaction style (the mask, hence coverage, is the same for every style; faces left differ)")
     ap.add_argument("--eraser", default="telea", help="eraser for the residue run (telea: fast, pessimistic)")
+    ap.add_argument("--quality", default="balanced", help="local segmenter preset (fast|balanced|best)")
+    ap.add_argument("--min-score", type=float, default=0.25, help="detector confidence threshold (redact --min-score)")
     ap.add_argument("--limit", type=int, default=None, help="first N photos of each set")
     ap.add_argument("--dilate-sweep", default="0,20,40", help="also report coverage at these dilations (px)")
     args = ap.parse_args(argv)
@@ -231,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     if not dirs:
         print(f"no dev set found among {names}; nothing to measure", file=sys.stderr)
         return 0
-    res = run(dirs, style=args.style, limit=args.limit, sweep=sweep, eraser=args.eraser)
+    res = run(dirs, style=args.style, limit=args.limit, sweep=sweep, eraser=args.eraser,
+              quality=args.quality, min_score=args.min_score)
     print(json.dumps(res, indent=2))
     print()
     print(table(res))

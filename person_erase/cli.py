@@ -77,10 +77,10 @@ def _names(kind: str) -> list[str]:
     return sorted(ERASERS)
 
 
-def _add_selection(p: argparse.ArgumentParser, *, policies: str) -> None:
+def _add_selection(p: argparse.ArgumentParser, *, policies: str, verb: str = "erase") -> None:
     g = p.add_argument_group("who goes (pick at most one; default --policy all)")
-    g.add_argument("--select", metavar="0,2", help="erase these person numbers (see `segment`)")
-    g.add_argument("--keep", metavar="1", help="keep these person numbers, erase everyone else")
+    g.add_argument("--select", metavar="0,2", help=f"{verb} these person numbers (see `segment`)")
+    g.add_argument("--keep", metavar="1", help=f"keep these person numbers, {verb} everyone else")
     g.add_argument("--policy", metavar="NAME", help=f"choose by policy: {policies}")
 
 
@@ -144,7 +144,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("redact", help="hide people with a mask-shaped blur, pixelation or fill", epilog=EXAMPLES_REDACT,
                        formatter_class=_Formatter, description="Hide the chosen people (privacy). GPS tags are dropped by default.")
     p.add_argument("image", metavar="IMAGE")
-    _add_selection(p, policies=policies)
+    _add_selection(p, policies=policies, verb="hide")
     _add_common_out(p, metadata_default="strip-gps")
     p.add_argument("--style", default="blur", metavar="STYLE", help="blur (default), pixelate, solid")
     p.add_argument("--strength", type=float, metavar="SHARE",

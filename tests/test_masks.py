@@ -48,7 +48,7 @@ def test_erase_and_keep_never_overlap_and_cover_the_chosen(case):
     assert pair.overlap_resolved_px == int((M.dilate(chosen_union, dil) & pair.keep).sum())
 
 
-@pytest.mark.parametrize("radius", [1, 3, 8])
+@pytest.mark.parametrize("radius", [1, 3, 8, 24, 28])
 def test_dilation_radius_is_euclidean(radius):
     m = np.zeros((61, 61), bool)
     m[30, 30] = True
@@ -65,6 +65,18 @@ def test_dilation_near_border_and_matches_full_frame_cv2():
     m[30:35, 20:25] = True
     ref = cv2.dilate(m.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (11, 11))).astype(bool)
     assert np.array_equal(M.dilate(m, 5), ref)
+
+
+def test_large_radius_dilation_contains_the_disk_kernel():
+    # from 24 px ``dilate`` thresholds a distance transform (linear time) instead of a disk kernel
+    m = np.zeros((400, 300), bool)
+    cv2.ellipse(m.view(np.uint8), (150, 220), (60, 150), 15, 0, 360, 1, -1)
+    m[0:4, 290:300] = True  # near a corner: the window is clipped there
+    for r in (24, 57):
+        ref = cv2.dilate(m.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))).astype(bool)
+        d = M.dilate(m, r)
+        assert not (ref & ~d).any()
+        assert (d & ~ref).sum() < 0.002 * ref.sum()
 
 
 def test_clean_removes_specks_and_fills_holes():
