@@ -8,6 +8,11 @@ Prints JSON and a table:
   the same run; goal: ratio <= 3.
 - peak RSS of a child process that loads a SIZE² photo with ``--rss-people`` people and erases them all
   (label-map segmenter, Telea eraser, so the number measures our arrays, not an engine); goal <= 1.5 GB.
+  The same for ``redact`` (blur with its default margins: the largest regions this tool builds).
+- redaction at scale: ``pe.redact`` (blur, defaults) of the same scene at SIZE/4 and SIZE; the time
+  ratio next to the pixel ratio (16). Blur sigma and margins grow with the people, so a cost that
+  grew with them too would show as a ratio far above 16 (before the pyramid blur: 5 people at 4096²
+  took 290 s).
 """
 
 from __future__ import annotations
@@ -68,13 +73,16 @@ import sys, resource, numpy as np
 from PIL import Image as PILImage
 import person_erase as pe
 img_path, lab_path = sys.argv[1], sys.argv[2]
-res = pe.erase(img_path, segmenter=f"labels:{lab_path}", eraser="telea")
+if sys.argv[3] == "redact":
+    res = pe.redact(img_path, segmenter=f"labels:{lab_path}", style="blur")
+else:
+    res = pe.erase(img_path, segmenter=f"labels:{lab_path}", eraser="telea")
 assert res.report.outside_mask_changed_px == 0
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
 
 
-def bench_rss(size: int, people: int) -> dict:
+def bench_rss(size: int, people: int, mode: str = "erase") -> dict:
     labels = scene_labels(size, people, seed=1)
     rng = np.random.default_rng(2)
     yy, xx = np.mgrid[0:size, 0:size]
@@ -89,10 +97,26 @@ def bench_rss(size: int, people: int) -> dict:
         PILImage.fromarray(labels).save(lp)
         del img, labels
         t0 = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", CHILD, str(ip), str(lp)], capture_output=True, text=True, check=True)
+        out = subprocess.run([sys.executable, "-c", CHILD, str(ip), str(lp), mode], capture_output=True, text=True, check=True)
         secs = time.perf_counter() - t0
     kb = int(out.stdout.strip().splitlines()[-1])
-    return {"size": size, "people": people, "peak_rss_mb": round(kb / 1024, 1), "goal_mb": 1536, "seconds": round(secs, 1)}
+    return {"mode": mode, "size": size, "people": people, "peak_rss_mb": round(kb / 1024, 1), "goal_mb": 1536, "seconds": round(secs, 1)}
+
+
+def bench_redact_scale(size: int, people: int) -> dict:
+    import person_erase as pe
+    from person_erase import Instances
+
+    out = {}
+    for s in (size // 4, size):
+        labels = scene_labels(s, people, seed=3)
+        rng = np.random.default_rng(4)
+        img = rng.integers(0, 255, (s, s, 3), np.uint8)
+        inst = Instances.from_label_map(labels)
+        out[s] = best_of(lambda: pe.redact(img, inst, policy="all", style="blur"), repeat=2 if s < size else 1)
+    small, big = out[size // 4], out[size]
+    return {"people": people, "small": size // 4, "big": size, "small_ms": round(small, 1), "big_ms": round(big, 1),
+            "ratio": round(big / small, 1), "pixel_ratio": 16}
 
 
 def main() -> None:
@@ -103,13 +127,18 @@ def main() -> None:
     args = ap.parse_args()
     alg = bench_algebra(args.size, args.people)
     rss = bench_rss(args.size, args.rss_people)
-    print(json.dumps({"mask_algebra": alg, "pipeline_memory": rss}, indent=2))
+    rss_red = bench_rss(args.size, args.rss_people, mode="redact")
+    red = bench_redact_scale(args.size, 5)
+    print(json.dumps({"mask_algebra": alg, "pipeline_memory": rss, "redact_memory": rss_red, "redact_scale": red}, indent=2))
     print()
     print(f"{'measure':<44}{'value':>12}{'goal':>10}")
     print(f"{'build_masks / bare cv2.dilate (' + str(alg['people']) + ' people, ' + str(args.size) + '²)':<44}{alg['ratio']:>12}{'<= 3':>10}")
     print(f"{'  build_masks ms':<44}{alg['build_masks_ms']:>12}")
     print(f"{'  bare dilate ms':<44}{alg['bare_cv2_dilate_ms']:>12}")
     print(f"{'peak RSS MB (' + str(rss['people']) + ' people, ' + str(args.size) + '², erase all)':<44}{rss['peak_rss_mb']:>12}{'<= 1536':>10}")
+    print(f"{'peak RSS MB (' + str(rss_red['people']) + ' people, ' + str(args.size) + '², redact all)':<44}{rss_red['peak_rss_mb']:>12}{'<= 1536':>10}")
+    print(f"{'redact time ' + str(red['big']) + '² / ' + str(red['small']) + '² (pixels 16x)':<44}{red['ratio']:>12}")
+    print(f"{'  redact ms at ' + str(red['big']) + '², 5 people':<44}{red['big_ms']:>12}")
     _ = resource  # keep the import for readers of CHILD
 
 
