@@ -1178,9 +1178,9 @@ def add_batch_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--keep", metavar="1", help="keep these person numbers, erase everyone else")
     g.add_argument("--policy", metavar="NAME", help="all (default), largest:N, passersby, passersby+group")
     p.add_argument("--segmenter", default="local", metavar="NAME", help="local (default), dashscope, or a registered name")
-    p.add_argument("--quality", choices=["fast", "balanced", "best"], default=None, help="local segmenter preset")
-    p.add_argument("--min-score", type=float, default=None, metavar="S",
-                   help="local detector confidence to accept a person, 0-1 (default 0.25; e.g. 0.1 for privacy)")
+    from .cli import add_local_options
+
+    add_local_options(p, privacy_hint=True)
     p.add_argument("--eraser", default="patchmatch", metavar="NAME", help="patchmatch (default), telea, dashscope")
     p.add_argument("--style", default=None, metavar="STYLE", help="redaction style: blur (default), pixelate, solid")
     p.add_argument("--fast", action="store_true", help="quicker, rougher fill (dashscope fast_mode)")

@@ -84,15 +84,20 @@ def _add_selection(p: argparse.ArgumentParser, *, policies: str, verb: str = "er
     g.add_argument("--policy", metavar="NAME", help=f"choose by policy: {policies}")
 
 
+def add_local_options(p: argparse.ArgumentParser, *, privacy_hint: bool = False) -> None:
+    """``--quality`` and ``--min-score`` of the local segmenter (segment, erase, redact, batch)."""
+    p.add_argument("--quality", choices=["fast", "balanced", "best"], default=None,
+                   help="local segmenter speed/quality preset (default balanced)")
+    hint = "; lower finds more people and more false ones: for privacy, e.g. 0.1" if privacy_hint else ""
+    p.add_argument("--min-score", type=float, default=None, metavar="S",
+                   help=f"local detector confidence to accept a person, 0-1 (default 0.25{hint})")
+
+
 def _add_common_out(p: argparse.ArgumentParser, *, metadata_default: str) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT", help="output image; format from the extension (.jpg .png .webp .bmp .tif)")
     p.add_argument("--segmenter", default="local", metavar="NAME",
                    help="who finds the people: local (offline, default), dashscope, labels:PATH (your own label map)")
-    p.add_argument("--quality", choices=["fast", "balanced", "best"], default=None,
-                   help="local segmenter speed/quality preset (default balanced)")
-    p.add_argument("--min-score", type=float, default=None, metavar="S",
-                   help="local detector confidence to accept a person, 0-1 (default 0.25; lower finds more "
-                   "people and more false ones: for privacy, e.g. 0.1)")
+    add_local_options(p, privacy_hint=True)
     p.add_argument("--dilate", type=int, metavar="PX",
                    help="grow the mask by PX pixels (default: erase 9 px at 1 MP, scaled with the photo; redact 2%% of the diagonal)")
     p.add_argument("--masks-dir", metavar="DIR", help="also write DIR/<stem>.erase.png and DIR/<stem>.keep.png (0/255)")
@@ -123,9 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Find every person, print a numbered table, and write a label map and an overlay picture.")
     p.add_argument("image", metavar="IMAGE")
     p.add_argument("--engine", default="local", metavar="NAME", help="local (default), dashscope, labels:PATH")
-    p.add_argument("--quality", choices=["fast", "balanced", "best"], default=None, help="local segmenter preset (default balanced)")
-    p.add_argument("--min-score", type=float, default=None, metavar="S",
-                   help="local detector confidence to accept a person, 0-1 (default 0.25)")
+    add_local_options(p)
     p.add_argument("--out-dir", metavar="DIR", default=".", help="where to write <stem>.labels.png and <stem>.overlay.png (default: .)")
     p.add_argument("--no-files", action="store_true", help="print the table only, write nothing")
     p.add_argument("--policy", metavar="NAME", help="also show who this policy would erase, and why")

@@ -107,7 +107,7 @@ def test_cli_errors_for_choices_paths_and_limits(photo, tmp_path, capsys, monkey
         (["-q", "erase", p, "-o", tmp_path / "nodir" / "o.png", "--eraser", "telea"], "does not exist"),
         (["-q", "erase", p, "-o", lp / "o.png", "--eraser", "telea"], ""),
         (base + ["--policy", "nobody"], "unknown policy"),
-        (base[:-2] + ["--segmenter", "magic"], "unknown segmenter 'magic'; choose one of: dashscope, labels:PATH, local"),
+        (base[:-2] + ["--segmenter", "magic"], "unknown segmenter 'magic'; choose one of: dashscope, "),  # + labels:PATH, local (and any test plugin's)
         (["-q", "erase", p, "-o", out, "--eraser", "sponge"], "unknown eraser 'sponge'"),
         (["-q", "erase", p, "-o", out, "--eraser", "telea", "--min-score", "1.5"], "must be in (0, 1)"),
     ]
