@@ -295,14 +295,10 @@ class Instances:
 
         return draw_overlay(self, image, alpha=alpha)
 
-    def _repr_png_(self) -> bytes:  # notebooks show the overlay
-        import io as _io
+    def _repr_png_(self) -> bytes:  # notebooks show the overlay (shrunk to PREVIEW_MAX_SIDE px)
+        from .overlay import preview_png
 
-        from PIL import Image as _PIL
-
-        buf = _io.BytesIO()
-        _PIL.fromarray(self.overlay()).save(buf, format="PNG")
-        return buf.getvalue()
+        return preview_png(self.overlay())
 
     def __repr__(self) -> str:
         h, w = self.shape

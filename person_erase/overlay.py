@@ -102,3 +102,26 @@ def side_by_side(*images: np.ndarray, gap: int = 8, titles: list[str] | None = N
                         max(1, int(fs * 2)), lineType=cv2.LINE_AA)
         x += im.shape[1] + gap
     return canvas
+
+
+#: longest side of the pictures notebooks display (``_repr_png_``); the arrays stay full size
+PREVIEW_MAX_SIDE = 1600
+
+
+def preview_png(picture: np.ndarray, max_side: int = PREVIEW_MAX_SIDE) -> bytes:
+    """PNG bytes of ``picture`` shrunk (area-averaged) so its longest side is at most ``max_side``.
+
+    What a notebook shows: a 4096² before/after at full size is a ~50 MB PNG inside the notebook.
+    """
+    import io as _io
+
+    from PIL import Image as PILImage
+
+    h, w = picture.shape[:2]
+    scale = max_side / max(h, w)
+    if scale < 1:
+        picture = cv2.resize(picture, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    buf = _io.BytesIO()
+    PILImage.fromarray(np.ascontiguousarray(picture)).save(buf, format="PNG")
+    return buf.getvalue()
+

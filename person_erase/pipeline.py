@@ -145,14 +145,10 @@ class Result:
         left = draw_overlay(self.people, self.source.pixels, erase=self.erase_mask, keep=self.keep_mask, labels=labels)
         return side_by_side(left, self.image, titles=["before", "after"])
 
-    def _repr_png_(self) -> bytes:
-        import io as _io
+    def _repr_png_(self) -> bytes:  # notebooks show before | after, at most PREVIEW_MAX_SIDE px wide
+        from .overlay import preview_png
 
-        from PIL import Image as PILImage
-
-        buf = _io.BytesIO()
-        PILImage.fromarray(self.before_after()).save(buf, format="PNG")
-        return buf.getvalue()
+        return preview_png(self.before_after())
 
 
 def _rows(people: Instances, sel: Selection) -> list[InstanceRow]:

@@ -79,3 +79,27 @@ def test_local_astronaut_end_to_end(astronaut):
     assert res.report.outside_mask_changed_px == 0
     assert res.erase_mask.mean() > 0.15  # she fills a good part of the frame
     assert res.report.segmenter == "given" or res.report.segmenter
+
+
+def test_notebook_pictures_of_a_big_photo_are_previews():
+    # a notebook displays _repr_png_; at 3000 px a full-size before|after would be tens of MB
+    import io
+
+    import cv2
+    from PIL import Image
+
+    from person_erase.overlay import PREVIEW_MAX_SIDE
+
+    h, w = 2000, 3000
+    img = np.full((h, w, 3), 120, np.uint8)
+    labels = np.zeros((h, w), np.uint8)
+    cv2.ellipse(labels, (1500, 1000), (200, 700), 0, 0, 360, 1, -1)
+    img[labels == 1] = (200, 40, 40)
+    people = pe.Instances.from_label_map(labels)
+    res = pe.redact(img, people, style="solid")
+    assert res.before_after().shape[1] > 2 * w  # the array stays full size
+    for obj in (res, people):
+        shown = Image.open(io.BytesIO(obj._repr_png_()))
+        assert max(shown.size) == PREVIEW_MAX_SIDE
+    small = pe.Instances.from_label_map(labels[::4, ::4])
+    assert Image.open(io.BytesIO(small._repr_png_())).size == (w // 4, h // 4)  # small ones are not enlarged
