@@ -113,7 +113,7 @@ def bench_redact_scale(size: int, people: int) -> dict:
         rng = np.random.default_rng(4)
         img = rng.integers(0, 255, (s, s, 3), np.uint8)
         inst = Instances.from_label_map(labels)
-        out[s] = best_of(lambda: pe.redact(img, inst, policy="all", style="blur"), repeat=2 if s < size else 1)
+        out[s] = best_of(lambda img=img, inst=inst: pe.redact(img, inst, policy="all", style="blur"), repeat=2 if s < size else 1)
     small, big = out[size // 4], out[size]
     return {"people": people, "small": size // 4, "big": size, "small_ms": round(small, 1), "big_ms": round(big, 1),
             "ratio": round(big / small, 1), "pixel_ratio": 16}
