@@ -20,8 +20,14 @@ class TeleaEraser:
     not honour the keep mask as a fill source (``honours_keep_mask = False``); kept pixels are
     never changed, though.
 
+    Holes of more than ``work_px`` pixels are filled on a copy shrunk so the hole has about
+    ``work_px`` pixels, and the fill is brought back bilinearly: a diffusion fill has no detail to
+    lose, and the cost of Telea grows with the hole (5 people 3000 px tall in a 4096² photo took 23 s
+    at full size).
+
     Args:
         radius: neighbourhood radius in pixels that Telea averages at each step (>= 1).
+        work_px: largest hole filled at full size; ``None`` or 0: always full size.
     """
 
     name: ClassVar[str] = "telea"
@@ -30,10 +36,11 @@ class TeleaEraser:
     honours_keep_mask: ClassVar[bool] = False
     crops: ClassVar[bool] = True
 
-    def __init__(self, radius: int = 5) -> None:
+    def __init__(self, radius: int = 5, work_px: int | None = 250_000) -> None:
         if int(radius) < 1:
             raise InputError(f"telea radius must be >= 1 pixel, got {radius}")
         self.radius = int(radius)
+        self.work_px = int(work_px or 0)
 
     def erase(self, image: np.ndarray, erase: np.ndarray, *, keep: np.ndarray | None = None) -> np.ndarray:
         """Return a new (H, W, 3) uint8 RGB image with ``erase`` filled; other pixels unchanged."""
@@ -41,5 +48,16 @@ class TeleaEraser:
         if not erase.any():
             return image.copy()
         # Telea treats channels independently, so RGB in / RGB out needs no BGR swap.
-        filled = cv2.inpaint(image, erase.astype(np.uint8) * 255, self.radius, cv2.INPAINT_TELEA)
-        return paste(image, filled, erase)
+        hole = erase.astype(np.uint8) * 255
+        area = int(np.count_nonzero(hole))
+        if not self.work_px or area <= self.work_px:
+            return paste(image, cv2.inpaint(image, hole, self.radius, cv2.INPAINT_TELEA), erase)
+        h, w = erase.shape
+        s = float(np.sqrt(self.work_px / area))
+        size = (max(1, round(w * s)), max(1, round(h * s)))
+        small = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        # a shrunk pixel is a hole if any of it was: no person colour leaks into the fill
+        small_hole = (cv2.resize(hole, size, interpolation=cv2.INTER_AREA) > 0).astype(np.uint8) * 255
+        small_hole = cv2.dilate(small_hole, np.ones((3, 3), np.uint8))
+        small = cv2.inpaint(small, small_hole, self.radius, cv2.INPAINT_TELEA)
+        return paste(image, cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR), erase)
