@@ -376,13 +376,16 @@ def cmd_erase(args: argparse.Namespace, say: Callable[[str], None], mode: str) -
     print(f"{verb} {n} of {len(result.people)} {'person' if len(result.people) == 1 else 'people'} "
           f"({rep.erase_area_px} px) -> {out}")
     if rep.verification is not None and not rep.verification.ok:
-        k = len(rep.verification.residues)
+        residues = rep.verification.residues
+        k = len(residues)
+        where = "; ".join(f"box {tuple(r.box)} score {r.score:.2f}" for r in residues[:3]) + ("; …" if k > 3 else "")
         if mode == "erase":
-            what = f"{k} {'person' if k == 1 else 'people'} where someone was erased"
+            what = (f"{k} {'person' if k == 1 else 'people'} where someone was erased ({where}); check those "
+                    "places: a low score is usually a person-like fill, not a leftover")
         else:
-            what = (f"{k} {'face' if k == 1 else 'faces'} still detectable where someone was redacted "
-                    "(raise --strength or use --style solid)")
-        print(f"warning: verification found {what} (see the report)", file=sys.stderr)
+            what = (f"{k} {'face' if k == 1 else 'faces'} still detectable where someone was redacted ({where}); "
+                    "raise --strength or use --style solid")
+        print(f"warning: verification found {what}", file=sys.stderr)
         if args.strict:
             return 3
     return 0
