@@ -30,7 +30,7 @@ import numpy as np
 
 from ..errors import EngineError, InputError
 from . import REDACT_STYLES
-from ._common import check_inputs, paste
+from ._common import check_inputs, masked_blur, paste
 
 BLUR_FRACTION = 0.08
 BLUR_MIN_SIGMA = 6.0
@@ -131,43 +131,9 @@ def _regions(erase: np.ndarray) -> list[tuple[int, int, int, int, np.ndarray]]:
     return out
 
 
-#: from this sigma the blur runs on a copy shrunk by ``sigma / 4`` (cost independent of sigma)
-PYRAMID_FROM_SIGMA = 12.0
-
-
-def _norm_blur(img: np.ndarray, weight: np.ndarray, sigma: float) -> tuple[np.ndarray, np.ndarray]:
-    """Gaussian blur of ``img`` where only pixels with ``weight`` > 0 contribute (normalised convolution).
-
-    A direct Gaussian costs O(sigma) per pixel: sigma 240 px (a 3000 px person) took about a minute
-    per person. Above ``PYRAMID_FROM_SIGMA`` the weighted image and the weights are area-averaged
-    down by ``f = sigma / 4``, blurred there with the remaining sigma and brought back bilinearly:
-    area averaging, the small blur and the bilinear return add up to the requested sigma, so the
-    result is as strong (the redaction rule holds) at a cost that no longer grows with it.
-    """
-    wf = weight.astype(np.float32)
-    num = img.astype(np.float32)
-    num *= wf[..., None]
-    h, w = wf.shape
-    f = int(sigma // 4) if sigma >= PYRAMID_FROM_SIGMA else 1
-    if f < 2 or min(h, w) < 4 * f:
-        num = cv2.GaussianBlur(num, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
-        den = cv2.GaussianBlur(wf, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
-        num /= np.maximum(den, 1e-6)[..., None]
-        return num, den
-    small = (max(1, -(-w // f)), max(1, -(-h // f)))
-    # variances (in full-size px²): box of f ~ f²/12, bilinear return ~ f²/6; the Gaussian makes the rest
-    rest = float(np.sqrt(max(sigma**2 - f**2 / 4.0, 1.0))) / f
-    num_s = cv2.GaussianBlur(cv2.resize(num, small, interpolation=cv2.INTER_AREA), (0, 0), rest, borderType=cv2.BORDER_CONSTANT)
-    den_s = cv2.GaussianBlur(cv2.resize(wf, small, interpolation=cv2.INTER_AREA), (0, 0), rest, borderType=cv2.BORDER_CONSTANT)
-    del num, wf
-    # the ratio is smooth at the small size: divide there, bring one image back instead of two
-    ratio = num_s / np.maximum(den_s, 1e-6)[..., None]
-    return cv2.resize(ratio, (w, h), interpolation=cv2.INTER_LINEAR), cv2.resize(den_s, (w, h), interpolation=cv2.INTER_LINEAR)
-
-
 def _blur(crop: np.ndarray, mask: np.ndarray, keep: np.ndarray, sigma: float) -> np.ndarray:
-    person, _ = _norm_blur(crop, mask, sigma)
-    around, den = _norm_blur(crop, ~mask & ~keep, sigma)
+    person, _ = masked_blur(crop, mask, sigma)
+    around, den = masked_blur(crop, ~mask & ~keep, sigma)
     depth = cv2.distanceTransform(mask.astype(np.uint8), cv2.DIST_L2, 3)
     alpha = np.clip(0.5 + depth / (2.0 * sigma), 0.5, 1.0)
     alpha = np.where(den > 1e-3, alpha, 1.0).astype(np.float32)[..., None]
