@@ -433,11 +433,8 @@ def watermark(image: np.ndarray) -> np.ndarray:
 
 
 def telea_erase(image: np.ndarray, erase: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """Fallback erase backend: OpenCV Telea inpainting; pixels outside ``erase`` unchanged."""
-    import cv2
+    """Fallback erase backend: the local ``telea`` eraser (the keep mask only stays unchanged, as in
+    the service); pixels outside ``erase`` unchanged."""
+    from ..erasers.telea import TeleaEraser
 
-    bgr = np.ascontiguousarray(image[:, :, ::-1])
-    filled = cv2.inpaint(bgr, erase.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)[:, :, ::-1]
-    out = image.copy()
-    out[erase] = filled[erase]
-    return out
+    return TeleaEraser().erase(image, erase)
