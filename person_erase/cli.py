@@ -14,7 +14,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 EXAMPLES_TOP = """\
 examples:
@@ -60,6 +60,13 @@ examples:
 labels.png is a label map: 0 = background, person number + 1 for each person (uint8, or uint16
 beyond 254 people). Use it with --segmenter labels:PATH to edit masks by hand.
 """
+
+
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes end like every other error: one ``error: …`` line (and exit 2, as argparse does)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see `{self.prog} --help`)\n")
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter):
@@ -113,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser (engine names come from the registries)."""
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="person-erase",
         description="Find every person in a photo, then erase (inpaint) or redact the ones you choose.",
         epilog=EXAMPLES_TOP,
@@ -329,9 +336,16 @@ def _write_json_atomic(path: Path, text: str) -> None:
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # like any other file we write (mkstemp makes it 0600)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            from .errors import InputError
+
+            raise InputError(f"{path}: cannot write the report ({exc.strerror or type(exc).__name__})") from None
         raise
 
 
@@ -342,12 +356,7 @@ def cmd_erase(args: argparse.Namespace, say: Callable[[str], None], mode: str) -
 
     img = load_image(args.image, max_pixels=get_settings().max_pixels)
     out = check_output_path(args.output, input_path=img.path, overwrite=args.overwrite)
-    if args.report:
-        _check_side_file(Path(args.report), img.path)
-    if args.masks_dir and Path(args.masks_dir).exists() and not Path(args.masks_dir).is_dir():
-        from .errors import InputError
-
-        raise InputError(f"--masks-dir {args.masks_dir} is a file, not a folder")
+    side = _check_side_outputs(args, out, img.path)
     seg_opts = _seg_options(args, args.segmenter)
     from .segmenters import get_segmenter
 
@@ -363,12 +372,20 @@ def cmd_erase(args: argparse.Namespace, say: Callable[[str], None], mode: str) -
         given = {"strength": args.strength, "margin": args.margin, "box_below": args.box_below}
         result = pipeline.redact(img, style=args.style, **common, **{k: v for k, v in given.items() if v is not None})
     say("saving")
+    existed = {p for p in (out, *side) if p.exists()}
     result.save(out, metadata=args.metadata, overwrite=args.overwrite)
-    if args.masks_dir:
-        result.save_masks(args.masks_dir, stem=Path(args.image).stem)
     rep = result.report
-    if args.report:
-        _write_json_atomic(Path(args.report), rep.to_json())
+    try:
+        if args.masks_dir:
+            result.save_masks(args.masks_dir, stem=Path(args.image).stem)
+        if args.report:
+            _write_json_atomic(Path(args.report), rep.to_json())
+    except BaseException:
+        # all or nothing: what this run created goes again (files it replaced cannot come back)
+        for p in (out, *side):
+            if p not in existed:
+                p.unlink(missing_ok=True)
+        raise
     for note in rep.notes:
         print(f"note: {note}", file=sys.stderr)
     n = len(result.selection.erase)
@@ -391,6 +408,39 @@ def cmd_erase(args: argparse.Namespace, say: Callable[[str], None], mode: str) -
     return 0
 
 
+def _check_side_outputs(args: argparse.Namespace, out: Path, input_path: Path | None) -> list[Path]:
+    """Check --report and --masks-dir before any work; return the side files this run will write.
+
+    No two outputs may be the same file (a report or a mask written over the image would replace it).
+    """
+    from .errors import InputError
+
+    side: list[tuple[str, Path]] = []
+    if args.report:
+        _check_side_file(Path(args.report), input_path)
+        side.append(("--report", Path(args.report)))
+    if args.masks_dir:
+        d = Path(args.masks_dir)
+        probe = d
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise InputError(f"--masks-dir {d}: {probe} is a file, not a folder")
+        if not os.access(probe, os.W_OK):
+            raise InputError(f"--masks-dir {d}: the folder {probe} is not writable")
+        stem = Path(args.image).stem
+        side += [("--masks-dir", d / f"{stem}.erase.png"), ("--masks-dir", d / f"{stem}.keep.png")]
+    seen = {out.resolve(): "-o"}
+    if input_path is not None:
+        seen.setdefault(Path(input_path).resolve(), "the input")
+    for flag, path in side:
+        key = path.resolve()
+        if key in seen:
+            raise InputError(f"{flag} would write {path}, which is also {seen[key]}; choose another name")
+        seen[key] = flag
+    return [p for _, p in side]
+
+
 def _check_side_file(path: Path, input_path: Path | None) -> None:
     """Fail early (before any heavy work) when a side file such as --report cannot be written."""
     from .errors import InputError
@@ -402,6 +452,8 @@ def _check_side_file(path: Path, input_path: Path | None) -> None:
         raise InputError(f"{path}: the folder {folder} is not writable")
     if input_path is not None and path.resolve() == Path(input_path).resolve():
         raise InputError(f"{path}: refusing to write the report over the input image")
+    if path.is_dir():
+        raise InputError(f"--report {path} is a folder; give a file name such as {path / 'report.json'}")
 
 
 def cmd_batch(args: argparse.Namespace, say: Callable[[str], None]) -> int:

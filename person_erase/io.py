@@ -250,7 +250,7 @@ def load_image(source: str | os.PathLike[str] | np.ndarray | PILImage.Image | Im
     except PILImage.DecompressionBombError as exc:
         raise InputError(
             f"{path}: {exc.args[0] if exc.args else 'too many pixels'}; downscale it first "
-            "(or raise PIL.Image.MAX_IMAGE_PIXELS and max_pixels / --max-pixels if you trust the file)"
+            "(or raise PIL.Image.MAX_IMAGE_PIXELS and PERSON_ERASE_MAX_PIXELS / max_pixels if you trust the file)"
         ) from None
     except UnidentifiedImageError:
         raise InputError(_unidentified_message(path, data)) from None
@@ -332,7 +332,7 @@ def _from_array(arr: np.ndarray, *, max_pixels: int) -> Image:
 
 def _too_big(what: str, w: int, h: int, max_pixels: int) -> str:
     return (f"{what}: {w}x{h} is {w * h / 1e6:.1f} MP, over the {max_pixels / 1e6:.1f} MP limit; "
-            "downscale it first or raise the limit (max_pixels / --max-pixels) if you trust the file")
+            "downscale it first or raise the limit (PERSON_ERASE_MAX_PIXELS, or max_pixels in Python) if you trust the file")
 
 
 def _decode(im: PILImage.Image, *, path: Path | None, digest: str, data: bytes | None,

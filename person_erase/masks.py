@@ -278,10 +278,13 @@ def build_masks(
     radius = default_dilate(h, w) if dilate_px is None else int(dilate_px)
     if radius < 0:
         raise InputError(f"--dilate must be >= 0 px, got {radius}")
+    if radius > max(h, w):
+        raise InputError(f"--dilate {radius} px is more than the photo's longest side ({max(h, w)} px): "
+                         "every pixel would be erased; use a few px to a few % of the photo")
     min_area = max(16, int(h * w * 5e-5)) if keep_min_area is None else keep_min_area
     keep = clean(union(instances.masks[~chosen], shape=(h, w)), open_radius=keep_open, min_area=min_area)
-    if privacy_margin < 0 or box_below_px < 0:
-        raise InputError(f"privacy_margin and box_below_px must be >= 0, got {privacy_margin} and {box_below_px}")
+    if not (0 <= privacy_margin < math.inf) or box_below_px < 0:
+        raise InputError(f"privacy_margin and box_below_px must be finite and >= 0, got {privacy_margin} and {box_below_px}")
     if (privacy_margin > 0 or box_below_px > 0) and chosen.any():
         grown = np.zeros((h, w), dtype=bool)
         for k in np.flatnonzero(chosen):

@@ -24,7 +24,7 @@ from .instances import Instances
 from .io import Image, MetadataPolicy, load_image, save_image
 from .report import ImageReport, InputInfo, InstanceRow, Residue, Verification
 from .segmenters import Segmenter, get_segmenter
-from .selection import Selection, select_people
+from .selection import Selection, check_request, select_people
 
 #: Progress callback: called with a short stage description ("segmenting", "erasing 2 people", …).
 Progress = Callable[[str], None]
@@ -257,6 +257,14 @@ def _run(
 
     say = progress or (lambda _msg: None)
     timer = _Timer()
+    # everything that can be wrong without the people is checked before looking for them (which may be
+    # a billed cloud call): the choice of people, the dilation, the engine and its options
+    check_request(select=select, keep=keep, policy=policy)
+    if dilate is not None and dilate < 0:
+        raise InputError(f"--dilate must be >= 0 px, got {dilate}")
+    eng = get_eraser(eraser, **eraser_options)
+    if mode == "redact" and getattr(eng, "kind", "") != "redact":
+        raise SelectionError(f"redact needs a redaction style; choose one of: {', '.join(REDACT_STYLES)}")
     with timer.stage("load"):
         img = load_image(image)
     seg_name = _engine_name(segmenter) if not isinstance(segmenter, str) else segmenter
@@ -280,9 +288,6 @@ def _run(
     with timer.stage("masks"):
         pair = masks_mod.build_masks(people, sel.positions(people), dilate_px=dilate, privacy_margin=privacy_margin,
                                      box_below_px=box_below)
-    eng = get_eraser(eraser, **eraser_options)
-    if mode == "redact" and getattr(eng, "kind", "") != "redact":
-        raise SelectionError(f"redact needs a redaction style; choose one of: {', '.join(REDACT_STYLES)}")
     raw_outside = 0
     if pair.erase.any():
         n = len(sel.erase)
@@ -418,8 +423,8 @@ def redact(
     """
     if style not in REDACT_STYLES:
         raise SelectionError(f"unknown redaction style {style!r}; choose one of: {', '.join(REDACT_STYLES)}")
-    if margin < 0 or box_below < 0:
-        raise InputError(f"margin and box_below must be >= 0, got {margin} and {box_below}")
+    if not (0 <= margin < float("inf")) or box_below < 0:
+        raise InputError(f"margin (--margin) and box_below (--box-below) must be finite and >= 0, got {margin} and {box_below}")
     return _run("redact", image, people, select=select, keep=keep, policy=policy, eraser=style, segmenter=segmenter,
                 dilate=dilate, verify=verify, progress=progress, eraser_options=style_options,
                 privacy_margin=float(margin), box_below=int(box_below))

@@ -51,13 +51,17 @@ class Selection:
 
 
 def _policy_all(people: Instances, image: np.ndarray | None, arg: str | None) -> tuple[list[int], dict[int, str]]:
+    if arg is not None:
+        raise SelectionError(f"policy all takes no argument, got all:{arg} (to erase the N largest: largest:N)")
     nums = people.index.tolist()
     return nums, {i: "erased: policy all" for i in nums}
 
 
 def _policy_largest(people: Instances, image: np.ndarray | None, arg: str | None) -> tuple[list[int], dict[int, str]]:
+    if arg is None:
+        raise SelectionError("largest needs a count: --policy largest:N, e.g. largest:2")
     try:
-        n = int(arg) if arg not in (None, "") else 1
+        n = int(arg)
     except ValueError:
         raise SelectionError(f"largest:N needs a whole number N, got {arg!r} (e.g. --policy largest:2)") from None
     if n < 0:
@@ -110,7 +114,9 @@ def parse_indices(text: str | Sequence[int] | None) -> list[int] | None:
     if text is None:
         return None
     if isinstance(text, str):
-        parts = [p.strip() for p in text.split(",") if p.strip()]
+        parts = [p.strip() for p in text.split(",")] if text.strip() else []
+        if "" in parts:
+            raise SelectionError(f"person numbers are a comma-separated list like 0,2 — got {text!r} (an empty item)")
         out = []
         for p in parts:
             if not p.lstrip("-").isdigit():
@@ -122,6 +128,31 @@ def parse_indices(text: str | Sequence[int] | None) -> list[int] | None:
     if neg:
         raise SelectionError(f"person numbers start at 0, got {neg[0]}")
     return out
+
+
+def check_request(
+    *,
+    select: Sequence[int] | str | None = None,
+    keep: Sequence[int] | str | None = None,
+    policy: str | None = None,
+) -> tuple[list[int] | None, list[int] | None]:
+    """What can be checked before anyone is found: the lists' format, one way given, a known policy.
+
+    Returns the parsed ``(select, keep)``; the people-dependent checks (range, duplicates, the policy's
+    own argument) happen in ``select_people``.
+
+    Raises:
+        SelectionError: as ``select_people`` would, for these causes.
+    """
+    sel, kp = parse_indices(select), parse_indices(keep)
+    given = [name for name, v in (("--select", sel), ("--keep", kp), ("--policy", policy)) if v is not None]
+    if len(given) > 1:
+        raise SelectionError(f"use only one of --select, --keep and --policy (got {' and '.join(given)})")
+    if policy is not None:
+        _load_builtin_policies()
+        if policy.partition(":")[0] not in POLICIES:
+            raise SelectionError(f"unknown policy {policy!r}; choose one of: {_policy_names()}")
+    return sel, kp
 
 
 def select_people(
@@ -148,10 +179,7 @@ def select_people(
         SelectionError: two ways given at once, an unknown or duplicate number (the message names the
             valid range), or an unknown policy (the message lists the valid ones).
     """
-    sel, kp = parse_indices(select), parse_indices(keep)
-    given = [name for name, v in (("--select", sel), ("--keep", kp), ("--policy", policy)) if v is not None]
-    if len(given) > 1:
-        raise SelectionError(f"use only one of --select, --keep and --policy (got {' and '.join(given)})")
+    sel, kp = check_request(select=select, keep=keep, policy=policy)
     all_nums = people.index.tolist()
     notes: list[str] = []
     scores: dict[int, dict[str, float]] = {}
@@ -167,12 +195,12 @@ def select_people(
         how = "keep"
     else:
         how = policy or "all"
-        name, _, arg = how.partition(":")
+        name, colon, arg = how.partition(":")
         _load_builtin_policies()
         fn = POLICIES.get(name)
         if fn is None:
             raise SelectionError(f"unknown policy {how!r}; choose one of: {_policy_names()}")
-        result = fn(people, image, arg or None)
+        result = fn(people, image, arg if colon else None)
         erase_list, reasons = result[0], result[1]
         if len(result) > 2:  # policies may return cue scores too
             scores = result[2]  # type: ignore[misc]

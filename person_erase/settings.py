@@ -37,5 +37,17 @@ class Settings(BaseSettings):
 
 
 def get_settings() -> Settings:
-    """Fresh settings from the current environment."""
-    return Settings()
+    """Fresh settings from the current environment.
+
+    Raises:
+        InputError: a ``PERSON_ERASE_*`` variable holds a value of the wrong kind (named in the message).
+    """
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        from .errors import InputError
+
+        bad = "; ".join(f"PERSON_ERASE_{str(e['loc'][0]).upper()}: {e['msg']}" for e in exc.errors() if e.get("loc"))
+        raise InputError(f"bad setting in the environment ({bad or exc})") from None

@@ -453,7 +453,7 @@ def _policy(group: bool, name: str) -> Any:
     def policy(
         people: Instances, image: np.ndarray | None, arg: str | None
     ) -> tuple[list[int], dict[int, str], dict[int, dict[str, float]]]:
-        if arg:
+        if arg is not None:
             raise SelectionError(f"policy {name} takes no argument, got {name}:{arg}")
         pick = pick_subject(people, image, group=group)
         erase, reasons = _reasons(people, pick)

@@ -140,3 +140,83 @@ def test_help_teaches_and_module_entry_point_works():
         assert word in r.stdout
     r = subprocess.run([sys.executable, "-m", "person_erase", "--version"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and r.stdout.startswith("person-erase ")
+
+
+def test_side_outputs_never_replace_the_image_and_fail_before_work(photo, tmp_path, capsys):
+    p, lp, img, labels = photo
+    d = tmp_path / "outs"
+    d.mkdir()
+    out = d / "scene.erase.png"
+    base = ["-q", "erase", p, "--eraser", "telea", "--segmenter", f"labels:{lp}"]
+    cases = [
+        (base + ["-o", out, "--report", out], "--report would write"),  # the report over the image
+        (base + ["-o", out, "--masks-dir", d], "--masks-dir would write"),  # <stem>.erase.png = the image
+        (base + ["-o", d / "a.png", "--report", d], "is a folder"),
+        (base + ["-o", d / "b.png", "--masks-dir", d / "b.png" / "sub"], "not a folder"),
+    ]
+    (d / "b.png").write_bytes(b"not a folder")  # --masks-dir below a file
+    for argv, fragment in cases:
+        code, _, err = run(argv, capsys)
+        assert code == 1 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+        assert fragment in err, err
+    assert sorted(f.name for f in d.iterdir()) == ["b.png"]  # nothing written, no temp files
+
+
+def test_a_failing_side_output_takes_the_image_with_it(photo, tmp_path, capsys, monkeypatch):
+    p, lp, img, labels = photo
+    out = tmp_path / "o.png"
+    from person_erase import cli
+
+    def broken(path, text):
+        raise OSError(28, "No space left on device", str(path))
+
+    monkeypatch.setattr(cli, "_write_json_atomic", broken)
+    code, _, err = run(["-q", "erase", p, "-o", out, "--eraser", "telea", "--segmenter", f"labels:{lp}",
+                        "--masks-dir", tmp_path / "m", "--report", tmp_path / "r.json"], capsys)
+    assert code == 1 and "No space left" in err
+    assert not out.exists() and not list((tmp_path / "m").glob("*.png"))
+
+
+def test_usage_mistakes_are_one_line_too(photo, tmp_path, capsys):
+    p, lp, img, labels = photo
+    out = tmp_path / "o.png"
+    base = ["-q", "erase", p, "--eraser", "telea", "--segmenter", f"labels:{lp}"]
+    for argv, fragment in [
+        (base + ["-o", out, "--dilate", "abc"], "invalid int value"),
+        (base, "required: -o/--output"),
+        (["bogus"], "invalid choice"),
+    ]:
+        with pytest.raises(SystemExit) as info:
+            main([str(a) for a in argv])
+        err = capsys.readouterr().err
+        assert info.value.code == 2 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+        assert fragment in err and "--help" in err
+    for argv, fragment in [
+        (base + ["-o", out, "--dilate", "100000"], "longest side"),
+        (["-q", "redact", p, "-o", out, "--segmenter", f"labels:{lp}", "--margin", "nan"], "finite"),
+        (base + ["-o", out, "--policy", "all:3"], "takes no argument"),
+        (base + ["-o", out, "--policy", "largest"], "largest:N"),
+        (base + ["-o", out, "--select", "0,"], "empty item"),
+    ]:
+        code, _, err = run(argv, capsys)
+        assert code == 1 and fragment in err and len(err.strip().splitlines()) == 1, err
+        assert not out.exists()
+
+
+def test_choices_are_checked_before_anyone_is_looked_for(photo, tmp_path, capsys, monkeypatch):
+    # the cloud segmenter points at a closed loopback port: a late check would fail on the connection
+    # (or, against the real service, after a billed call) instead of naming the mistake
+    p, lp, img, labels = photo
+    monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-test")
+    monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", "http://127.0.0.1:9/api/v1")
+    out = tmp_path / "o.png"
+    base = ["-q", "erase", p, "-o", out, "--segmenter", "dashscope"]
+    for argv, fragment in [
+        (base + ["--policy", "bogus"], "unknown policy"),
+        (base + ["--eraser", "sponge"], "unknown eraser"),
+        (base + ["--select", "0", "--keep", "1"], "use only one of"),
+        (base + ["--dilate", "-1"], "--dilate must be >= 0"),
+        (["-q", "redact", p, "-o", out, "--segmenter", "dashscope", "--strength", "2"], "strength"),
+    ]:
+        code, _, err = run(argv, capsys)
+        assert code == 1 and fragment in err and "127.0.0.1" not in err, err
