@@ -220,3 +220,14 @@ def test_choices_are_checked_before_anyone_is_looked_for(photo, tmp_path, capsys
     ]:
         code, _, err = run(argv, capsys)
         assert code == 1 and fragment in err and "127.0.0.1" not in err, err
+
+
+def test_report_gets_the_usual_file_permissions(photo, tmp_path, capsys):
+    p, lp, img, labels = photo
+    report = tmp_path / "r.json"
+    code, _, err = run(["-q", "erase", p, "-o", tmp_path / "o.png", "--eraser", "telea", "--segmenter", f"labels:{lp}",
+                        "--report", report], capsys)
+    assert code == 0, err
+    umask = os.umask(0)
+    os.umask(umask)
+    assert report.stat().st_mode & 0o777 == 0o666 & ~umask == (tmp_path / "o.png").stat().st_mode & 0o777
