@@ -331,14 +331,14 @@ def _atomic_pil(im: Any, path: Path) -> None:
 def _write_json_atomic(path: Path, text: str) -> None:
     import tempfile
 
+    from .io import _file_mode
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w") as fh:
             fh.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # like any other file we write (mkstemp makes it 0600)
+        os.chmod(tmp, _file_mode(path))  # like the image (mkstemp makes it 0600)
         os.replace(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)

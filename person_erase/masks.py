@@ -245,6 +245,19 @@ def _privacy_grow(out: np.ndarray, mask: np.ndarray, box: np.ndarray, *, margin:
         _dilate_into(out, mask, max(radius, int(round(margin * bh))))
 
 
+def check_growth(dilate_px: int | None, privacy_margin: float = 0.0, box_below_px: int = 0) -> None:
+    """Refuse the growth settings ``build_masks`` cannot use; callable before anyone is segmented.
+
+    Raises:
+        InputError: ``dilate_px`` < 0, or a margin that is negative or not finite, or ``box_below_px`` < 0.
+    """
+    if dilate_px is not None and int(dilate_px) < 0:
+        raise InputError(f"--dilate must be >= 0 px, got {int(dilate_px)}")
+    if not (0 <= privacy_margin < math.inf) or box_below_px < 0:
+        raise InputError(f"the redaction margin (--margin) and box size (--box-below) must be finite and >= 0, "
+                         f"got {privacy_margin} and {box_below_px}")
+
+
 def build_masks(
     instances: Instances,
     erase_positions: np.ndarray | list[int],
@@ -275,16 +288,13 @@ def build_masks(
     chosen = np.zeros(len(instances), dtype=bool)
     pos = np.asarray(erase_positions, dtype=np.int64).ravel()
     chosen[pos] = True
+    check_growth(dilate_px, privacy_margin, box_below_px)
     radius = default_dilate(h, w) if dilate_px is None else int(dilate_px)
-    if radius < 0:
-        raise InputError(f"--dilate must be >= 0 px, got {radius}")
     if radius > max(h, w):
         raise InputError(f"--dilate {radius} px is more than the photo's longest side ({max(h, w)} px): "
                          "every pixel would be erased; use a few px to a few % of the photo")
     min_area = max(16, int(h * w * 5e-5)) if keep_min_area is None else keep_min_area
     keep = clean(union(instances.masks[~chosen], shape=(h, w)), open_radius=keep_open, min_area=min_area)
-    if not (0 <= privacy_margin < math.inf) or box_below_px < 0:
-        raise InputError(f"privacy_margin and box_below_px must be finite and >= 0, got {privacy_margin} and {box_below_px}")
     if (privacy_margin > 0 or box_below_px > 0) and chosen.any():
         grown = np.zeros((h, w), dtype=bool)
         for k in np.flatnonzero(chosen):

@@ -124,4 +124,3 @@ def preview_png(picture: np.ndarray, max_side: int = PREVIEW_MAX_SIDE) -> bytes:
     buf = _io.BytesIO()
     PILImage.fromarray(np.ascontiguousarray(picture)).save(buf, format="PNG")
     return buf.getvalue()
-

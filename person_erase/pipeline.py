@@ -260,8 +260,7 @@ def _run(
     # everything that can be wrong without the people is checked before looking for them (which may be
     # a billed cloud call): the choice of people, the dilation, the engine and its options
     check_request(select=select, keep=keep, policy=policy)
-    if dilate is not None and dilate < 0:
-        raise InputError(f"--dilate must be >= 0 px, got {dilate}")
+    masks_mod.check_growth(dilate, privacy_margin, box_below)
     eng = get_eraser(eraser, **eraser_options)
     if mode == "redact" and getattr(eng, "kind", "") != "redact":
         raise SelectionError(f"redact needs a redaction style; choose one of: {', '.join(REDACT_STYLES)}")
@@ -423,8 +422,6 @@ def redact(
     """
     if style not in REDACT_STYLES:
         raise SelectionError(f"unknown redaction style {style!r}; choose one of: {', '.join(REDACT_STYLES)}")
-    if not (0 <= margin < float("inf")) or box_below < 0:
-        raise InputError(f"margin (--margin) and box_below (--box-below) must be finite and >= 0, got {margin} and {box_below}")
     return _run("redact", image, people, select=select, keep=keep, policy=policy, eraser=style, segmenter=segmenter,
                 dilate=dilate, verify=verify, progress=progress, eraser_options=style_options,
                 privacy_margin=float(margin), box_below=int(box_below))

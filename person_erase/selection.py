@@ -196,10 +196,7 @@ def select_people(
     else:
         how = policy or "all"
         name, colon, arg = how.partition(":")
-        _load_builtin_policies()
-        fn = POLICIES.get(name)
-        if fn is None:
-            raise SelectionError(f"unknown policy {how!r}; choose one of: {_policy_names()}")
+        fn = POLICIES[name]  # check_request has loaded the policies and refused unknown names
         result = fn(people, image, arg if colon else None)
         erase_list, reasons = result[0], result[1]
         if len(result) > 2:  # policies may return cue scores too

@@ -62,8 +62,8 @@ class TeleaEraser:
             small_hole = cv2.dilate(small_hole, np.ones((3, 3), np.uint8))
             # thin, scattered or frame-filling holes swell on the small copy: not worth it, or nothing is
             # left to fill from; then fill at full size
-            known = small_hole.size - int(np.count_nonzero(small_hole))
-            if int(np.count_nonzero(small_hole)) <= 2 * self.work_px and known >= 0.05 * small_hole.size:
+            small_area = int(np.count_nonzero(small_hole))
+            if small_area <= 2 * self.work_px and small_hole.size - small_area >= 0.05 * small_hole.size:
                 small = cv2.inpaint(cv2.resize(src, size, interpolation=cv2.INTER_AREA), small_hole, self.radius,
                                     cv2.INPAINT_TELEA)
                 return paste(image, cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR), erase)
