@@ -165,12 +165,12 @@ def test_side_outputs_never_replace_the_image_and_fail_before_work(photo, tmp_pa
 def test_a_failing_side_output_takes_the_image_with_it(photo, tmp_path, capsys, monkeypatch):
     p, lp, img, labels = photo
     out = tmp_path / "o.png"
-    from person_erase import cli
+    from person_erase.cli import helpers
 
     def broken(path, text):
         raise OSError(28, "No space left on device", str(path))
 
-    monkeypatch.setattr(cli, "_write_json_atomic", broken)
+    monkeypatch.setattr(helpers, "write_json_atomic", broken)
     code, _, err = run(["-q", "erase", p, "-o", out, "--eraser", "telea", "--segmenter", f"labels:{lp}",
                         "--masks-dir", tmp_path / "m", "--report", tmp_path / "r.json"], capsys)
     assert code == 1 and "No space left" in err

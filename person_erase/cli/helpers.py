@@ -1,0 +1,120 @@
+"""Helpers shared by the commands: help formatting, progress display, side-output files."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+Say = Callable[[str], None]
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog, max_help_position=34, width=100)
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+@contextmanager
+def progress(quiet: bool) -> Iterator[Say]:
+    """A spinner with the current stage on a terminal; plain lines otherwise; nothing when quiet."""
+    if quiet:
+        yield lambda _msg: None
+        return
+    if sys.stderr.isatty():
+        from rich.console import Console
+
+        console = Console(stderr=True)
+        with console.status("starting…") as status:
+            yield lambda msg: status.update(f"{msg}…")
+        return
+    yield lambda msg: print(f"{msg}…", file=sys.stderr, flush=True)
+
+
+def atomic_pil(im: Any, path: Path) -> None:
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            im.save(fh, format="PNG")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_json_atomic(path: Path, text: str) -> None:
+    import tempfile
+
+    from ..io import _file_mode
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(text)
+        os.chmod(tmp, _file_mode(path))  # like the image (mkstemp makes it 0600)
+        os.replace(tmp, path)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            from ..errors import InputError
+
+            raise InputError(f"{path}: cannot write the report ({exc.strerror or type(exc).__name__})") from None
+        raise
+
+
+def check_side_outputs(args: argparse.Namespace, out: Path, input_path: Path | None) -> list[Path]:
+    """Check --report and --masks-dir before any work; return the side files this run will write.
+
+    No two outputs may be the same file (a report or a mask written over the image would replace it).
+    """
+    from ..errors import InputError
+
+    side: list[tuple[str, Path]] = []
+    if args.report:
+        check_side_file(Path(args.report), input_path)
+        side.append(("--report", Path(args.report)))
+    if args.masks_dir:
+        d = Path(args.masks_dir)
+        probe = d
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise InputError(f"--masks-dir {d}: {probe} is a file, not a folder")
+        if not os.access(probe, os.W_OK):
+            raise InputError(f"--masks-dir {d}: the folder {probe} is not writable")
+        stem = Path(args.image).stem
+        side += [("--masks-dir", d / f"{stem}.erase.png"), ("--masks-dir", d / f"{stem}.keep.png")]
+    seen = {out.resolve(): "-o"}
+    if input_path is not None:
+        seen.setdefault(Path(input_path).resolve(), "the input")
+    for flag, path in side:
+        key = path.resolve()
+        if key in seen:
+            raise InputError(f"{flag} would write {path}, which is also {seen[key]}; choose another name")
+        seen[key] = flag
+    return [p for _, p in side]
+
+
+def check_side_file(path: Path, input_path: Path | None) -> None:
+    """Fail early (before any heavy work) when a side file such as --report cannot be written."""
+    from ..errors import InputError
+
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise InputError(f"{path}: the folder {folder} does not exist; create it first")
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"{path}: the folder {folder} is not writable")
+    if input_path is not None and path.resolve() == Path(input_path).resolve():
+        raise InputError(f"{path}: refusing to write the report over the input image")
+    if path.is_dir():
+        raise InputError(f"--report {path} is a folder; give a file name such as {path / 'report.json'}")
