@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .errors import InputError
+from ..errors import InputError
 
 SCHEMA_VERSION = 1
 
@@ -217,3 +217,12 @@ class Journal:
         """Forget the task id of one stage (it expired or failed; the next attempt submits anew)."""
         with self._lock:
             self._db.execute("UPDATE stages SET task_id=NULL, state='pending' WHERE id=? AND stage=?", (item_id, stage))
+
+    def unfinished_saves(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(id, rel, params) of items killed between ``save: written`` and done: their temp files are kept."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT items.id, items.rel, items.params FROM items JOIN stages ON stages.id = items.id "
+                "WHERE stages.stage='save' AND stages.state='written' AND items.state='running'"
+            ).fetchall()
+        return [(str(i), str(r), json.loads(p)) for i, r, p in rows]

@@ -1,0 +1,110 @@
+"""How a batch's jobs are executed, behind one small Protocol, chosen by name.
+
+* ``local`` — a process pool on this machine (models loaded once per process), the default for local engines;
+* ``cloud`` — stage threads under the DashScope limits (1 task in flight per model, 2 submits/s), the
+  default (and the only executor) for cloud engines;
+* ``ray`` — Ray Data ``map_batches`` over actors on a Ray cluster (local engines only).
+
+Every executor takes jobs from ``Driver.prepare``, hands results to ``Driver.commit`` (in the driver's
+process: the journal stays there), keeps a bounded number of images in flight, stops feeding new
+images when ``stop`` is set, and on ``KeyboardInterrupt`` commits what is finished, then re-raises.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from ...errors import InputError
+
+if TYPE_CHECKING:
+    from ..driver import Driver
+    from ..params import BatchParams
+    from ..sources import ItemSpec
+
+
+class Executor(Protocol):
+    """Runs the jobs of one batch."""
+
+    name: str
+
+    def describe(self) -> str:
+        """How the run was executed, for the summary (e.g. ``local, 2 workers``)."""
+        ...
+
+    def run(self, driver: Driver, specs: Iterable[ItemSpec], stop: threading.Event) -> None:
+        """Prepare, execute and commit every spec (see the module docstring)."""
+        ...
+
+
+@dataclass(frozen=True)
+class ExecutorOptions:
+    """What an executor is built with.
+
+    Attributes:
+        workers: processes (local) or actors (ray); None: the number of cores (local) / 2 (ray).
+        plugins: modules every worker imports first (e.g. ones registering engines).
+        address: the Ray cluster (``auto``, ``ray://host:port``); None starts a local Ray.
+    """
+
+    workers: int | None = None
+    plugins: tuple[str, ...] = ()
+    address: str | None = None
+
+
+#: name -> "module:Class" (imported when chosen: Ray is heavy and optional).
+EXECUTORS: dict[str, str] = {
+    "local": "person_erase.batch.executors.local:LocalExecutor",
+    "cloud": "person_erase.batch.executors.cloud:CloudExecutor",
+    "ray": "person_erase.batch.executors.ray:RayExecutor",
+}
+
+
+def default_executor(params: BatchParams) -> str:
+    return "cloud" if params.cloud else "local"
+
+
+def check_executor(name: str, params: BatchParams, options: ExecutorOptions) -> None:
+    """Refuse, before any work, an executor that cannot run these engines or options.
+
+    Raises:
+        InputError: unknown name, cloud engines outside the cloud executor, local engines in it,
+            ``address`` without ray, ``workers`` < 1.
+    """
+    if name not in EXECUTORS:
+        raise InputError(f"unknown executor {name!r}; choose one of: {', '.join(EXECUTORS)}")
+    if options.workers is not None and (isinstance(options.workers, bool) or int(options.workers) < 1):
+        raise InputError(f"workers must be 1 or more, got {options.workers}")
+    if options.address is not None and name != "ray":
+        raise InputError(f"address is for executor='ray' (got executor={name!r})")
+    if params.cloud and name == "ray":
+        raise InputError("executor='ray' runs local engines only: the DashScope models allow one task in flight "
+                         "per account, which the cloud executor already keeps busy from one machine; "
+                         "use executor='cloud' (the default for dashscope engines)")
+    if params.cloud and name == "local":
+        raise InputError("dashscope engines run in the cloud executor (pipelined under the service's limits); "
+                         "use executor='cloud' or leave executor unset")
+    if not params.cloud and name == "cloud":
+        raise InputError("executor='cloud' is for the dashscope engines; local engines use executor='local' or 'ray'")
+
+
+def get_executor(name: str, options: ExecutorOptions) -> Executor:
+    """Build the executor called ``name`` (see ``EXECUTORS``)."""
+    mod, _, cls = EXECUTORS[name].partition(":")
+    return getattr(importlib.import_module(mod), cls)(options)  # type: ignore[no-any-return]
+
+
+def import_plugins(plugins: Sequence[str]) -> None:
+    """Import plugin modules (engines registered at run time), naming the one that fails.
+
+    Raises:
+        InputError: a module that cannot be imported.
+    """
+    for mod in plugins:
+        try:
+            importlib.import_module(mod)
+        except ImportError as exc:
+            raise InputError(f"cannot import plugin module {mod!r}: {exc}") from None

@@ -1,0 +1,206 @@
+"""The cloud executor: the DashScope engines in stage threads of the driver's process, pipelined.
+
+A segment stage and an erase stage overlap across images (the next photo's upload happens while the
+current task runs); the per-model limiters of ``person_erase.cloud.limits`` keep each model at 1 task
+in flight and 2 submits/s, so throughput is bounded by the slower stage, not by the sum. Cloud calls
+are two-phase (``submit`` → journal the task id → ``collect``): a run killed while a task runs polls
+that task on resume instead of submitting the photo again.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ...errors import CloudError
+from ...instances import Instances
+from ..job import Job, JobResult
+from ..journal import Journal
+from ..work import forget_network_engines, load_and_segment, process_item, reason
+from . import ExecutorOptions
+
+if TYPE_CHECKING:
+    from ..driver import Driver
+    from ..sources import ItemSpec
+
+logger = logging.getLogger("person_erase.batch")
+
+Pre = tuple[Any, Instances, bool, float]
+
+
+class CloudHooks:
+    """Two-phase cloud calls (``submit`` → journal the task id → ``collect``), resumable by task id."""
+
+    RESUBMIT_CODES = ("UnknownTask", "ResultExpired")
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self._local = threading.local()
+        self._expected: dict[str, float] = {}
+
+    def _run(self, item_id: str, stage: str, engine: Any, submit: Callable[[], str], collect: Callable[[str], Any]) -> Any:
+        st = self.journal.stage(item_id, stage)
+        task = st[1] if st else None
+        if task:
+            try:
+                out = collect(task)
+            except CloudError as exc:
+                if exc.code not in self.RESUBMIT_CODES:
+                    raise
+                self.journal.clear_task(item_id, stage)
+            else:
+                self.journal.set_stage(item_id, stage, "done")
+                return out
+        self.journal.set_stage(item_id, stage, "submitting")
+        task = submit()
+        t_submit = time.monotonic()
+        self.journal.set_stage(item_id, stage, "submitted", task_id=task)  # committed before any polling
+        # Poll finely, but only from shortly before the task is expected to end (learnt from earlier
+        # tasks): a result is picked up within ~0.1 s without querying the service many times a second.
+        expected = self._expected.get(stage)
+        if expected:
+            time.sleep(max(0.0, t_submit + 0.9 * expected - time.monotonic()))
+        t_poll = time.monotonic()
+        out = collect(task)
+        # how long the task itself took: until the poll that saw it finished (not the download after it)
+        call = getattr(engine, "last_call", None)
+        wait_ms = (getattr(call, "timings_ms", None) or {}).get("wait")
+        took = (t_poll - t_submit) + (wait_ms / 1e3 if wait_ms is not None else time.monotonic() - t_poll)
+        logger.debug("%s task %s: slept %.3f s, finished %.3f s after submit, collected %.3f s after submit",
+                     stage, task, t_poll - t_submit, took, time.monotonic() - t_submit)
+        self._expected[stage] = took if not expected else 0.7 * expected + 0.3 * took
+        self.journal.set_stage(item_id, stage, "done")
+        return out
+
+    def segment(self, seg: Any, pixels: np.ndarray) -> Instances:
+        item_id = self._local.item_id
+        people = self._run(item_id, "segment", seg, lambda: seg.submit(pixels), lambda t: seg.collect(t, size=pixels.shape[:2]))
+        return people
+
+    def eraser(self, inner: Any, job: Job) -> Any:
+        return JournaledEraser(inner, self, job.id)
+
+    def task_ids(self, job: Job) -> dict[str, str]:
+        return self.journal.task_ids(job.id)
+
+    def bind(self, item_id: str) -> None:
+        self._local.item_id = item_id
+
+
+class JournaledEraser:
+    """Wraps a two-phase cloud eraser so its task id is journaled before it is polled."""
+
+    def __init__(self, inner: Any, hooks: CloudHooks, item_id: str) -> None:
+        self.inner, self.hooks, self.item_id = inner, hooks, item_id
+        for attr in ("name", "kind", "needs_network", "honours_keep_mask", "crops"):
+            if hasattr(inner, attr):
+                setattr(self, attr, getattr(inner, attr))
+        self.last_task_ids: list[str] = []
+
+    def erase(self, image: np.ndarray, erase: np.ndarray, *, keep: np.ndarray | None = None) -> np.ndarray:
+        out = self.hooks._run(
+            self.item_id, "erase", self.inner,
+            lambda: self.inner.submit(image, erase, keep=keep),
+            lambda t: self.inner.collect(t, image, erase, keep=keep),
+        )
+        ids = self.hooks.journal.task_ids(self.item_id)
+        self.last_task_ids = [ids["erase"]] if "erase" in ids else []
+        return out
+
+
+def _preimport_cloud_sdk() -> None:
+    """Import the SDK modules the cloud client imports lazily, once, here: several stage threads
+    importing them for the first time at the same moment can hit Python's import deadlock detection."""
+    for mod in ("requests", "httpx", "dashscope", "dashscope.client.base_api", "dashscope.common.error",
+                "dashscope.utils.oss_utils"):
+        try:
+            importlib.import_module(mod)
+        except ImportError:  # pragma: no cover - reported by the engine itself when used
+            pass
+
+
+class CloudExecutor:
+    """Stage threads for the cloud engines; see the module docstring."""
+
+    name = "cloud"
+
+    def __init__(self, options: ExecutorOptions, *, threads_per_stage: int = 2) -> None:
+        self.threads_per_stage = threads_per_stage
+
+    def describe(self) -> str:
+        return "cloud pipeline"
+
+    def run(self, driver: Driver, specs: Iterable[ItemSpec], stop: threading.Event) -> None:
+        n = self.threads_per_stage
+        hooks = CloudHooks(driver.journal)
+        _preimport_cloud_sdk()
+        forget_network_engines()  # cloud clients read the key and base URL when built: build them afresh per run
+        to_seg: queue.Queue[Job | None] = queue.Queue(maxsize=n)
+        to_erase: queue.Queue[tuple[Job, Pre] | None] = queue.Queue(maxsize=n)
+        results: queue.Queue[tuple[Job, JobResult]] = queue.Queue()
+
+        def seg_worker() -> None:
+            while True:
+                job = to_seg.get()
+                if job is None:
+                    return
+                hooks.bind(job.id)
+                t0 = time.perf_counter()
+                try:
+                    pre = load_and_segment(job, hooks)
+                except BaseException as exc:  # noqa: BLE001 - recorded as this image's failure
+                    results.put((job, JobResult.failed("segment", reason(exc), round((time.perf_counter() - t0) * 1e3, 1))))
+                    continue
+                to_erase.put((job, pre))
+
+        def erase_worker() -> None:
+            while True:
+                got = to_erase.get()
+                if got is None:
+                    return
+                job, pre = got
+                hooks.bind(job.id)
+                results.put((job, process_item(job, hooks, pre=pre)))
+
+        seg_threads = [threading.Thread(target=seg_worker, name=f"batch-seg-{i}", daemon=True) for i in range(n)]
+        erase_threads = [threading.Thread(target=erase_worker, name=f"batch-erase-{i}", daemon=True) for i in range(n)]
+        for t in seg_threads + erase_threads:
+            t.start()
+        inflight = 0
+        window = 3 * n + 1
+        it = iter(specs)
+        exhausted = False
+        try:
+            while True:
+                while not exhausted and not stop.is_set() and inflight < window:
+                    spec = next(it, None)
+                    if spec is None:
+                        exhausted = True
+                        break
+                    job = driver.prepare(spec)
+                    if job is not None:
+                        to_seg.put(job)
+                        inflight += 1
+                if inflight == 0:
+                    break
+                job, res = results.get()
+                inflight -= 1
+                driver.commit(job, res)
+        except KeyboardInterrupt:
+            stop.set()  # the stage threads are daemons: tasks in flight are journaled and polled on resume
+            raise
+        for _ in seg_threads:
+            to_seg.put(None)
+        for t in seg_threads:
+            t.join()
+        for _ in erase_threads:
+            to_erase.put(None)
+        for t in erase_threads:
+            t.join()

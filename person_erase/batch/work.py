@@ -1,0 +1,226 @@
+"""One image end to end, wherever it runs (the driver, a pool worker, a Ray actor, a cloud stage thread).
+
+``process_item(job)`` loads the image (``max_pixels`` applies, as in ``erase``), segments it (from the
+cache when it can), erases or redacts it through ``pipeline`` (so every check ``erase`` makes applies)
+and writes the output and its report under their temporary names. It never raises for a bad image:
+the ``JobResult`` says what failed, and the driver records it.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..errors import InputError, PersonEraseError
+from ..instances import Instances
+from .cache import cache_key, cacheable, load_segmentation, store_segmentation
+from .job import Job, JobResult
+from .params import CLOUD_ENGINES, Options, digest
+from .storage import LocalStorage
+
+#: Status-query interval of cloud tasks in a batch once a task is due (seconds).
+CLOUD_POLL_S = 0.025
+
+_ENGINES: dict[str, Any] = {}
+_ENGINES_LOCK = threading.Lock()
+
+
+class StageHooks(Protocol):
+    """How the cloud executor journals task ids around two-phase (submit / collect) engines."""
+
+    def segment(self, seg: Any, pixels: np.ndarray) -> Instances: ...
+
+    def eraser(self, inner: Any, job: Job) -> Any: ...
+
+    def task_ids(self, job: Job) -> dict[str, str]: ...
+
+
+def engine(kind: str, spec: str, options: Options) -> Any:
+    """One engine per (kind, name, options) per process (per thread for cloud engines): models load once."""
+    from ..erasers import get_eraser
+    from ..segmenters import get_segmenter
+
+    opts = dict(options)
+    key = digest([kind, spec, opts, threading.get_ident() if spec.partition(":")[0] in CLOUD_ENGINES else 0])
+    with _ENGINES_LOCK:
+        eng = _ENGINES.get(key)
+    if eng is None:
+        eng = get_segmenter(spec, **opts) if kind == "segmenter" else get_eraser(spec, **opts)
+        client = getattr(eng, "client", None)
+        if client is not None and hasattr(client, "poll_interval_s"):
+            # the batch sleeps until shortly before a task is due (see the cloud executor), then polls finely
+            client.poll_interval_s = min(client.poll_interval_s, CLOUD_POLL_S)
+            client.max_poll_interval_s = min(client.max_poll_interval_s, 2 * CLOUD_POLL_S)
+        with _ENGINES_LOCK:
+            _ENGINES[key] = eng
+    return eng
+
+
+def forget_network_engines() -> None:
+    """Drop cached cloud clients (they read the key and base URL when built)."""
+    with _ENGINES_LOCK:
+        for key in [k for k, e in _ENGINES.items() if getattr(e, "needs_network", False)]:
+            del _ENGINES[key]
+
+
+def reason(exc: BaseException) -> str:
+    """One line for the summary: our messages as they are, anything else as an internal error."""
+    if isinstance(exc, PersonEraseError):
+        return " ".join(str(exc).split())
+    if isinstance(exc, MemoryError):
+        return "out of memory (try fewer workers)"
+    return f"internal error ({type(exc).__name__}: {' '.join(str(exc).split())})"
+
+
+class _Staging:
+    """Local files for one job: the input (downloaded when remote) and outputs (uploaded when remote)."""
+
+    def __init__(self, job: Job) -> None:
+        self.job = job
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+
+    def _dir(self) -> Path:
+        if self._tmp is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="pe-batch-")
+        return Path(self._tmp.name)
+
+    def input(self) -> Path:
+        local = self.job.source.local_path(self.job.src)
+        if local is not None:
+            return local
+        path = self._dir() / ("in" + Path(self.job.src).suffix)
+        self.job.source.download(self.job.src, path)
+        return path
+
+    def output(self, rel: str) -> Path:
+        if isinstance(self.job.dest, LocalStorage):
+            return self.job.dest.path(rel)
+        return self._dir() / Path(rel).name
+
+    def publish(self, local: Path, rel: str) -> None:
+        self.job.dest.upload(local, rel)
+
+    def close(self) -> None:
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+
+def load(job: Job, staging: _Staging) -> Any:
+    """The job's image, checked to be the file that was hashed (raises ``InputError`` otherwise)."""
+    from ..io import load_image
+
+    img = load_image(staging.input(), max_pixels=job.max_pixels)
+    if img.sha256 != job.sha256:
+        raise InputError(f"{job.rel}: the file changed while the batch was running; run again to process the new version")
+    return img
+
+
+def segment(job: Job, img: Any, hooks: StageHooks | None) -> tuple[Instances, bool, float]:
+    """People in ``img``: from the cache, or by the segmenter (then cached). Returns (people, cache hit, ms)."""
+    p = job.params
+    t0 = time.perf_counter()
+    key = cache_key(job.sha256, p.segmenter, p.segmenter_options) if cacheable(p.segmenter) else None
+    cache_dir = Path(job.cache_dir)
+    if key is not None:
+        people = load_segmentation(cache_dir, key)
+        if people is not None and people.shape == (img.height, img.width):
+            return people, True, (time.perf_counter() - t0) * 1e3
+    seg = engine("segmenter", p.segmenter, p.segmenter_options)
+    if hooks is not None and hasattr(seg, "submit") and hasattr(seg, "collect"):
+        people = hooks.segment(seg, img.pixels)
+    else:
+        people = seg.segment(img.pixels)
+    if people.shape != (img.height, img.width):
+        raise InputError(f"the segmenter returned masks of {people.shape[1]}x{people.shape[0]} for a {img.width}x{img.height} photo")
+    if "task_id" in people.meta and "task_ids" not in people.meta:
+        people = Instances(people.masks, people.boxes, people.scores, people.index,
+                           meta={**people.meta, "task_ids": [people.meta["task_id"]]})
+    if key is not None:
+        store_segmentation(cache_dir, key, people)
+    return people, False, (time.perf_counter() - t0) * 1e3
+
+
+def load_and_segment(job: Job, hooks: StageHooks | None = None) -> tuple[Any, Instances, bool, float]:
+    """The cloud executor's first stage: (image, people, cache hit, segment ms)."""
+    staging = _Staging(job)
+    try:
+        img = load(job, staging)
+    finally:
+        staging.close()
+    return (img, *segment(job, img, hooks))
+
+
+def process_item(job: Job, hooks: StageHooks | None = None,
+                 pre: tuple[Any, Instances, bool, float] | None = None) -> JobResult:
+    """Load, segment (cached), erase/redact, and write the output and its report under their temporary names.
+
+    ``pre`` = (image, people, cache hit, segment ms) skips loading and segmenting (the cloud
+    pipeline's segment stage did them). Never raises for a bad image (only for ``KeyboardInterrupt``).
+    """
+    from .. import pipeline
+    from ..io import save_image
+
+    t0 = time.perf_counter()
+    p = job.params
+    stage = "load"
+    staging = _Staging(job)
+    written: list[str] = []
+    try:
+        if pre is None:
+            img = load(job, staging)
+            stage = "segment"
+            people, hit, seg_ms = segment(job, img, hooks)
+        else:
+            img, people, hit, seg_ms = pre
+        stage = "erase"
+        verify: Any = False
+        if p.verify:
+            verify = engine("segmenter", p.segmenter, p.segmenter_options)
+        common: dict[str, Any] = dict(select=None if p.select is None else list(p.select),
+                                      keep=None if p.keep is None else list(p.keep), policy=p.policy,
+                                      segmenter=str(people.meta.get("engine", p.segmenter)), dilate=p.dilate, verify=verify)
+        if p.mode == "erase":
+            eng = engine("eraser", p.eraser, p.eraser_options)
+            if hooks is not None and hasattr(eng, "submit") and hasattr(eng, "collect"):
+                eng = hooks.eraser(eng, job)
+            result = pipeline.erase(img, people, eraser=eng, **common)
+        else:
+            result = pipeline.redact(img, people, style=p.eraser, **common, **dict(p.eraser_options))
+        stage = "save"
+        rep = result.report
+        rep.output = job.out
+        rep.metadata_policy = p.metadata
+        rep.timings_ms = {"segment": round(seg_ms, 2), **{k: v for k, v in rep.timings_ms.items() if k != "segment"}}
+        rep.parameters["segment_cache"] = "hit" if hit else "miss"
+        if hooks is not None:
+            ids = hooks.task_ids(job)
+            if ids:
+                rep.cloud_task_ids = {k: [v] for k, v in sorted(ids.items())}
+        t_save = time.perf_counter()
+        local_image = staging.output(job.tmp_image)
+        save_image(result.image, local_image, like=result.source, metadata=p.metadata)
+        written.append(job.tmp_image)
+        staging.publish(local_image, job.tmp_image)
+        rep.timings_ms["save"] = round((time.perf_counter() - t_save) * 1e3, 2)
+        local_report = staging.output(job.tmp_report)
+        written.append(job.tmp_report)
+        local_report.write_text(rep.to_json())
+        staging.publish(local_report, job.tmp_report)
+        return JobResult(ok=True, ms=round((time.perf_counter() - t0) * 1e3, 1), people=len(people),
+                         erased=len(result.selection.erase), cache_hit=hit, notes=tuple(rep.notes))
+    except BaseException as exc:  # noqa: BLE001 - one bad image must not stop the batch; the reason is recorded
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        for rel in written:
+            try:
+                job.dest.delete(rel)
+            except Exception:  # noqa: BLE001 - best effort; the driver removes temporary files again
+                pass
+        return JobResult.failed(stage, reason(exc), round((time.perf_counter() - t0) * 1e3, 1))
+    finally:
+        staging.close()
