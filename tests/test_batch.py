@@ -305,10 +305,12 @@ def test_crash_between_written_and_done_finishes_the_rename(tree: Path, tmp_path
             raise KeyboardInterrupt
         real_replace(a, b)
 
-    monkeypatch.setattr(B.os, "replace", dying_replace)
+    from person_erase.batch import storage
+
+    monkeypatch.setattr(storage.os, "replace", dying_replace)
     with pytest.raises(KeyboardInterrupt):
         B.run_batch(tree, out, params=PARAMS, workers=1)
-    monkeypatch.setattr(B.os, "replace", real_replace)
+    monkeypatch.setattr(storage.os, "replace", real_replace)
     erased_before = len(_calls(call_log, "erase"))
     assert erased_before == 3
     s = B.run_batch(tree, out, params=PARAMS, workers=1, resume=True)
@@ -434,14 +436,83 @@ def test_kill_9_mid_run_then_resume_loses_nothing_and_redoes_only_unfinished(tmp
     assert leftovers == []
 
 
-def test_partials_of_an_interrupted_save_are_removed(tmp_path: Path) -> None:
-    """A kill in the middle of ``save_image`` leaves its own temp file of our temp file
-    (``..NAME.<id>.part.EXT.<random>.tmp``); a resumed attempt removes it with ours, and nothing else."""
-    out = tmp_path / "p03.png"
-    tmp_image, tmp_report = B._tmp_paths(out, "abcdef1234567890")
-    inner = tmp_path / f".{tmp_image.name}.k2j3.tmp"
-    others = [tmp_path / ".p04.png.abcdef123456.part.png", tmp_path / "p03.png.json"]
-    for f in (tmp_image, tmp_report, inner, *others):
-        f.write_text("x")
-    B._remove_partials(out)
-    assert sorted(tmp_path.iterdir()) == sorted(others)
+def test_stale_temporary_files_are_swept_and_others_left_alone(tmp_path: Path) -> None:
+    """Every temporary file of ours (this version's short names, save_image's, and the former long ones)
+    is removed by the next run; the user's own dot-files and outputs are not."""
+    from person_erase.batch import layout
+
+    dst = B.LocalStorage(tmp_path)
+    tmp_image, tmp_report = layout.tmp_rels("x/p03.png", "abcdef1234567890")
+    (tmp_path / "x").mkdir()
+    ours = [tmp_image, tmp_report, "x/.pe-k2j3_x9.tmp", ".p04.png.abcdef123456.part.png",
+            "..p04.png.abcdef123456.part.png.k2j3.tmp"]
+    others = ["p03.png.json", ".hidden.png", "x/.p03.png.json", "x/p03.png"]
+    for f in (*ours, *others):
+        (tmp_path / f).write_text("x")
+    assert sorted(layout.sweep_temps(dst)) == sorted(ours)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file()) == sorted(others)
+
+
+# --- the package's shape and the checks erase applies ----------------------------------------------
+
+
+def test_nothing_under_batch_imports_argparse_or_the_cli() -> None:
+    import ast
+
+    pkg = REPO / "person_erase" / "batch"
+    for f in sorted(pkg.rglob("*.py")):
+        tree = ast.parse(f.read_text())
+        for node in ast.walk(tree):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                names = [("." * node.level) + (node.module or "")]
+            for n in names:
+                parts = n.lstrip(".").split(".")
+                assert parts[0] != "argparse" and not (n.startswith("..") and parts[0] == "cli") \
+                    and "person_erase.cli" not in n, f"{f.name} imports {n}"
+
+
+def test_job_and_result_are_frozen_and_picklable(tree: Path, tmp_path: Path) -> None:
+    import dataclasses
+    import pickle
+
+    from person_erase.batch import driver as D
+    from person_erase.batch.journal import Journal
+
+    (tmp_path / "o").mkdir()
+    with Journal(tmp_path / "j.sqlite") as j:
+        drv = D.Driver(source=B.LocalStorage(tree), dest=B.LocalStorage(tmp_path / "o"), params=PARAMS, journal=j,
+                       cache_dir=tmp_path / "c", retry_failed=False, progress=B.NoProgress(), max_pixels=10**8)
+        job = drv.prepare(B.discover(tree).items[0])
+    assert job is not None
+    assert pickle.loads(pickle.dumps(job)) == job
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        job.rel = "x"  # type: ignore[misc]
+    res = B.process_item(job)
+    assert res.ok and pickle.loads(pickle.dumps(res)) == res
+    assert not any(isinstance(getattr(job, f.name), dict) for f in dataclasses.fields(job))
+
+
+def test_max_pixels_setting_applies_in_batch(tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PERSON_ERASE_MAX_PIXELS", "5000")  # the scenes are 72x96 = 6912 px
+    s = B.run_batch(tree, tmp_path / "out", params=PARAMS, workers=1)
+    assert s.failed == 5 and s.done == 0
+    assert all(it.stage == "load" and "PERSON_ERASE_MAX_PIXELS" in (it.reason or "") for it in s.items)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "exc", "match"),
+    [
+        ({"dilate": -1}, InputError, "dilate"),
+        ({"policy": "nobody"}, SelectionError, "unknown policy"),
+        ({"select": (0,), "keep": (1,)}, SelectionError, "only one of"),
+        ({"select": "0,x"}, SelectionError, "not a number"),
+        ({"output_format": "gif"}, InputError, "unknown output format"),
+        ({"metadata": "all"}, InputError, "unknown metadata policy"),
+    ],
+)
+def test_batch_params_refuse_what_erase_refuses(kwargs: dict, exc: type[Exception], match: str) -> None:
+    with pytest.raises(exc, match=match):
+        B.BatchParams(segmenter="figures", eraser="telea", **kwargs)

@@ -164,7 +164,7 @@ def test_expired_task_from_an_earlier_run_is_submitted_again(cloud, tmp_path: Pa
     """A journaled task whose result expired (or the service forgot) is submitted anew, once."""
     import numpy as np
 
-    from person_erase.journal import Journal
+    from person_erase.batch.journal import Journal
     from person_erase.segmenters.dashscope import DashScopeSegmenter
 
     img, _ = make_scene(2, size=(60, 80), seed=1)
@@ -176,7 +176,9 @@ def test_expired_task_from_an_earlier_run_is_submitted_again(cloud, tmp_path: Pa
     with Journal(tmp_path / "j.sqlite") as journal:
         journal.start("item", rel="a.png", sha256="0" * 64, params_hash="p", params={})
         journal.set_stage("item", "segment", "submitted", task_id=old)
-        hooks = B._CloudHooks(journal)
+        from person_erase.batch.executors.cloud import CloudHooks
+
+        hooks = CloudHooks(journal)
         hooks.bind("item")
         people = hooks.segment(seg, np.ascontiguousarray(img))
         state, task, _ = journal.stage("item", "segment")

@@ -89,6 +89,7 @@ __all__ = [
     "load_segmentation",
     "open_storage",
     "output_path",
+    "parse_numbers",
     "process_item",
     "read_manifest",
     "run_batch",

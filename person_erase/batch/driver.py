@@ -9,6 +9,7 @@ its sidecar exist. Executors call nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from ..errors import InputError
@@ -111,7 +112,7 @@ class Driver:
             return
         self._done(job.id, job.rel, job.out, info)
 
-    def _done(self, item_id: str, rel: str, out: str, info: dict[str, object], *, recovered: bool = False) -> None:
+    def _done(self, item_id: str, rel: str, out: str, info: Mapping[str, object], *, recovered: bool = False) -> None:
         self.journal.set_stage(item_id, "save", "done")
         people, erased, ms = info.get("people"), info.get("erased"), info.get("ms")
         self.journal.finish(item_id, "done", stage="save", output=out, people=people,  # type: ignore[arg-type]

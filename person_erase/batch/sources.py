@@ -48,7 +48,8 @@ class Discovered:
     root: Storage
 
 
-def discover(source: str | os.PathLike[str], output_dir: str | os.PathLike[str] | None = None) -> Discovered:
+def discover(source: str | os.PathLike[str] | Storage,
+             output_dir: str | os.PathLike[str] | Storage | None = None) -> Discovered:
     """The images to process from a folder or a manifest.
 
     A folder is walked recursively in sorted order; hidden folders (``.git``, our own ``.person_erase``)

@@ -203,7 +203,7 @@ def process_item(job: Job, hooks: StageHooks | None = None,
                 rep.cloud_task_ids = {k: [v] for k, v in sorted(ids.items())}
         t_save = time.perf_counter()
         local_image = staging.output(job.tmp_image)
-        save_image(result.image, local_image, like=result.source, metadata=p.metadata)
+        save_image(result.image, local_image, like=result.source, metadata=p.metadata)  # type: ignore[arg-type]
         written.append(job.tmp_image)
         staging.publish(local_image, job.tmp_image)
         rep.timings_ms["save"] = round((time.perf_counter() - t_save) * 1e3, 2)

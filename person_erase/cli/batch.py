@@ -1,30 +1,163 @@
-"""``person-erase batch``: a folder (or a manifest) of photos, resumable.
+"""``person-erase batch``: a folder (or a manifest) of photos, resumable, on this machine or a Ray cluster.
 
-The arguments and the runner still live in ``person_erase.batch`` (``add_batch_arguments``,
-``run_batch_cli``); this module registers the command and delegates.
+Exit status: 0 when every image is done (or was done before), 1 when any failed or is still pending,
+130 when interrupted (Ctrl-C or SIGTERM: the images in flight are finished and kept first; a second
+interrupt abandons them).
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
+import sys
 from typing import Any
 
 from .helpers import Formatter, Say
+from .options import add_local_options
 
 NAMES = ("batch",)
+EXECUTORS = ("local", "cloud", "ray")
 
 
 def register(sub: Any) -> None:
     """Add the ``batch`` subcommand to ``sub`` (the top parser's subparsers)."""
-    from ..batch import add_batch_arguments
-
     p = sub.add_parser("batch", help="process a folder (or a manifest), resumable", formatter_class=Formatter,
                        description="Erase or redact people in every image of a folder; safe to interrupt and --resume.")
     add_batch_arguments(p)
 
 
-def run(args: argparse.Namespace, say: Say) -> int:
-    """Run ``person-erase batch``; returns the exit status."""
-    from ..batch import run_batch_cli
+def add_batch_arguments(p: argparse.ArgumentParser) -> None:
+    """The ``batch`` subcommand's arguments."""
+    from ..io import METADATA_POLICIES
 
-    return int(run_batch_cli(args))
+    p.add_argument("input", metavar="IN", help="a folder of images (recursed) or a manifest .csv/.jsonl "
+                   "(columns: path, and optional select, keep, policy per image); a path or a URI such as s3://bucket/prefix")
+    p.add_argument("-o", "--output", required=True, metavar="OUT_DIR",
+                   help="output folder (path or URI): mirrors the input's relative paths; holds summary.json "
+                   "(and, for a local folder, the journal)")
+    p.add_argument("--mode", choices=["erase", "redact"], default=None, help="erase (default) or redact; --style implies redact")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--select", metavar="0,2", help="erase these person numbers in every image")
+    g.add_argument("--keep", metavar="1", help="keep these person numbers, erase everyone else")
+    g.add_argument("--policy", metavar="NAME", help="all (default), largest:N, passersby, passersby+group")
+    p.add_argument("--segmenter", default="local", metavar="NAME", help="local (default), dashscope, or a registered name")
+    add_local_options(p, privacy_hint=True)
+    p.add_argument("--eraser", default="patchmatch", metavar="NAME", help="patchmatch (default), telea, dashscope")
+    p.add_argument("--style", default=None, metavar="STYLE", help="redaction style: blur (default), pixelate, solid")
+    p.add_argument("--fast", action="store_true", help="quicker, rougher fill (dashscope fast_mode)")
+    p.add_argument("--dilate", type=int, metavar="PX", help="grow the erase mask by PX pixels (default scales with the photo)")
+    p.add_argument("--metadata", choices=list(METADATA_POLICIES), default=None,
+                   help="EXIF/XMP/ICC policy (default keep for erase, strip-gps for redact)")
+    p.add_argument("--verify", action="store_true", help="look for people again in each output (reported in the sidecar)")
+    p.add_argument("--format", dest="output_format", default="same", metavar="EXT",
+                   help="output format: same (default: the input's) or png, jpg, webp, ...")
+    p.add_argument("--resume", action="store_true", help="continue the run journaled in OUT_DIR (skips what is done)")
+    p.add_argument("--retry-failed", action="store_true", help="like --resume, and retry the images that failed")
+    p.add_argument("--executor", choices=EXECUTORS, default=None,
+                   help="local: process pool (default for local engines); cloud: pipelined DashScope calls (default "
+                   "and only choice for dashscope engines); ray: Ray Data actors on a Ray cluster (local engines)")
+    p.add_argument("--address", metavar="auto|ray://HOST:PORT", default=None,
+                   help="with --executor ray: the cluster to join (default: start a local Ray on this machine)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="processes (local, default: number of cores) or actors (ray, default 2)")
+    p.add_argument("--cache-dir", metavar="DIR", help="segmentation cache (default OUT_DIR/.person_erase/segments); "
+                   "share it between output folders to segment each photo once")
+    p.add_argument("--state-dir", metavar="DIR", help="journal and lock folder (default OUT_DIR/.person_erase; "
+                   "for a remote OUT_DIR a folder under ~/.local/state/person_erase)")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="import MODULE first (in every worker), e.g. one that registers extra engines")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar or log lines (summary only)")
+
+
+def params_from_args(args: argparse.Namespace) -> Any:
+    """``BatchParams`` from parsed ``batch`` arguments (flag names in the messages)."""
+    from ..batch import BatchParams, parse_numbers
+    from ..errors import InputError, PersonEraseError
+
+    mode = args.mode or ("redact" if args.style else "erase")
+    if mode == "erase" and args.style:
+        raise InputError("--style is for redact; use --mode redact (or drop --style)")
+    seg_opts: dict[str, Any] = {}
+    if args.segmenter == "local":
+        if args.quality:
+            seg_opts["quality"] = args.quality
+        if args.min_score is not None:
+            seg_opts["score_threshold"] = args.min_score
+    er_opts: dict[str, Any] = {}
+    if mode == "erase" and args.eraser == "dashscope":
+        er_opts["fast_mode"] = bool(args.fast)
+    if args.workers is not None and args.workers < 1:
+        raise InputError(f"--workers must be 1 or more, got {args.workers}")
+    if args.address is not None and args.executor != "ray":
+        raise InputError("--address is for --executor ray")
+    try:
+        return BatchParams(
+            mode=mode,
+            eraser=args.eraser,
+            style=args.style or "blur",
+            segmenter=args.segmenter,
+            segmenter_options=seg_opts,
+            eraser_options=er_opts,
+            select=parse_numbers(args.select, what="--select"),
+            keep=parse_numbers(args.keep, what="--keep"),
+            policy=args.policy,
+            dilate=args.dilate,
+            metadata=args.metadata,
+            verify=bool(args.verify),
+            output_format=args.output_format,
+        )
+    except PersonEraseError as exc:
+        raise type(exc)(_flags(str(exc))) from None
+
+
+_FLAG_NAMES = {"output_format": "--format", "eraser_options": "--fast", "segmenter_options": "--quality/--min-score",
+               "executor=": "--executor ", "address": "--address", "workers": "--workers"}
+
+
+def _flags(message: str) -> str:
+    for name, flag in _FLAG_NAMES.items():
+        message = message.replace(name, flag)
+    return message
+
+
+def _sigterm_as_interrupt() -> Any:
+    """SIGTERM is handled like Ctrl-C (returns the previous handler, or None off the main thread)."""
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        return signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        return None
+
+
+def run(args: argparse.Namespace, say: Say) -> int:
+    """Run ``person-erase batch``; returns the exit status (see the module docstring)."""
+    from ..batch import LogProgress, NoProgress, TqdmProgress, format_summary, run_batch
+    from ..batch.executors import import_plugins
+
+    params = params_from_args(args)
+    import_plugins(args.plugin)
+    quiet = getattr(args, "quiet", False) or args.no_progress
+    progress: Any
+    if quiet:
+        progress = NoProgress()
+    elif sys.stderr.isatty():
+        progress = TqdmProgress()
+    else:
+        progress = LogProgress()
+    previous = _sigterm_as_interrupt()
+    try:
+        summary = run_batch(args.input, args.output, params=params, resume=args.resume, retry_failed=args.retry_failed,
+                            workers=args.workers, executor=args.executor, address=args.address, cache_dir=args.cache_dir,
+                            state_dir=args.state_dir, plugins=args.plugin, progress=progress)
+    except KeyboardInterrupt:
+        print("interrupted: finished images are kept; rerun with --resume to continue", file=sys.stderr)
+        return 130
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+    print(format_summary(summary))
+    if summary.interrupted:
+        return 130
+    return 1 if (summary.failed or summary.pending) else 0
