@@ -1,32 +1,34 @@
-"""Privacy benchmark: redaction coverage and removal-verification residue rate (issue 5).
+"""Privacy benchmark: are faces hidden, are bodies covered, and what does it cost (issues 5, 16).
 
-On one or more folders in the dev-set format (``images/``, ``masks/`` label maps 0 = background,
-1..N = person, ``manifest.json``; default: both dev sets under ../shared/data):
+On folders in the dev-set format (``images/``, ``masks/`` label maps 0 = background, 1..N = person,
+``manifest.json``; default: both dev sets under ../shared/data), people are segmented once per photo
+(local engine) and the same instances feed every variant of ``pe.redact(..., policy="all")``:
 
-* **redaction coverage** (goal >= 98 %): under ``--policy all``, the share of ground-truth people
-  whose mask is covered >= 95 % by the redaction mask (``result.erase_mask`` of ``pe.redact`` with
-  its defaults: each segmented person grown by the privacy margin, people under ``box_below`` px
-  covered by their box; exactly the pixels the redaction style paints). Also per COCO size bucket
-  (mask area: small < 32², medium < 96², large).
-* **faces left**: faces MediaPipe detects inside the redaction region before and after redacting
-  (what ``redact --verify`` checks).
-* **verification residue rate** (goal <= 2 %): everyone is erased with ``pe.erase(...,
-  eraser="telea", verify=True)`` and the local segmenter is run again on the output; a residue is a
-  re-detected person with >= 30 % of its mask inside the erased region (``pe.verify_removal``).
-  Reported per image (share of images with people where any residue is found) and per person
-  (share of GT people whose box is half-covered by a residue box). Telea is used for speed: it
-  smears rather than re-textures, so it leaves person-coloured blobs more often than PatchMatch —
-  this is a pessimistic estimate for the default eraser.
+* ``body``      — ``face_net=False``: the segmented people only (the behaviour before issue 16);
+* ``body+net``  — the default: plus the face safety net (CenterFace faces outside the region, and a
+  body grown from each face that no segmented person accounts for);
+* ``faces``     — ``target="faces"``: faces only (face detector + heads of segmented people).
 
-``--dilate-sweep 0,20,40`` adds the coverage plain dilated masks (no privacy margin) would reach
-(``person_erase.masks.build_masks``, the mask algebra ``pe.redact`` uses), and ``detected`` is the
-ceiling no dilation can pass: GT people that any segmented person touches at all.
+Measures, per variant (the region is ``result.erase_mask``, exactly the pixels the style paints):
 
-People are segmented once per photo (``pe.segment``, local engine) and the same instances feed both
-runs. Usage::
+* **faces hidden**: a GT person's face (COCO keypoints 0-4: nose, eyes, ears; only where at least
+  one is labelled, v > 0) is hidden when every labelled face point lies inside the region. Overall
+  and per person size bucket (small < 32², medium < 96², large). Only sets with keypoints (COCO).
+* **body coverage**: share of GT people with >= 95 % of their mask inside the region (per bucket).
+* **background share**: region pixels outside every GT person, as a share of all photo pixels (the
+  false-positive cost; some of it is unlabelled real people).
+* **ms per photo**: the ``pe.redact`` call with given instances (segmentation excluded; reported
+  separately), mean over photos; ``face_ms`` the face detector's own share.
+* **faces left** (``--verify-faces``): faces MediaPipe still finds in the redacted region (what
+  ``redact --verify`` counts).
 
-    python benchmarks/bench_privacy.py [DATASET_DIR ...] [--style blur|pixelate|solid] [--limit N]
-        [--eraser telea|patchmatch] [--quality fast|balanced|best] [--min-score 0.25]
+``--residue`` adds the older removal-verification residue rate (erase everyone with telea, segment
+the output again; slow). ``--cache DIR`` keeps the segmentations (npz) between runs.
+
+Usage::
+
+    python benchmarks/bench_privacy.py [DATASET_DIR ...] [--style blur] [--limit N] [--cache DIR]
+        [--quality balanced] [--min-score 0.25] [--residue] [--verify-faces] [--misses]
 
 Prints a JSON document, then a table. Skips (exit 0, with a message) when no dev set is found.
 """
@@ -51,201 +53,216 @@ import person_erase as pe  # noqa: E402
 DATA = REPO.parent / "shared" / "data"
 DEFAULT_SETS = ("persons", "coco-persons-dev")
 COVER = 0.95
+VARIANTS: dict[str, dict[str, Any]] = {
+    "body": {"face_net": False},
+    "body+net": {},
+    "faces": {"target": "faces"},
+}
 
 
 def _bucket(area: int) -> str:
     return "small" if area < 32**2 else "medium" if area < 96**2 else "large"
 
 
-def _items(directory: Path, limit: int | None) -> list[tuple[str, Path, np.ndarray]]:
+def _items(directory: Path, limit: int | None) -> list[dict[str, Any]]:
     manifest = json.loads((directory / "manifest.json").read_text())
     out = []
     for item in manifest["items"][:limit]:
         labels = np.array(Image.open(directory / item["mask"]))
-        out.append((Path(item["image"]).stem, directory / item["image"], labels[..., 0] if labels.ndim == 3 else labels))
+        labels = labels[..., 0] if labels.ndim == 3 else labels
+        ids = [int(p["id"]) for p in item["persons"]]
+        gt = labels[None] == np.array(ids)[:, None, None] if ids else np.zeros((0, *labels.shape), bool)
+        faces = []
+        for p in item["persons"]:
+            kps = p.get("keypoints") or []
+            pts = [(x, y) for x, y, v in kps[:5] if v > 0]
+            faces.append(pts or None)
+        out.append({"name": f"{directory.name}/{Path(item['image']).stem}", "path": directory / item["image"],
+                    "gt": gt, "faces": faces})
     return out
 
 
-def _gt_masks(labels: np.ndarray) -> np.ndarray:
-    ids = np.unique(labels)
-    ids = ids[ids > 0]
-    return labels[None] == ids[:, None, None]
+def _segment(seg: Any, img: Any, cache: Path | None, name: str) -> tuple[pe.Instances, float]:
+    f = cache / (name.replace("/", "__") + ".npz") if cache is not None else None
+    if f is not None and f.is_file():
+        z = np.load(f)
+        shape = tuple(int(v) for v in z["shape"])
+        masks = np.unpackbits(z["masks"])[: int(np.prod(shape))].reshape(shape).astype(bool)
+        return pe.Instances(masks=masks, boxes=z["boxes"], scores=z["scores"], index=z["index"]), float(z["ms"])
+    t0 = time.perf_counter()
+    people = seg.segment(img.pixels)
+    ms = (time.perf_counter() - t0) * 1000
+    if f is not None:
+        f.parent.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(f, masks=np.packbits(people.masks), shape=np.array(people.masks.shape),
+                            boxes=people.boxes, scores=people.scores, index=people.index, ms=ms)
+    return people, ms
 
 
-def _box_of(mask: np.ndarray) -> tuple[int, int, int, int]:
-    ys, xs = np.nonzero(mask)
-    return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
+def _face_hidden(points: list[tuple[int, int]], region: np.ndarray) -> bool:
+    h, w = region.shape
+    return all(region[min(h - 1, max(0, int(y))), min(w - 1, max(0, int(x)))] for x, y in points)
 
 
-def _covered_by_box(gt_box: tuple[int, int, int, int], box: list[int]) -> float:
-    x0, y0 = max(gt_box[0], box[0]), max(gt_box[1], box[1])
-    x1, y1 = min(gt_box[2], box[2]), min(gt_box[3], box[3])
-    inter = max(0, x1 - x0) * max(0, y1 - y0)
-    area = (gt_box[2] - gt_box[0]) * (gt_box[3] - gt_box[1])
-    return inter / max(1, area)
+class _Tally:
+    def __init__(self) -> None:
+        self.faces = self.hidden = self.people = self.covered = 0
+        self.bg_px = self.px = 0
+        self.ms: list[float] = []
+        self.face_ms: list[float] = []
+        self.faces_added = self.bodies_added = 0
+        self.faces_left = 0
+        self.by: dict[str, list[int]] = {}  # bucket -> [people, covered, faces, hidden]
+        self.misses: list[str] = []
+        self.face_misses: list[str] = []
 
-
-def run(
-    dirs: list[Path],
-    *,
-    style: str,
-    limit: int | None,
-    sweep: list[int],
-    eraser: str = "telea",
-    quality: str = "balanced",
-    min_score: float = 0.25,
-) -> dict[str, Any]:
-    from person_erase.masks import build_masks
-    from person_erase.pipeline import VERIFY_FACE_SCORE, faces_left
-    from person_erase.subject import faces_in
-
-    faces_before = faces_after = faces_detected_after = 0
-
-    seg = pe.get_segmenter("local", quality=quality, score_threshold=min_score)
-    gt_people = covered = detected = 0
-    sweep_covered = dict.fromkeys(sweep, 0)
-    by_bucket: dict[str, list[int]] = {}
-    images_with_people = images_with_residue = residues = 0
-    people_with_residue = 0
-    misses: list[str] = []
-    residue_images: list[str] = []
-    seconds = {"segment": 0.0, "redact": 0.0, "erase+verify": 0.0}
-    n_images = 0
-    mask_source = f"erase mask of pe.redact(style={style!r})"
-    for d in dirs:
-        for name, path, labels in _items(d, limit):
-            n_images += 1
-            img = pe.load_image(path)
-            gt = _gt_masks(labels)
-            t0 = time.perf_counter()
-            people = seg.segment(img.pixels)
-            t1 = time.perf_counter()
-            everyone = np.arange(len(people))
-            sweep_masks = {d_px: build_masks(people, everyone, dilate_px=d_px).erase for d_px in sweep}
-            er = None
-            try:
-                red = pe.redact(img, people, policy="all", style=style)
-                mask = red.erase_mask
-                if mask.any():
-                    faces_before += len(faces_in(img.pixels, mask, min_score=VERIFY_FACE_SCORE))
-                    faces_detected_after += len(faces_in(np.ascontiguousarray(red.image), mask,
-                                                         min_score=VERIFY_FACE_SCORE))
-                    faces_after += len(faces_left(red.image, mask, img.pixels))
-            except (ImportError, pe.EngineError):  # no redaction eraser in this build yet
-                mask_source = f"erase mask of pe.erase(eraser={eraser!r}) (redaction eraser unavailable)"
-                er = pe.erase(img, people, policy="all", eraser=eraser, verify=seg)
-                mask = er.erase_mask
-            t2 = time.perf_counter()
-            seconds["segment"] += t1 - t0
-            seconds["redact" if er is None else "erase+verify"] += t2 - t1
-            for g in range(len(gt)):
-                area = int(gt[g].sum())
-                share = float((gt[g] & mask).sum()) / max(1, area)
-                b = _bucket(area)
-                by_bucket.setdefault(b, [0, 0])
-                by_bucket[b][0] += 1
-                gt_people += 1
-                detected += bool((gt[g] & people.union()).any())
-                for d_px, m in sweep_masks.items():
-                    sweep_covered[d_px] += float((gt[g] & m).sum()) / max(1, area) >= COVER
-                if share >= COVER:
-                    covered += 1
-                    by_bucket[b][1] += 1
+    def add(self, item: dict[str, Any], region: np.ndarray, ms: float, report: Any) -> None:
+        gt = item["gt"]
+        anyone = gt.any(axis=0) if len(gt) else np.zeros(region.shape, bool)
+        self.bg_px += int((region & ~anyone).sum())
+        self.px += region.size
+        self.ms.append(ms)
+        self.face_ms.append(float(report.timings_ms.get("faces", 0.0)))
+        added = getattr(report, "faces_added", None) or []
+        self.faces_added += len(added)
+        self.bodies_added += sum(1 for f in added if getattr(f, "body_box", None))
+        for g in range(len(gt)):
+            area = int(gt[g].sum())
+            b = _bucket(area)
+            row = self.by.setdefault(b, [0, 0, 0, 0])
+            share = float((gt[g] & region).sum()) / max(1, area)
+            self.people += 1
+            row[0] += 1
+            if share >= COVER:
+                self.covered += 1
+                row[1] += 1
+            else:
+                self.misses.append(f"{item['name']}#{g + 1}({b}, {share:.0%})")
+            pts = item["faces"][g]
+            if pts:
+                self.faces += 1
+                row[2] += 1
+                if _face_hidden(pts, region):
+                    self.hidden += 1
+                    row[3] += 1
                 else:
-                    misses.append(f"{d.name}/{name}#{g + 1}({b}, {share:.0%})")
-            if len(gt) == 0 and len(people) == 0:
+                    self.face_misses.append(f"{item['name']}#{g + 1}({b})")
+
+    def summary(self, misses: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "faces_hidden": round(self.hidden / self.faces, 4) if self.faces else None,
+            "faces": self.faces,
+            "faces_hidden_n": self.hidden,
+            "body_coverage": round(self.covered / max(1, self.people), 4),
+            "people": self.people,
+            "background_share": round(self.bg_px / max(1, self.px), 5),
+            "ms_per_photo": round(float(np.mean(self.ms)) if self.ms else 0.0, 1),
+            "face_ms_per_photo": round(float(np.mean(self.face_ms)) if self.face_ms else 0.0, 1),
+            "faces_added": self.faces_added,
+            "bodies_added": self.bodies_added,
+            "by_size": {b: {"people": v[0], "coverage": round(v[1] / max(1, v[0]), 4), "faces": v[2],
+                            "faces_hidden": round(v[3] / v[2], 4) if v[2] else None}
+                        for b, v in sorted(self.by.items())},
+        }
+        if misses:
+            out["face_misses"] = self.face_misses
+            out["body_misses"] = self.misses
+        return out
+
+
+def run(dirs: list[Path], *, style: str, limit: int | None, quality: str = "balanced", min_score: float = 0.25,
+        cache: Path | None = None, variants: tuple[str, ...] = tuple(VARIANTS), residue: bool = False,
+        verify_faces: bool = False, misses: bool = False) -> dict[str, Any]:
+    seg = pe.get_segmenter("local", quality=quality, score_threshold=min_score)
+    per_set: dict[str, dict[str, Any]] = {}
+    seg_ms: list[float] = []
+    resid = {"images_with_people": 0, "images_with_residue": 0, "residues": 0}
+    for d in dirs:
+        tallies = {v: _Tally() for v in variants}
+        for item in _items(d, limit):
+            img = pe.load_image(item["path"])
+            people, ms = _segment(seg, img, cache, item["name"])
+            seg_ms.append(ms)
+            for v in variants:
+                t0 = time.perf_counter()
+                try:
+                    res = pe.redact(img, people, policy="all", style=style, **VARIANTS[v])
+                except TypeError:  # a build without the face net: only "body" exists
+                    if v != "body":
+                        continue
+                    res = pe.redact(img, people, policy="all", style=style)
+                ms_v = (time.perf_counter() - t0) * 1000
+                tallies[v].add(item, res.erase_mask, ms_v, res.report)
+                if verify_faces and res.erase_mask.any():
+                    from person_erase.pipeline import faces_left
+
+                    tallies[v].faces_left += len(faces_left(res.image, res.erase_mask, img.pixels))
+            if residue and (len(people) or len(item["gt"])):
+                er = pe.erase(img, people, policy="all", eraser="telea", verify=seg)
+                ver = er.report.verification
+                resid["images_with_people"] += 1
+                if ver is not None and ver.residues:
+                    resid["images_with_residue"] += 1
+                    resid["residues"] += len(ver.residues)
+        per_set[d.name] = {}
+        for v, t in tallies.items():
+            if not t.ms:
                 continue
-            images_with_people += 1
-            t3 = time.perf_counter()
-            if er is None:
-                er = pe.erase(img, people, policy="all", eraser=eraser, verify=seg)
-            seconds["erase+verify"] += time.perf_counter() - t3
-            ver = er.report.verification
-            assert ver is not None
-            if ver.residues:
-                images_with_residue += 1
-                residues += len(ver.residues)
-                residue_images.append(f"{d.name}/{name}: {len(ver.residues)}")
-            for g in range(len(gt)):
-                gb = _box_of(gt[g])
-                if any(_covered_by_box(gb, r.box) >= 0.5 for r in ver.residues):
-                    people_with_residue += 1
-    return {
+            per_set[d.name][v] = t.summary(misses)
+            if verify_faces:
+                per_set[d.name][v]["faces_left_verify"] = t.faces_left
+    out: dict[str, Any] = {
         "datasets": [str(d) for d in dirs],
-        "images": n_images,
-        "gt_people": gt_people,
         "style": style,
-        "segmenter": {"quality": quality, "min_score": min_score},
-        "mask_source": mask_source,
-        "coverage": {
-            "goal": ">= 0.98 of GT people covered >= 95 % by the redaction mask (--policy all)",
-            "share": round(covered / max(1, gt_people), 4),
-            "covered": covered,
-            "by_size": {b: {"people": v[0], "share": round(v[1] / max(1, v[0]), 4)} for b, v in sorted(by_bucket.items())},
-            "detected": round(detected / max(1, gt_people), 4),
-            "by_dilate_px": {str(k): round(v / max(1, gt_people), 4) for k, v in sweep_covered.items()},
-            "misses": misses,
-        },
-        "faces": {
-            "what": "faces MediaPipe detects inside the redaction region (score >= VERIFY_FACE_SCORE); "
-            "'left' also match the original face as a 16x16 thumbnail (what redact --verify counts)",
-            "before_redaction": faces_before,
-            "detected_after": faces_detected_after,
-            "left_after": faces_after,
-        },
-        "residue": {
-            "goal": "<= 0.02 (erase everyone, re-segment the output)",
-            "eraser": eraser,
-            "image_rate": round(images_with_residue / max(1, images_with_people), 4),
-            "images_with_people": images_with_people,
-            "images_with_residue": images_with_residue,
-            "residues": residues,
-            "person_rate": round(people_with_residue / max(1, gt_people), 4),
-            "residue_images": residue_images,
-        },
-        "seconds": {k: round(v, 1) for k, v in seconds.items()},
+        "segmenter": {"quality": quality, "min_score": min_score,
+                      "ms_per_photo": round(float(np.mean(seg_ms)) if seg_ms else 0.0, 1)},
+        "goals": {"faces_hidden": ">= 0.99 (coco-persons-dev, body+net and faces)",
+                  "body_coverage": ">= 0.96 (coco-persons-dev, body+net)",
+                  "background_share": "<= 1.5x body", "face net cost": "<= 40 ms per 640 px photo"},
+        "sets": per_set,
     }
+    if residue:
+        out["residue"] = {**resid, "image_rate": round(resid["images_with_residue"] / max(1, resid["images_with_people"]), 4)}
+    return out
 
 
 def table(res: dict[str, Any]) -> str:
-    cov, resi = res["coverage"], res["residue"]
-    rows = [
-        ("metric", "value", "goal"),
-        ("images / GT people", f"{res['images']} / {res['gt_people']}", ""),
-        (f"redaction coverage ({res['style']})", f"{cov['share']:.1%}", ">= 98 %"),
-        *[(f"  coverage at --dilate {k}", f"{v:.1%}", "") for k, v in cov["by_dilate_px"].items()],
-        ("faces before / detected after / left after", f"{res['faces']['before_redaction']} / "
-         f"{res['faces']['detected_after']} / {res['faces']['left_after']}", "left = 0"),
-        ("  detected at all (ceiling)", f"{cov['detected']:.1%}", ""),
-        *[(f"  coverage, {b}", f"{v['share']:.1%} of {v['people']}", "") for b, v in cov["by_size"].items()],
-        (f"residue rate ({resi['eraser']}), images", f"{resi['image_rate']:.1%} ({resi['images_with_residue']}/{resi['images_with_people']})", "<= 2 %"),
-        ("residue rate, GT people", f"{resi['person_rate']:.1%}", "<= 2 %"),
-        ("seconds segment / redact / erase+verify",
-         " / ".join(f"{res['seconds'][k]:.0f}" for k in ("segment", "redact", "erase+verify")), ""),
-    ]
-    w = [max(len(r[k]) for r in rows) for k in range(3)]
+    rows = [("set", "variant", "faces hidden", "body cov.", "bg share", "ms/photo", "face ms", "added")]
+    for s, vs in res["sets"].items():
+        for v, m in vs.items():
+            fh = "-" if m["faces_hidden"] is None else f"{m['faces_hidden']:.1%} ({m['faces_hidden_n']}/{m['faces']})"
+            rows.append((s, v, fh, f"{m['body_coverage']:.1%}", f"{m['background_share']:.2%}",
+                         f"{m['ms_per_photo']:.0f}", f"{m['face_ms_per_photo']:.0f}",
+                         f"{m['faces_added']} faces, {m['bodies_added']} bodies"))
+            for b, bm in m["by_size"].items():
+                fhb = "-" if bm["faces_hidden"] is None else f"{bm['faces_hidden']:.1%} of {bm['faces']}"
+                rows.append(("", f"  {b}", fhb, f"{bm['coverage']:.1%} of {bm['people']}", "", "", "", ""))
+    w = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w[k]) for k, c in enumerate(r)).rstrip() for r in rows)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("datasets", nargs="*", help="dev-set folders (default: ../shared/data/{persons,coco-persons-dev})")
-    ap.add_argument("--style", default="blur", choices=["blur", "pixelate", "solid"],
-                    help="redaction style (the mask, hence coverage, is the same for every style; faces left differ)")
-    ap.add_argument("--eraser", default="telea", help="eraser for the residue run (telea: fast, pessimistic)")
+    ap.add_argument("--style", default="blur", choices=["blur", "pixelate", "solid"])
     ap.add_argument("--quality", default="balanced", help="local segmenter preset (fast|balanced|best)")
     ap.add_argument("--min-score", type=float, default=0.25, help="detector confidence threshold (redact --min-score)")
     ap.add_argument("--limit", type=int, default=None, help="first N photos of each set")
-    ap.add_argument("--dilate-sweep", default="0,20,40", help="also report coverage at these dilations (px)")
+    ap.add_argument("--cache", type=Path, default=None, help="keep segmentations here between runs")
+    ap.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated subset of {', '.join(VARIANTS)}")
+    ap.add_argument("--residue", action="store_true", help="also measure the erase-verification residue rate (slow)")
+    ap.add_argument("--verify-faces", action="store_true", help="also count faces MediaPipe finds in the region")
+    ap.add_argument("--misses", action="store_true", help="list the faces and bodies not hidden")
     args = ap.parse_args(argv)
-    sweep = [int(x) for x in args.dilate_sweep.split(",") if x.strip()]
     names = args.datasets or [str(DATA / n) for n in DEFAULT_SETS]
     dirs = [Path(n) for n in names if (Path(n) / "manifest.json").is_file()]
     if not dirs:
         print(f"no dev set found among {names}; nothing to measure", file=sys.stderr)
         return 0
-    res = run(dirs, style=args.style, limit=args.limit, sweep=sweep, eraser=args.eraser,
-              quality=args.quality, min_score=args.min_score)
+    variants = tuple(v for v in args.variants.split(",") if v in VARIANTS)
+    res = run(dirs, style=args.style, limit=args.limit, quality=args.quality, min_score=args.min_score,
+              cache=args.cache, variants=variants, residue=args.residue, verify_faces=args.verify_faces,
+              misses=args.misses)
     print(json.dumps(res, indent=2))
     print()
     print(table(res))

