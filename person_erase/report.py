@@ -53,6 +53,17 @@ class Residue(_Model):
     overlap_share: float = Field(description="share of the re-detected person (or face) inside the region")
 
 
+class FaceAdded(_Model):
+    """A face the redaction hid beyond the segmented bodies (the face net), or in face-only mode."""
+
+    box: list[int] = Field(description="x0, y0, x1, y1 of the face (the painted ellipse is grown from it)")
+    score: float = Field(description="face detector score, or the person's score for a head from segmentation")
+    source: Literal["centerface", "head"] = Field("centerface", description="centerface: the face detector; "
+                                                  "head: the top of a segmented person (target=faces)")
+    body_box: list[int] | None = Field(None, description="a body grown below a face no segmented person "
+                                       "accounts for (x0, y0, x1, y1), or None")
+
+
 class Verification(_Model):
     """Result of re-running the segmenter on the output (``--verify``)."""
 
@@ -89,6 +100,9 @@ class ImageReport(_Model):
     engine_outside_changed_px: int = Field(0, description="pixels the engine itself changed outside the mask (undone by compose)")
     metadata_policy: str | None = None
     verification: Verification | None = None
+    target: Literal["body", "faces"] | None = Field(None, description="redact only: what was hidden")
+    faces_added: list[FaceAdded] = Field(default_factory=list, description="redact only: faces hidden beyond "
+                                         "the segmented bodies (face net) or, for target=faces, every face hidden")
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)

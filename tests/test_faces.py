@@ -1,0 +1,181 @@
+"""Faces: the bundled CenterFace detector, the face safety net of ``redact`` and the face-only mode.
+
+Scenes are composed from scikit-image photos: the astronaut's head pasted small (48 px) and partly
+occluded (a post covers its right third) onto the rocket photo, where no body segmenter would find a
+person; people come from label maps so the truth is known.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+import person_erase as pe
+from person_erase.faces import FaceDetector, Faces, body_from_face, detect_faces, face_ellipse
+
+HEAD = 48  # pasted head height, px
+POST = (90, 80, 70)
+
+
+def _head(astronaut: np.ndarray, size: int = HEAD) -> np.ndarray:
+    crop = astronaut[40:200, 160:290]  # hair and face
+    return cv2.resize(crop, (int(size * 130 / 160), size), interpolation=cv2.INTER_AREA)
+
+
+def _paste_head(img: np.ndarray, astronaut: np.ndarray, x: int, y: int) -> tuple[int, int, int, int]:
+    """Paste the small, partly occluded head at (x, y); returns its box."""
+    f = _head(astronaut)
+    h, w = f.shape[:2]
+    img[y : y + h, x : x + w] = f
+    img[y - 10 : y + h + 20, x + int(w * 0.7) : x + w + 6] = POST  # a post in front of its right third
+    return x, y, x + int(w * 0.7), y + h
+
+
+@pytest.fixture(scope="module")
+def street(astronaut) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+    """Rocket photo (480x360) with one labelled person (left) and an unlabelled small head (right)."""
+    from skimage import data
+
+    img = np.ascontiguousarray(cv2.resize(data.rocket(), (480, 360), interpolation=cv2.INTER_AREA))
+    labels = np.zeros(img.shape[:2], np.uint8)
+    cv2.ellipse(labels, (80, 250), (22, 70), 0, 0, 360, 1, -1)
+    img[labels == 1] = (160, 60, 50)
+    box = _paste_head(img, astronaut, 300, 100)
+    return img, labels, box
+
+
+def test_centerface_finds_the_astronaut_without_warnings(astronaut, capfd):
+    det = FaceDetector()
+    faces = det.detect(astronaut)
+    err = capfd.readouterr().err
+    assert "onnxruntime" not in err and "initializer" not in err  # BatchNorm inputs dropped, logger quiet
+    assert len(faces) == 1 and faces.scores[0] > 0.8
+    x0, y0, x1, y1 = faces.boxes[0]
+    assert 160 < x0 < 200 and 40 < y0 < 90 and 250 < x1 < 290 and 160 < y1 < 200  # her face
+    lm = faces.landmarks[0]
+    assert ((lm[:, 0] > x0) & (lm[:, 0] < x1) & (lm[:, 1] > y0) & (lm[:, 1] < y1)).all()
+    assert lm[0, 1] < lm[3, 1] and lm[1, 1] < lm[4, 1]  # eyes above the mouth corners
+
+
+def test_detector_runs_at_any_size_and_on_big_photos_in_tiles(astronaut):
+    det = FaceDetector(tile_px=256)  # the 640 px working copy is cut into overlapping tiles
+    faces = det.detect(astronaut)
+    assert len(faces) == 1 and faces.scores[0] > 0.8  # NMS merges the tiles' peaks into one face
+    odd = np.ascontiguousarray(astronaut[:301, :457])
+    assert (det.detect(odd).scores > 0.5).sum() == 1
+    assert len(det.detect(np.zeros((40, 50, 3), np.uint8))) == 0
+    with pytest.raises(pe.InputError, match="uint8 RGB"):
+        det.detect(np.zeros((40, 50), np.uint8))
+
+
+def test_the_small_occluded_head_is_found(street):
+    img, _, (x0, y0, x1, y1) = street
+    faces = detect_faces(img)
+    hits = [k for k in range(len(faces)) if x0 - 5 < (faces.boxes[k, 0] + faces.boxes[k, 2]) / 2 < x1 + 5
+            and y0 < (faces.boxes[k, 1] + faces.boxes[k, 3]) / 2 < y1]
+    assert len(hits) == 1
+
+
+def test_face_net_hides_a_face_the_body_segmenter_missed(street):
+    img, labels, (x0, y0, x1, y1) = street
+    people = pe.Instances.from_label_map(labels)
+    off = pe.redact(img, people, face_net=False)
+    face = np.s_[y0 + 8 : y1 - 8, x0 + 4 : x1 - 2]
+    assert np.array_equal(off.image[face], img[face])  # the segmented body only: the face stays sharp
+    on = pe.redact(img, people)  # face_net=True by default
+    assert (on.image[face] != img[face]).any(axis=2).mean() > 0.9
+    assert on.erase_mask[face].all()
+    assert np.array_equal(on.image[~on.erase_mask], img[~on.erase_mask])
+    assert on.report.outside_mask_changed_px == 0
+    added = on.report.faces_added
+    assert len(added) == 1 and added[0].source == "centerface" and added[0].score >= 0.2
+    bx0, by0, bx1, by1 = added[0].box
+    assert bx0 < (x0 + x1) / 2 < bx1 and by0 < (y0 + y1) / 2 < by1
+    # nobody was segmented there: a body is grown below the face, inside the photo
+    assert added[0].body_box is not None and added[0].body_box[1] >= by0 and added[0].body_box[3] <= img.shape[0]
+    assert on.report.parameters["face_net"] is True
+    # the labelled person was redacted as before
+    assert off.erase_mask[labels == 1].all() and on.erase_mask[labels == 1].all()
+
+
+def test_face_net_report_round_trips_as_json(street):
+    img, labels, _ = street
+    res = pe.redact(img, pe.Instances.from_label_map(labels), style="pixelate")
+    import json
+
+    doc = json.loads(res.report.to_json())
+    assert doc["target"] == "body" and len(doc["faces_added"]) == 1
+    assert set(doc["faces_added"][0]) == {"box", "score", "source", "body_box"}
+
+
+def test_target_faces_changes_only_face_pixels(astronaut):
+    from skimage import data
+
+    img = np.ascontiguousarray(cv2.resize(data.rocket(), (480, 360), interpolation=cv2.INTER_AREA))
+    x0, y0, x1, y1 = _paste_head(img, astronaut, 200, 80)
+    labels = np.zeros(img.shape[:2], np.uint8)
+    cv2.ellipse(labels, ((x0 + x1) // 2, y1 + 110), (40, 110), 0, 0, 360, 1, -1)  # the body below the head
+    labels[y0:y1, x0 - 2 : x1 + 2] = 1
+    img[(labels == 1) & (np.arange(img.shape[0])[:, None] > y1)] = (40, 90, 160)
+    people = pe.Instances.from_label_map(labels)
+    res = pe.redact(img, people, target="faces", style="solid", color=(255, 0, 255))
+    changed = (res.image != img).any(axis=2)
+    assert changed.any() and not (changed & ~res.erase_mask).any()  # only face regions change
+    face = np.s_[y0 + 8 : y1 - 8, x0 + 4 : x1 - 2]
+    assert res.erase_mask[face].all()
+    body = labels == 1
+    below = body & (np.arange(img.shape[0])[:, None] > y1 + 0.6 * (y1 - y0))
+    assert below.sum() > 10_000 and not res.erase_mask[below].any()  # the body stays visible
+    assert np.array_equal(res.image[below], img[below])
+    assert res.erase_mask.sum() < 0.3 * body.sum()
+    assert res.report.target == "faces" and res.report.faces_added
+    assert {f.source for f in res.report.faces_added} <= {"centerface", "head"}
+
+
+def test_target_faces_with_no_face_and_no_people_changes_nothing():
+    img = np.full((120, 160, 3), 128, np.uint8)
+    res = pe.redact(img, pe.Instances.empty(120, 160), target="faces")
+    assert np.array_equal(res.image, img) and not res.erase_mask.any() and res.report.faces_added == []
+
+
+def test_passersby_keeps_the_subjects_face_byte_identical(astronaut):
+    from conftest import REPO
+    from PIL import Image as PILImage
+
+    img = astronaut.copy()
+    subject = np.asarray(PILImage.open(REPO / "notebooks" / "data" / "astronaut_figure.png").convert("L")) > 0
+    labels = np.zeros(img.shape[:2], np.uint8)
+    labels[subject] = 1
+    labels[430:500, 470:500] = 2  # a small passer-by at the right edge
+    hx0, hy0, hx1, hy1 = _paste_head(img, astronaut, 30, 40)  # an unsegmented passer-by's head (left)
+    people = pe.Instances.from_label_map(labels)
+    res = pe.redact(img, people, policy="passersby")
+    kept = res.selection.keep
+    assert len(kept) == 1 and people.positions(list(kept)).tolist() == [int(np.argmax(people.areas))]
+    her_face = np.s_[30:210, 150:300]  # her whole head, hair included, beyond her mask too
+    assert np.array_equal(res.image[her_face], img[her_face])
+    assert not (res.erase_mask & res.keep_mask).any()
+    assert np.array_equal(res.image[subject], img[subject])
+    face = np.s_[hy0 + 8 : hy1 - 8, hx0 + 4 : hx1 - 2]
+    assert (res.image[face] != img[face]).any(axis=2).mean() > 0.9  # the passer-by's face is hidden
+    assert len(res.report.faces_added) == 1 and res.report.faces_added[0].box[0] < 100
+
+
+def test_regions_geometry():
+    ell = face_ellipse((100, 100), (40, 40, 60, 60))
+    assert ell[50, 50] and ell[50, 35] and not ell[50, 30] and not ell[35, 35]  # grown 30 % a side, elliptical
+    lm = np.array([[45, 45], [55, 45], [50, 50], [46, 56], [54, 56]], np.float32)
+    body, box = body_from_face((200, 100), (40, 40, 60, 60), lm)
+    assert body[120, 50] and not body[30, 50] and box[3] <= 200
+    # a face lying on its side (eyes to mouth pointing right): the body extends to the right
+    side = lm[:, ::-1].copy()
+    body2, _ = body_from_face((100, 200), (40, 40, 60, 60), side)
+    assert body2[50, 150] and not body2[150 % 100, 10]
+    assert len(Faces.empty()) == 0
+
+
+def test_unknown_target_is_refused():
+    img = np.zeros((32, 32, 3), np.uint8)
+    with pytest.raises(pe.SelectionError, match="target"):
+        pe.redact(img, pe.Instances.empty(32, 32), target="hands")
