@@ -179,3 +179,37 @@ def test_unknown_target_is_refused():
     img = np.zeros((32, 32, 3), np.uint8)
     with pytest.raises(pe.SelectionError, match="target"):
         pe.redact(img, pe.Instances.empty(32, 32), target="hands")
+
+
+def test_cli_face_net_and_target_faces(street, tmp_path, capsys):
+    import json
+
+    from PIL import Image as PILImage
+
+    from person_erase.cli import main
+
+    img, labels, (x0, y0, x1, y1) = street
+    src, lp = tmp_path / "street.png", tmp_path / "street.labels.png"
+    PILImage.fromarray(img).save(src)
+    PILImage.fromarray(labels).save(lp)
+    face = np.s_[y0 + 8 : y1 - 8, x0 + 4 : x1 - 2]
+    runs = {"net": [], "off": ["--no-face-net"], "faces": ["--target", "faces"]}
+    outs = {}
+    for name, extra in runs.items():
+        out, rep = tmp_path / f"{name}.png", tmp_path / f"{name}.json"
+        code = main(["-q", "redact", str(src), "-o", str(out), "--segmenter", f"labels:{lp}", "--report", str(rep), *extra])
+        stdout, err = capsys.readouterr()
+        assert code == 0, err
+        outs[name] = (np.asarray(PILImage.open(out).convert("RGB")), json.loads(rep.read_text()), stdout)
+    res, rep, stdout = outs["net"]
+    assert "+1 face the masks missed" in stdout and len(rep["faces_added"]) == 1
+    assert rep["parameters"]["face_net"] is True and (res[face] != img[face]).any(axis=2).mean() > 0.9
+    res, rep, _ = outs["off"]
+    assert rep["faces_added"] == [] and rep["parameters"]["face_net"] is False and np.array_equal(res[face], img[face])
+    res, rep, stdout = outs["faces"]
+    assert rep["target"] == "faces" and "hid the faces of 1 of 1 person" in stdout
+    assert (res[face] != img[face]).any(axis=2).mean() > 0.9
+    body = (labels == 1) & (np.arange(img.shape[0])[:, None] > 230)  # below its head
+    assert np.array_equal(res[body], img[body])
+    code = main(["redact", str(src), "-o", str(tmp_path / "x.png"), "--target", "hands"])
+    assert code != 0 and "--target" in capsys.readouterr().err
