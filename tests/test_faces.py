@@ -211,5 +211,7 @@ def test_cli_face_net_and_target_faces(street, tmp_path, capsys):
     assert (res[face] != img[face]).any(axis=2).mean() > 0.9
     body = (labels == 1) & (np.arange(img.shape[0])[:, None] > 230)  # below its head
     assert np.array_equal(res[body], img[body])
-    code = main(["redact", str(src), "-o", str(tmp_path / "x.png"), "--target", "hands"])
-    assert code != 0 and "--target" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        main(["redact", str(src), "-o", str(tmp_path / "x.png"), "--target", "hands"])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and err.startswith("error: ") and "--target" in err and len(err.strip().splitlines()) == 1
