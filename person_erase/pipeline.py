@@ -288,7 +288,8 @@ def _run(
         raise SelectionError(f"unknown target {target!r}; choose one of: {', '.join(TARGETS)}")
     eng = get_eraser(eraser, **eraser_options)
     if mode == "redact" and getattr(eng, "kind", "") != "redact":
-        raise SelectionError(f"redact needs a redaction style; choose one of: {', '.join(REDACT_STYLES)}")
+        raise SelectionError(f"redact needs a redaction style; choose one of: {', '.join(REDACT_STYLES)}",
+                             param="style")
     with timer.stage("load"):
         img = load_image(image)
     seg_name = _engine_name(segmenter) if not isinstance(segmenter, str) else segmenter
@@ -461,7 +462,8 @@ def redact(
     (``benchmarks/bench_privacy.py``).
     """
     if style not in REDACT_STYLES:
-        raise SelectionError(f"unknown redaction style {style!r}; choose one of: {', '.join(REDACT_STYLES)}")
+        raise SelectionError(f"unknown redaction style {style!r}; choose one of: {', '.join(REDACT_STYLES)}",
+                             param="style")
     return _run("redact", image, people, select=select, keep=keep, policy=policy, eraser=style, segmenter=segmenter,
                 dilate=dilate, verify=verify, progress=progress, eraser_options=style_options,
                 privacy_margin=float(margin), box_below=int(box_below), face_net=bool(face_net), target=target)

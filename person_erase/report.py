@@ -65,11 +65,11 @@ class FaceAdded(_Model):
 
 
 class Verification(_Model):
-    """Result of re-running the segmenter on the output (``--verify``)."""
+    """Result of re-running the segmenter on the output (``verify=True``)."""
 
     segmenter: str
     people_found: int
-    residues: list[Residue] = Field(description="what makes the verification fail (--strict exits 3)")
+    residues: list[Residue] = Field(description="what makes the verification fail (ok is False when there is any)")
     silhouettes: list[Residue] = Field(
         default_factory=list,
         description="redact only: people re-detected on a redacted region; a blurred or filled body keeps its "

@@ -10,7 +10,7 @@ from types import ModuleType
 from typing import NoReturn
 
 from . import batch, erase, segment, serve
-from .helpers import Formatter, one_line, progress
+from .helpers import Formatter, command_parser, flags_of, one_line, progress, to_flags
 
 EXAMPLES_TOP = """\
 examples:
@@ -89,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PersonEraseError as exc:
         if debug:
             raise
-        print(f"error: {one_line(str(exc))}", file=sys.stderr)
+        message = to_flags(str(exc), flags_of(command_parser(parser, args.command)))
+        print(f"error: {one_line(message)}", file=sys.stderr)
         return 1
     except (OSError, MemoryError) as exc:
         if debug:

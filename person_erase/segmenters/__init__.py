@@ -1,8 +1,9 @@
 """Segmenters: find every person as a separate instance mask.
 
 Every segmenter follows one Protocol, ``Segmenter.segment(image) -> Instances``, and is chosen by
-name from ``SEGMENTERS`` (the CLI's ``--segmenter`` choices come from the same dict). Heavy imports
-(onnxruntime, mediapipe, dashscope) happen inside the factories, so importing this package is cheap.
+name from ``SEGMENTERS``, a ``Registry`` of ``EngineSpec`` (``person_erase.engines``): capabilities
+are readable before building, and the CLI's choices come from it. Heavy imports (onnxruntime,
+mediapipe, dashscope) happen when an engine is built, so importing this package is cheap.
 
 Names: ``local`` (YOLOX-nano boxes + MediaPipe masks, offline, the default), ``dashscope``
 (DashScope ``image-instance-segmentation``), ``labels:PATH`` (bring your own label map PNG, or a
@@ -16,7 +17,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import EngineError
+from ..engines import EngineSpec, Registry
 from ..instances import Instances
 
 
@@ -30,36 +31,25 @@ class Segmenter(Protocol):
     def segment(self, image: np.ndarray) -> Instances: ...
 
 
-def _local(**options: Any) -> Segmenter:
-    from .local import LocalSegmenter
-
-    return LocalSegmenter(**options)
-
-
-def _dashscope(**options: Any) -> Segmenter:
-    from .dashscope import DashScopeSegmenter
-
-    return DashScopeSegmenter(**options)
+SEGMENTERS = Registry("segmenter", [
+    EngineSpec("dashscope", "segment", "person_erase.segmenters.dashscope:DashScopeSegmenter", summary="cloud",
+               needs_network=True),
+    EngineSpec("labels", "segment", "person_erase.segmenters.labels:LabelSegmenter", summary="your own label map",
+               arg="PATH", options=frozenset()),
+    EngineSpec("local", "segment", "person_erase.segmenters.local:LocalSegmenter", summary="offline",
+               options=frozenset({"quality", "score_threshold", "nms_iou", "threads"})),
+])
 
 
-def _labels(path: str | None = None, **options: Any) -> Segmenter:
-    from .labels import LabelSegmenter
+def register_segmenter(name: str, factory: EngineSpec | Callable[..., Segmenter], **capabilities: Any) -> EngineSpec:
+    """Add (or replace) a segmenter under ``name``; tests register fakes this way.
 
-    if not path:
-        raise EngineError("the labels segmenter needs a path: use labels:PATH (a label-map PNG or a folder of masks)")
-    return LabelSegmenter(path, **options)
-
-
-SEGMENTERS: dict[str, Callable[..., Segmenter]] = {
-    "dashscope": _dashscope,
-    "labels": _labels,
-    "local": _local,
-}
-
-
-def register_segmenter(name: str, factory: Callable[..., Segmenter]) -> None:
-    """Add (or replace) a segmenter under ``name``; tests register fakes this way."""
-    SEGMENTERS[name] = factory
+    ``factory`` is an ``EngineSpec`` or a callable returning a segmenter; ``capabilities`` are
+    ``EngineSpec`` fields (``needs_network=True``, ``arg="PATH"``, ``options=...``).
+    """
+    spec = factory if isinstance(factory, EngineSpec) else SEGMENTERS.wrap(name, factory, **capabilities)
+    SEGMENTERS[name] = spec
+    return spec
 
 
 def get_segmenter(spec: str | Segmenter = "local", **options: Any) -> Segmenter:
@@ -67,14 +57,8 @@ def get_segmenter(spec: str | Segmenter = "local", **options: Any) -> Segmenter:
 
     Raises:
         EngineError: unknown name (the message lists the valid ones).
+        InputError: an option the segmenter does not take.
     """
     if not isinstance(spec, str):
         return spec
-    name, _, arg = spec.partition(":")
-    factory = SEGMENTERS.get(name)
-    if factory is None:
-        valid = ", ".join(sorted(n if n != "labels" else "labels:PATH" for n in SEGMENTERS))
-        raise EngineError(f"unknown segmenter {spec!r}; choose one of: {valid}")
-    if arg:
-        options = {"path": arg, **options}
-    return factory(**options)
+    return SEGMENTERS.build(spec, **options)  # type: ignore[no-any-return]
