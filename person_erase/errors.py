@@ -11,13 +11,45 @@
 
 Library code raises these and never prints or exits; only the CLI turns them into
 ``error: …`` lines and exit codes. Messages say what was wrong *and* what to do.
+
+Messages name Python parameters, never command-line flags: a parameter is written in backticks,
+alone or with a value (`` `dilate` must be >= 0 px ``, `` pass `overwrite=True` ``), and the error
+carries the parameter(s) it is about in ``param``. The CLI (``person_erase.cli``) rewrites the
+backticked names into its flags (``--dilate``, ``--overwrite``).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class PersonEraseError(Exception):
-    """Base class of every error person_erase raises on purpose."""
+    """Base class of every error person_erase raises on purpose.
+
+    Attributes:
+        param: the Python parameter the error is about (a name, or a tuple of names), or None.
+    """
+
+    def __init__(self, message: str = "", *, param: str | tuple[str, ...] | None = None) -> None:
+        super().__init__(message)
+        self.param = param
+
+    @property
+    def params(self) -> tuple[str, ...]:
+        """``param`` as a tuple (empty when the error is not about a parameter)."""
+        if self.param is None:
+            return ()
+        return (self.param,) if isinstance(self.param, str) else tuple(self.param)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # keep param (and CloudError's fields) across processes
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls: type[PersonEraseError], args: tuple[Any, ...], state: dict[str, Any]) -> PersonEraseError:
+    exc = cls.__new__(cls)
+    Exception.__init__(exc, *args)
+    exc.__dict__.update(state)
+    return exc
 
 
 class InputError(PersonEraseError, ValueError):
@@ -50,6 +82,7 @@ class CloudError(EngineError):
         request_id: str | None = None,
         task_id: str | None = None,
         status_code: int | None = None,
+        param: str | tuple[str, ...] | None = None,
     ) -> None:
         self.code = code
         self.message = message
@@ -66,4 +99,4 @@ class CloudError(EngineError):
             extra.append(f"request {request_id}")
         if extra:
             parts.append(f"({', '.join(extra)})")
-        super().__init__(" ".join(parts))
+        super().__init__(" ".join(parts), param=param)

@@ -597,7 +597,7 @@ def check_output_path(out: str | os.PathLike[str], *, input_path: str | os.PathL
                          "choose another output folder") from None
     if input_path is not None and not overwrite and _same_file(path, Path(input_path)):
         raise InputError(f"{path}: refusing to overwrite the input {input_path}; "
-                         "pass --overwrite (overwrite=True) or choose another output path")
+                         "pass `overwrite=True` or choose another output path", param="overwrite")
     return path
 
 
@@ -776,7 +776,7 @@ def _policy_exif(exif: bytes | None, policy: str, size: tuple[int, int], *, limi
         raw = ex.tobytes()
     if limit is not None and len(raw) > limit:
         raise InputError(f"the EXIF block is {len(raw)} bytes, too long for a JPEG; "
-                         "use --metadata strip-all or save as PNG/TIFF")
+                         'use `metadata="strip-all"` or save as PNG/TIFF', param="metadata")
     return raw
 
 

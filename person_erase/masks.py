@@ -252,10 +252,12 @@ def check_growth(dilate_px: int | None, privacy_margin: float = 0.0, box_below_p
         InputError: ``dilate_px`` < 0, or a margin that is negative or not finite, or ``box_below_px`` < 0.
     """
     if dilate_px is not None and int(dilate_px) < 0:
-        raise InputError(f"--dilate must be >= 0 px, got {int(dilate_px)}")
-    if not (0 <= privacy_margin < math.inf) or box_below_px < 0:
-        raise InputError(f"the redaction margin (--margin) and box size (--box-below) must be finite and >= 0, "
-                         f"got {privacy_margin} and {box_below_px}")
+        raise InputError(f"`dilate` must be >= 0 px, got {int(dilate_px)}", param="dilate")
+    if not (0 <= privacy_margin < math.inf):
+        raise InputError(f"the redaction `margin` (a share of each person's height) must be finite and >= 0, "
+                         f"got {privacy_margin}", param="margin")
+    if box_below_px < 0:
+        raise InputError(f"the redaction box size `box_below` must be >= 0 px, got {box_below_px}", param="box_below")
 
 
 def build_masks(
@@ -291,8 +293,8 @@ def build_masks(
     check_growth(dilate_px, privacy_margin, box_below_px)
     radius = default_dilate(h, w) if dilate_px is None else int(dilate_px)
     if radius > max(h, w):
-        raise InputError(f"--dilate {radius} px is more than the photo's longest side ({max(h, w)} px): "
-                         "every pixel would be erased; use a few px to a few % of the photo")
+        raise InputError(f"`dilate={radius}` px is more than the photo's longest side ({max(h, w)} px): "
+                         "every pixel would be erased; use a few px to a few % of the photo", param="dilate")
     min_area = max(16, int(h * w * 5e-5)) if keep_min_area is None else keep_min_area
     keep = clean(union(instances.masks[~chosen], shape=(h, w)), open_radius=keep_open, min_area=min_area)
     if (privacy_margin > 0 or box_below_px > 0) and chosen.any():

@@ -22,7 +22,7 @@ from .erasers import REDACT_STYLES, Eraser, get_eraser
 from .errors import InputError, SelectionError
 from .instances import Instances
 from .io import Image, MetadataPolicy, load_image, save_image
-from .report import FaceAdded, ImageReport, InputInfo, InstanceRow, ModelInfo, Residue, Verification
+from .report import FaceAdded, ImageReport, InputInfo, InstanceRow, Residue, Verification
 from .segmenters import Segmenter, get_segmenter
 from .selection import Selection, check_request, select_people
 
@@ -68,18 +68,6 @@ def _engine_name(engine: Any) -> str:
     if isinstance(style, str):
         return style
     return str(getattr(engine, "name", type(engine).__name__))
-
-
-def _model_files(people: Instances, eraser: Any) -> dict[str, ModelInfo]:
-    """The user-supplied model files behind the segmentation and the eraser (name, size, sha256)."""
-    out: dict[str, ModelInfo] = {}
-    seg_model = people.meta.get("model")
-    if isinstance(seg_model, dict):
-        out["segmenter"] = ModelInfo(**seg_model)
-    info = getattr(eraser, "model_info", None)
-    if callable(info):
-        out["eraser"] = ModelInfo(**info())
-    return out
 
 
 def segment(image: Any, engine: str | Segmenter = "local", **options: Any) -> Instances:
@@ -300,7 +288,8 @@ def _run(
         raise SelectionError(f"unknown target {target!r}; choose one of: {', '.join(TARGETS)}")
     eng = get_eraser(eraser, **eraser_options)
     if mode == "redact" and getattr(eng, "kind", "") != "redact":
-        raise SelectionError(f"redact needs a redaction style; choose one of: {', '.join(REDACT_STYLES)}")
+        raise SelectionError(f"redact needs a redaction style; choose one of: {', '.join(REDACT_STYLES)}",
+                             param="style")
     with timer.stage("load"):
         img = load_image(image)
     seg_name = _engine_name(segmenter) if not isinstance(segmenter, str) else segmenter
@@ -363,7 +352,6 @@ def _run(
         params.update({k: v for k, v in engine_params.items() if isinstance(v, (int, float, str, bool))})
     if "quality" in people.meta:
         params["segment_quality"] = people.meta["quality"]
-    models = _model_files(people, eng)
     report = ImageReport(
         mode=mode,
         input=InputInfo(name=img.name, sha256=img.sha256, width=img.width, height=img.height,
@@ -376,7 +364,6 @@ def _run(
         overlap_resolved_px=pair.overlap_resolved_px,
         segmenter=seg_name,
         eraser=_engine_name(eng),
-        models=models,
         parameters=params,
         cloud_task_ids=task_ids,
         timings_ms=timer.ms,
@@ -475,7 +462,8 @@ def redact(
     (``benchmarks/bench_privacy.py``).
     """
     if style not in REDACT_STYLES:
-        raise SelectionError(f"unknown redaction style {style!r}; choose one of: {', '.join(REDACT_STYLES)}")
+        raise SelectionError(f"unknown redaction style {style!r}; choose one of: {', '.join(REDACT_STYLES)}",
+                             param="style")
     return _run("redact", image, people, select=select, keep=keep, policy=policy, eraser=style, segmenter=segmenter,
                 dilate=dilate, verify=verify, progress=progress, eraser_options=style_options,
                 privacy_margin=float(margin), box_below=int(box_below), face_net=bool(face_net), target=target)

@@ -65,26 +65,17 @@ class FaceAdded(_Model):
 
 
 class Verification(_Model):
-    """Result of re-running the segmenter on the output (``--verify``)."""
+    """Result of re-running the segmenter on the output (``verify=True``)."""
 
     segmenter: str
     people_found: int
-    residues: list[Residue] = Field(description="what makes the verification fail (--strict exits 3)")
+    residues: list[Residue] = Field(description="what makes the verification fail (ok is False when there is any)")
     silhouettes: list[Residue] = Field(
         default_factory=list,
         description="redact only: people re-detected on a redacted region; a blurred or filled body keeps its "
         "outline, so these are expected and informational (faces are what counts)",
     )
     ok: bool
-
-
-class ModelInfo(_Model):
-    """A user-supplied model file an engine ran (``lama:``, ``migan:``, ``yolo-seg:`` or a model-store name)."""
-
-    family: str
-    name: str = Field(description="file name")
-    size: int = Field(description="bytes")
-    sha256: str
 
 
 class ImageReport(_Model):
@@ -102,7 +93,6 @@ class ImageReport(_Model):
     overlap_resolved_px: int
     segmenter: str
     eraser: str
-    models: dict[str, ModelInfo] = Field(default_factory=dict, description="model files by role: segmenter, eraser")
     parameters: dict[str, Any] = Field(default_factory=dict)
     cloud_task_ids: dict[str, list[str]] = Field(default_factory=dict)
     timings_ms: dict[str, float] = Field(default_factory=dict)

@@ -52,20 +52,22 @@ class Selection:
 
 def _policy_all(people: Instances, image: np.ndarray | None, arg: str | None) -> tuple[list[int], dict[int, str]]:
     if arg is not None:
-        raise SelectionError(f"policy all takes no argument, got all:{arg} (to erase the N largest: largest:N)")
+        raise SelectionError(f"policy all takes no argument, got all:{arg} (to erase the N largest: largest:N)",
+                             param="policy")
     nums = people.index.tolist()
     return nums, {i: "erased: policy all" for i in nums}
 
 
 def _policy_largest(people: Instances, image: np.ndarray | None, arg: str | None) -> tuple[list[int], dict[int, str]]:
     if arg is None:
-        raise SelectionError("largest needs a count: --policy largest:N, e.g. largest:2")
+        raise SelectionError('largest needs a count: `policy="largest:N"`, e.g. largest:2', param="policy")
     try:
         n = int(arg)
     except ValueError:
-        raise SelectionError(f"largest:N needs a whole number N, got {arg!r} (e.g. --policy largest:2)") from None
+        raise SelectionError(f'largest:N needs a whole number N, got {arg!r} (e.g. `policy="largest:2"`)',
+                             param="policy") from None
     if n < 0:
-        raise SelectionError(f"largest:N needs N >= 0, got {n}")
+        raise SelectionError(f"largest:N needs N >= 0, got {n}", param="policy")
     areas = people.areas
     order = np.argsort(-areas, kind="stable")
     nums = people.index.tolist()
@@ -105,8 +107,8 @@ def _load_builtin_policies() -> None:
         pass
 
 
-def parse_indices(text: str | Sequence[int] | None) -> list[int] | None:
-    """``"0,2"`` or ``[0, 2]`` -> ``[0, 2]``; None stays None.
+def parse_indices(text: str | Sequence[int] | None, *, param: str | None = None) -> list[int] | None:
+    """``"0,2"`` or ``[0, 2]`` -> ``[0, 2]``; None stays None. ``param`` names the argument in errors.
 
     Raises:
         SelectionError: not a comma-separated list of whole numbers >= 0.
@@ -116,17 +118,18 @@ def parse_indices(text: str | Sequence[int] | None) -> list[int] | None:
     if isinstance(text, str):
         parts = [p.strip() for p in text.split(",")] if text.strip() else []
         if "" in parts:
-            raise SelectionError(f"person numbers are a comma-separated list like 0,2 — got {text!r} (an empty item)")
+            raise SelectionError(f"person numbers are a comma-separated list like 0,2 — got {text!r} (an empty item)",
+                                 param=param)
         out = []
         for p in parts:
             if not p.lstrip("-").isdigit():
-                raise SelectionError(f"person numbers must be whole numbers like 0,2 — got {p!r}")
+                raise SelectionError(f"person numbers must be whole numbers like 0,2 — got {p!r}", param=param)
             out.append(int(p))
     else:
         out = [int(x) for x in text]
     neg = [x for x in out if x < 0]
     if neg:
-        raise SelectionError(f"person numbers start at 0, got {neg[0]}")
+        raise SelectionError(f"person numbers start at 0, got {neg[0]}", param=param)
     return out
 
 
@@ -144,15 +147,25 @@ def check_request(
     Raises:
         SelectionError: as ``select_people`` would, for these causes.
     """
-    sel, kp = parse_indices(select), parse_indices(keep)
-    given = [name for name, v in (("--select", sel), ("--keep", kp), ("--policy", policy)) if v is not None]
+    sel, kp = parse_indices(select, param="select"), parse_indices(keep, param="keep")
+    given = [name for name, v in (("select", sel), ("keep", kp), ("policy", policy)) if v is not None]
     if len(given) > 1:
-        raise SelectionError(f"use only one of --select, --keep and --policy (got {' and '.join(given)})")
+        raise SelectionError(f"use only one of `select`, `keep` and `policy` "
+                             f"(got {' and '.join(f'`{g}`' for g in given)})", param=tuple(given))
     if policy is not None:
         _load_builtin_policies()
         if policy.partition(":")[0] not in POLICIES:
-            raise SelectionError(f"unknown policy {policy!r}; choose one of: {_policy_names()}")
+            raise SelectionError(f"unknown policy {policy!r}; choose one of: {_policy_names()}", param="policy")
     return sel, kp
+
+
+def _check_numbers(people: Instances, numbers: list[int], param: str) -> None:
+    """Range and duplicates of ``select``/``keep`` (the error names the parameter)."""
+    try:
+        people.positions(numbers)
+    except SelectionError as exc:
+        exc.param = param
+        raise
 
 
 def select_people(
@@ -184,12 +197,12 @@ def select_people(
     notes: list[str] = []
     scores: dict[int, dict[str, float]] = {}
     if sel is not None:
-        people.positions(sel)  # validates range and duplicates
+        _check_numbers(people, sel, "select")
         erase = sorted(sel)
         reasons = {i: ("erased: selected" if i in erase else "kept: not selected") for i in all_nums}
         how = "select"
     elif kp is not None:
-        people.positions(kp)
+        _check_numbers(people, kp, "keep")
         erase = sorted(set(all_nums) - set(kp))
         reasons = {i: ("kept: asked to keep" if i in kp else "erased: not in the keep list") for i in all_nums}
         how = "keep"

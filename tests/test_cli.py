@@ -222,6 +222,58 @@ def test_choices_are_checked_before_anyone_is_looked_for(photo, tmp_path, capsys
         assert code == 1 and fragment in err and "127.0.0.1" not in err, err
 
 
+def test_options_an_engine_cannot_use_are_refused_not_dropped(photo, tmp_path, capsys, monkeypatch):
+    p, lp, img, labels = photo
+    monkeypatch.setenv("DASHSCOPE_API_KEY", "sk-test")
+    monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", "http://127.0.0.1:9/api/v1")
+    out = tmp_path / "o.png"
+    for argv, fragment in [
+        (["erase", p, "-o", out, "--segmenter", "dashscope", "--quality", "best"],
+         "--quality is not used by --segmenter dashscope; it is an option of: local"),
+        (["erase", p, "-o", out, "--segmenter", f"labels:{lp}", "--min-score", "0.1"], "--min-score is not used by"),
+        (["segment", p, "--engine", "dashscope", "--min-score", "0.1"], "--min-score is not used by --engine dashscope"),
+        (["erase", p, "-o", out, "--segmenter", f"labels:{lp}", "--fast"],
+         "--fast is not used by --eraser patchmatch; it is an option of: dashscope"),
+        (["redact", p, "-o", out, "--segmenter", f"labels:{lp}", "--style", "solid", "--strength", "0.2"],
+         "the solid eraser has no option --strength"),
+    ]:
+        code, _, err = run(["-q", *argv], capsys)
+        assert code == 1 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err
+        assert fragment in err and "127.0.0.1" not in err, err
+        assert not out.exists()
+
+
+def test_cli_names_flags_where_the_library_names_parameters(photo, tmp_path, capsys):
+    p, lp, img, labels = photo
+    base = ["-q", "erase", p, "--eraser", "telea", "--segmenter", f"labels:{lp}"]
+    for argv, fragment in [
+        (base + ["-o", p], "pass --overwrite or choose another output path"),
+        (base + ["-o", tmp_path / "o.png", "--policy", "largest"], "largest needs a count: --policy largest:N"),
+        (base + ["-o", tmp_path / "o.png", "--dilate", "100000"], "--dilate 100000 px is more than"),
+        (["-q", "redact", p, "-o", tmp_path / "o.png", "--segmenter", f"labels:{lp}", "--box-below", "-1"],
+         "--box-below must be >= 0 px"),
+    ]:
+        code, _, err = run(argv, capsys)
+        assert code == 1 and fragment in err and "`" not in err, err
+
+
+def test_every_registered_engine_is_in_the_help(capsys):
+    from person_erase.erasers import ERASERS
+    from person_erase.segmenters import SEGMENTERS
+
+    helps = {}
+    for command in ("segment", "erase", "redact"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+        helps[command] = " ".join(capsys.readouterr().out.split())
+    for label in SEGMENTERS.labels():
+        assert all(label in helps[c] for c in helps), label
+    for label in ERASERS.labels():
+        assert label in helps["erase"], label
+    for label in ERASERS.labels("redact"):
+        assert label in helps["redact"], label
+
+
 def test_report_gets_the_usual_file_permissions(photo, tmp_path, capsys):
     p, lp, img, labels = photo
     report = tmp_path / "r.json"

@@ -576,8 +576,9 @@ def test_check_output_path_refuses_input(tmp_path):
     hard = tmp_path / "hard.jpg"
     os.link(src, hard)
     for same in (src, tmp_path / "sub" / ".." / "in.jpg", link, hard):
-        with pytest.raises(InputError, match="refusing to overwrite the input .*pass --overwrite"):
+        with pytest.raises(InputError, match="refusing to overwrite the input .*pass `overwrite=True`") as info:
             check_output_path(same, input_path=src)
+        assert info.value.param == "overwrite"
         assert check_output_path(same, input_path=src, overwrite=True) == Path(same)
     assert check_output_path(tmp_path / "other.jpg", input_path=src) == tmp_path / "other.jpg"
     assert _listing(tmp_path) == ["hard.jpg", "in.jpg", "sub"]  # the probe left nothing behind

@@ -33,20 +33,24 @@ def test_largest_n():
 
 
 @pytest.mark.parametrize(
-    "kwargs, message",
+    "kwargs, message, param",
     [
-        (dict(select=[4]), "no person 4 in this photo; valid person numbers are 0..3"),
-        (dict(select="0,0"), "person 0 is named more than once"),
-        (dict(select="a"), "whole numbers like 0,2"),
-        (dict(select="-1"), "start at 0"),
-        (dict(select=[0], keep=[1]), "use only one of --select, --keep and --policy"),
-        (dict(policy="everyone"), "unknown policy 'everyone'; choose one of: all, largest:N"),
-        (dict(policy="largest:x"), "largest:N needs a whole number"),
+        (dict(select=[4]), "no person 4 in this photo; valid person numbers are 0..3", "select"),
+        (dict(select="0,0"), "person 0 is named more than once", "select"),
+        (dict(select="a"), "whole numbers like 0,2", "select"),
+        (dict(keep="a"), "whole numbers like 0,2", "keep"),
+        (dict(keep=[7]), "no person 7 in this photo", "keep"),
+        (dict(select="-1"), "start at 0", "select"),
+        # library messages name the Python parameters (the CLI turns them into --select, ...)
+        (dict(select=[0], keep=[1]), "use only one of `select`, `keep` and `policy`", ("select", "keep")),
+        (dict(policy="everyone"), "unknown policy 'everyone'; choose one of: all, largest:N", "policy"),
+        (dict(policy="largest:x"), "largest:N needs a whole number", "policy"),
     ],
 )
-def test_bad_choices_name_the_valid_ones(kwargs, message):
-    with pytest.raises(SelectionError, match=message):
+def test_bad_choices_name_the_valid_ones(kwargs, message, param):
+    with pytest.raises(SelectionError, match=message) as info:
         select_people(_people(), **kwargs)
+    assert info.value.param == param and "--" not in str(info.value)
 
 
 def test_no_people_is_not_an_error():

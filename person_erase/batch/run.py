@@ -54,7 +54,7 @@ def engine_modules(params: BatchParams) -> list[str]:
                  ERASERS.get(params.eraser if params.mode == "erase" else params.style)]
     mods = []
     for f in factories:
-        mod = getattr(f, "__module__", None)
+        mod = getattr(f, "module", None)  # EngineSpec.module: where the engine (or its factory) is defined
         if mod and mod != "__main__" and not mod.startswith("person_erase.") and mod != "person_erase":
             mods.append(mod)
     return mods

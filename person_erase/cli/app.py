@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import NoReturn
 
-from . import batch, erase, models, segment, serve
-from .helpers import Formatter, one_line, progress
+from . import batch, erase, segment, serve
+from .helpers import Formatter, command_parser, flags_of, one_line, progress, to_flags
 
 EXAMPLES_TOP = """\
 examples:
@@ -25,7 +25,7 @@ People are numbered 0, 1, 2, ... from left to right; run `segment` first to see 
 """
 
 # command modules in --help order; each has register(subparsers) and run(args, say) -> int
-COMMANDS: tuple[ModuleType, ...] = (segment, erase, batch, models, serve)
+COMMANDS: tuple[ModuleType, ...] = (segment, erase, batch, serve)
 
 # commands that show their own progress (no spinner from here)
 _OWN_PROGRESS = ("serve-dashscope", "batch")
@@ -89,7 +89,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PersonEraseError as exc:
         if debug:
             raise
-        print(f"error: {one_line(str(exc))}", file=sys.stderr)
+        message = to_flags(str(exc), flags_of(command_parser(parser, args.command)))
+        print(f"error: {one_line(message)}", file=sys.stderr)
         return 1
     except (OSError, MemoryError) as exc:
         if debug:

@@ -9,7 +9,15 @@ from typing import Any
 
 from . import helpers
 from .helpers import Formatter, Say
-from .options import POLICIES_HELP, add_common_out, add_selection, segmenter_options
+from .options import (
+    POLICIES_HELP,
+    add_common_out,
+    add_selection,
+    eraser_help,
+    eraser_options,
+    segmenter_options,
+    style_help,
+)
 
 NAMES = ("erase", "redact")
 
@@ -49,9 +57,7 @@ def register(sub: Any) -> None:
     add_selection(p, policies=POLICIES_HELP)
     add_common_out(p, metadata_default="keep")
     p.add_argument("--eraser", default="patchmatch", metavar="NAME",
-                   help="patchmatch (default, offline), telea (fast preview), dashscope (cloud), "
-                   "lama:FILE.onnx / migan:FILE.onnx (your LaMa / MI-GAN model) or a name from `models list`, "
-                   "or a redaction style: blur, pixelate, solid")
+                   help=eraser_help())
     p.add_argument("--fast", action="store_true", help="quicker, rougher fill (dashscope fast_mode)")
 
     p = sub.add_parser("redact", help="hide people with a mask-shaped blur, pixelation or fill", epilog=EXAMPLES_REDACT,
@@ -60,7 +66,7 @@ def register(sub: Any) -> None:
     p.add_argument("image", metavar="IMAGE")
     add_selection(p, policies=POLICIES_HELP, verb="hide")
     add_common_out(p, metadata_default="strip-gps")
-    p.add_argument("--style", default="blur", metavar="STYLE", help="blur (default), pixelate, solid")
+    p.add_argument("--style", default="blur", metavar="STYLE", help=style_help())
     p.add_argument("--strength", type=float, metavar="SHARE",
                    help="blur sigma / pixel block as a share of the person's height (default 0.08 blur, 0.10 pixelate)")
     p.add_argument("--margin", type=float, metavar="SHARE",
@@ -89,10 +95,7 @@ def run(args: argparse.Namespace, say: Say) -> int:
     common: dict[str, Any] = dict(select=args.select, keep=args.keep, policy=args.policy, segmenter=segmenter,
                                   dilate=args.dilate, verify=args.verify, progress=say)
     if mode == "erase":
-        opts: dict[str, Any] = {}
-        if args.eraser == "dashscope":
-            opts["fast_mode"] = bool(args.fast)
-        result = pipeline.erase(img, eraser=args.eraser, **common, **opts)
+        result = pipeline.erase(img, eraser=args.eraser, **common, **eraser_options(args, args.eraser))
     else:
         given = {"strength": args.strength, "margin": args.margin, "box_below": args.box_below}
         result = pipeline.redact(img, style=args.style, face_net=args.face_net, target=args.target, **common,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -20,6 +21,51 @@ class Formatter(argparse.RawDescriptionHelpFormatter):
 
 def one_line(text: str) -> str:
     return " ".join(text.split())
+
+
+#: library parameter -> the ``dest`` of the flag that sets it, where the two names differ
+PARAM_DEST = {
+    "score_threshold": "min_score",
+    "dilate_px": "dilate",
+    "privacy_margin": "margin",
+    "box_below_px": "box_below",
+    "fast_mode": "fast",
+}
+
+_PARAM = re.compile(r"`([A-Za-z_]\w*)(?:=([^`]*))?`")
+
+
+def flags_of(parser: argparse.ArgumentParser) -> dict[str, str]:
+    """``dest`` -> the long flag that sets it (``{"dilate": "--dilate", "min_score": "--min-score"}``)."""
+    return {a.dest: a.option_strings[-1] for a in parser._actions if a.option_strings}
+
+
+def command_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    """The subparser of ``command`` (or ``parser`` itself when there is none)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and command in action.choices:
+            return action.choices[command]  # type: ignore[no-any-return]
+    return parser
+
+
+def to_flags(message: str, flags: dict[str, str]) -> str:
+    """Rewrite the Python parameters a library message names (in backticks) into this command's flags.
+
+    `` `dilate` `` -> ``--dilate``; `` `overwrite=True` `` -> ``--overwrite``; `` `policy="largest:2"` ``
+    -> ``--policy largest:2``. A parameter the command has no flag for loses its backticks only.
+    """
+
+    def sub(m: re.Match[str]) -> str:
+        name, value = m.group(1), m.group(2)
+        flag = flags.get(PARAM_DEST.get(name, name)) or flags.get(name)
+        if flag is None:
+            return m.group(0)[1:-1]
+        if value is None:
+            return flag
+        value = value.strip("'\"")
+        return flag if value == "True" else f"{flag} {value}"
+
+    return _PARAM.sub(sub, message)
 
 
 @contextmanager

@@ -3,9 +3,44 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..engines import Registry
 
 POLICIES_HELP = "all, largest:N, passersby, passersby+group"
+
+
+def engine_help(registry: Registry, *, default: str, kinds: tuple[str, ...] = ("segment", "erase")) -> str:
+    """``"local (default, offline), dashscope (cloud), labels:PATH (your own label map)"`` from a registry."""
+    specs = sorted((s for s in registry.values() if s.kind in kinds), key=lambda s: (s.name != default, s.name))
+    parts = []
+    for s in specs:
+        notes = ", ".join(n for n in ("default" if s.name == default else "", s.summary) if n)
+        parts.append(f"{s.label} ({notes})" if notes else s.label)
+    return ", ".join(parts).replace("%", "%%")
+
+
+def segmenter_help(default: str = "local") -> str:
+    """The registered segmenters, for ``--segmenter`` / ``--engine`` help."""
+    from ..segmenters import SEGMENTERS
+
+    return engine_help(SEGMENTERS, default=default, kinds=("segment",))
+
+
+def eraser_help(default: str = "patchmatch") -> str:
+    """The registered erasers and redaction styles, for ``--eraser`` help."""
+    from ..erasers import ERASERS
+
+    styles = ", ".join(ERASERS.labels("redact"))
+    return f"{engine_help(ERASERS, default=default, kinds=('erase',))}, or a redaction style: {styles}"
+
+
+def style_help(default: str = "blur") -> str:
+    """The registered redaction styles, for ``--style`` help."""
+    from ..erasers import ERASERS
+
+    return engine_help(ERASERS, default=default, kinds=("redact",))
 
 
 def add_selection(p: argparse.ArgumentParser, *, policies: str = POLICIES_HELP, verb: str = "erase") -> None:
@@ -30,8 +65,7 @@ def add_common_out(p: argparse.ArgumentParser, *, metadata_default: str) -> None
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output image; format from the extension (.jpg .png .webp .bmp .tif)")
     p.add_argument("--segmenter", default="local", metavar="NAME",
-                   help="who finds the people: local (offline, default), dashscope, labels:PATH (your own label map), "
-                   "yolo-seg:FILE.onnx or a name from `models list`")
+                   help=f"who finds the people: {segmenter_help()}")
     add_local_options(p, privacy_hint=True)
     p.add_argument("--dilate", type=int, metavar="PX",
                    help="grow the mask by PX pixels (default: erase 9 px at 1 MP, scaled with the photo; "
@@ -49,15 +83,50 @@ def add_common_out(p: argparse.ArgumentParser, *, metadata_default: str) -> None
     p.add_argument("--overwrite", action="store_true", help="allow writing over the input file")
 
 
-def segmenter_options(args: argparse.Namespace, engine: str) -> dict[str, Any]:
-    """Keyword options for ``get_segmenter(engine, ...)`` from ``--quality`` / ``--min-score``."""
-    if engine.startswith("yolo-seg:") and getattr(args, "min_score", None) is not None:
-        return {"score_threshold": args.min_score}
-    if engine != "local":
-        return {}
+#: segmenter flags: (argparse dest, the segmenter's keyword option)
+SEGMENTER_FLAGS = (("quality", "quality"), ("min_score", "score_threshold"))
+
+
+def segmenter_options(args: argparse.Namespace, engine: str, *, flag: str = "--segmenter") -> dict[str, Any]:
+    """Keyword options for ``get_segmenter(engine, ...)`` from ``--quality`` / ``--min-score``.
+
+    Raises:
+        EngineError: unknown segmenter.
+        InputError: a flag was given that this segmenter does not use (refused, not dropped).
+    """
+    from ..errors import InputError
+    from ..segmenters import SEGMENTERS
+
+    spec = SEGMENTERS.spec(engine)
     opts: dict[str, Any] = {}
-    if getattr(args, "quality", None):
-        opts["quality"] = args.quality
-    if getattr(args, "min_score", None) is not None:
-        opts["score_threshold"] = args.min_score
+    for dest, option in SEGMENTER_FLAGS:
+        value = getattr(args, dest, None)
+        if value is None:
+            continue
+        name = "--" + dest.replace("_", "-")
+        if not spec.takes(option):
+            users = [s.label for s in SEGMENTERS.values() if s.takes(option)]
+            raise InputError(f"{name} is not used by {flag} {engine}; it is an option of: {', '.join(users)}",
+                             param=option)
+        opts[option] = value
     return opts
+
+
+def eraser_options(args: argparse.Namespace, eraser: str) -> dict[str, Any]:
+    """Keyword options for ``get_eraser(eraser, ...)`` from ``--fast``.
+
+    Raises:
+        EngineError: unknown eraser.
+        InputError: ``--fast`` with an eraser that has no fast mode.
+    """
+    from ..erasers import ERASERS
+    from ..errors import InputError
+
+    spec = ERASERS.spec(eraser)
+    if spec.takes("fast_mode"):
+        return {"fast_mode": bool(args.fast)}
+    if args.fast:
+        users = [s.label for s in ERASERS.values() if s.takes("fast_mode")]
+        raise InputError(f"--fast is not used by --eraser {eraser}; it is an option of: {', '.join(users)}",
+                         param="fast_mode")
+    return {}

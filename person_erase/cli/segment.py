@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from .helpers import Formatter, Say, atomic_pil
-from .options import add_local_options, segmenter_options
+from .options import add_local_options, segmenter_help, segmenter_options
 
 NAMES = ("segment",)
 
@@ -31,7 +31,7 @@ def register(sub: Any) -> None:
                        description="Find every person, print a numbered table, and write a label map "
                        "and an overlay picture.")
     p.add_argument("image", metavar="IMAGE")
-    p.add_argument("--engine", default="local", metavar="NAME", help="local (default), dashscope, labels:PATH")
+    p.add_argument("--engine", default="local", metavar="NAME", help=segmenter_help())
     add_local_options(p)
     p.add_argument("--out-dir", metavar="DIR", default=".",
                    help="where to write <stem>.labels.png and <stem>.overlay.png (default: .)")
@@ -71,7 +71,7 @@ def run(args: argparse.Namespace, say: Say) -> int:
 
     img = load_image(args.image, max_pixels=get_settings().max_pixels)
     say(f"finding people with {args.engine}")
-    seg = get_segmenter(args.engine, **segmenter_options(args, args.engine))
+    seg = get_segmenter(args.engine, **segmenter_options(args, args.engine, flag="--engine"))
     people = seg.segment(img.pixels)
     sel = select_people(people, policy=args.policy, image=img.pixels) if args.policy else None
     h, w = people.shape

@@ -1,11 +1,13 @@
 """Erasers: fill (inpaint) or redact the erase mask.
 
 Every eraser follows one Protocol, ``Eraser.erase(image, erase, *, keep) -> image``, and is chosen
-by name from ``ERASERS`` (the CLI's ``--eraser`` choices come from the same dict). Capabilities are
-class attributes: ``needs_network``, ``honours_keep_mask`` (never copies fill from the keep mask),
-``kind`` (``"inpaint"`` or ``"redact"``), ``crops`` (the pipeline may hand it one crop per cluster of
-nearby people, with a context margin, so cost follows the holes and not the photo; False for engines
-that must see the whole photo, such as the cloud one).
+by name from ``ERASERS``, a ``Registry`` of ``EngineSpec`` (``person_erase.engines``); the CLI's
+``--eraser`` choices come from it. Capabilities are readable from the spec before building, and the
+classes carry the same ones as class attributes: ``needs_network``, ``honours_keep_mask`` (never
+copies fill from the keep mask), ``kind`` (spec ``"erase"`` / class ``"inpaint"``, or ``"redact"``),
+``crops`` (the pipeline may hand it one crop per cluster of nearby people, with a context margin,
+so cost follows the holes and not the photo; False for engines that must see the whole photo, such
+as the cloud one).
 
 Contract for every eraser: ``image`` is (H, W, 3) uint8 RGB, ``erase`` and ``keep`` are (H, W)
 bool with ``erase & keep`` empty; the result is a new (H, W, 3) uint8 RGB array whose pixels
@@ -15,9 +17,7 @@ back, and ``compose.apply_eraser`` (used by the pipeline for every engine) paste
 mask's pixels onto the input and counts how many the engine changed outside it.
 
 Names: ``patchmatch`` (default, offline), ``telea`` (fast, offline, smeary on big holes),
-``dashscope`` (DashScope ``image-erase-completion``), ``blur`` / ``pixelate`` / ``solid`` (redaction),
-``lama:PATH.onnx`` / ``migan:PATH.onnx`` (the user's own LaMa / MI-GAN ONNX file), or the name of an
-eraser model registered in the model store (:mod:`person_erase.modelstore`).
+``dashscope`` (DashScope ``image-erase-completion``), ``blur`` / ``pixelate`` / ``solid`` (redaction).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import EngineError
+from ..engines import EngineSpec, Registry
 
 
 @runtime_checkable
@@ -43,98 +43,44 @@ class Eraser(Protocol):
     def erase(self, image: np.ndarray, erase: np.ndarray, *, keep: np.ndarray) -> np.ndarray: ...
 
 
-def _patchmatch(**options: Any) -> Eraser:
-    from .patchmatch import PatchMatchEraser
+ERASERS = Registry("eraser", [
+    EngineSpec("blur", "redact", "person_erase.erasers.redact:RedactEraser", crops=True, honours_keep_mask=True,
+               options=frozenset({"strength"}), defaults={"style": "blur"}),
+    EngineSpec("dashscope", "erase", "person_erase.erasers.dashscope:DashScopeEraser", summary="cloud",
+               needs_network=True, honours_keep_mask=True),
+    EngineSpec("patchmatch", "erase", "person_erase.erasers.patchmatch:PatchMatchEraser", summary="offline",
+               crops=True, honours_keep_mask=True,
+               options=frozenset({"patch_size", "seed", "work_px", "min_scale", "detail"})),
+    EngineSpec("pixelate", "redact", "person_erase.erasers.redact:RedactEraser", crops=True, honours_keep_mask=True,
+               options=frozenset({"strength"}), defaults={"style": "pixelate"}),
+    EngineSpec("solid", "redact", "person_erase.erasers.redact:RedactEraser", crops=True, honours_keep_mask=True,
+               options=frozenset({"color"}), defaults={"style": "solid"}),
+    EngineSpec("telea", "erase", "person_erase.erasers.telea:TeleaEraser", summary="fast preview", crops=True,
+               options=frozenset({"radius", "work_px"})),
+])
 
-    return PatchMatchEraser(**options)
-
-
-def _telea(**options: Any) -> Eraser:
-    from .telea import TeleaEraser
-
-    return TeleaEraser(**options)
-
-
-def _dashscope(**options: Any) -> Eraser:
-    from .dashscope import DashScopeEraser
-
-    return DashScopeEraser(**options)
-
-
-def _lama(path: str | None = None, **options: Any) -> Eraser:
-    from .lama import LamaEraser
-
-    if not path:
-        raise EngineError("the lama eraser needs a model file: lama:PATH.onnx, or a name registered in the model store")
-    return LamaEraser(path, **options)
+#: The built-in redaction styles (``pe.redact(style=...)``).
+REDACT_STYLES = tuple(ERASERS.labels("redact"))
 
 
-def _migan(path: str | None = None, **options: Any) -> Eraser:
-    from .migan import MiganEraser
+def register_eraser(name: str, factory: EngineSpec | Callable[..., Eraser], **capabilities: Any) -> EngineSpec:
+    """Add (or replace) an eraser under ``name``; tests register fakes this way.
 
-    if not path:
-        raise EngineError("the migan eraser needs a model file: migan:PATH.onnx (the MI-GAN pipeline export), or a "
-                          "name registered in the model store")
-    return MiganEraser(path, **options)
-
-
-def _redact(style: str) -> Callable[..., Eraser]:
-    def factory(**options: Any) -> Eraser:
-        from .redact import RedactEraser
-
-        return RedactEraser(style=style, **options)
-
-    return factory
-
-
-ERASERS: dict[str, Callable[..., Eraser]] = {
-    "blur": _redact("blur"),
-    "dashscope": _dashscope,
-    "lama": _lama,
-    "migan": _migan,
-    "patchmatch": _patchmatch,
-    "pixelate": _redact("pixelate"),
-    "solid": _redact("solid"),
-    "telea": _telea,
-}
-
-REDACT_STYLES = ("blur", "pixelate", "solid")
-#: erasers that take a file: ``NAME:PATH``
-FILE_ERASERS = ("lama", "migan")
-
-
-def register_eraser(name: str, factory: Callable[..., Eraser]) -> None:
-    """Add (or replace) an eraser under ``name``; tests register fakes this way."""
-    ERASERS[name] = factory
-
-
-def eraser_names() -> list[str]:
-    """The valid names, for messages and help: built-ins, ``lama:PATH``-style ones."""
-    return sorted(f"{n}:PATH" if n in FILE_ERASERS else n for n in ERASERS)
+    ``factory`` is an ``EngineSpec`` or a callable returning an eraser; ``capabilities`` are
+    ``EngineSpec`` fields (``kind="redact"``, ``crops=True``, ``honours_keep_mask=True``, ...).
+    """
+    spec = factory if isinstance(factory, EngineSpec) else ERASERS.wrap(name, factory, **capabilities)
+    ERASERS[name] = spec
+    return spec
 
 
 def get_eraser(spec: str | Eraser = "patchmatch", **options: Any) -> Eraser:
-    """An eraser by name (``"patchmatch"``, ``"lama:PATH.onnx"``, a model-store name), or passed through.
+    """An eraser by name (``"patchmatch"``, ``"blur"``, ...) or passed through.
 
     Raises:
-        EngineError: unknown name (the message lists the valid ones), or a model-store name that is
-            not an eraser.
+        EngineError: unknown name (the message lists the valid ones).
+        InputError: an option the eraser does not take.
     """
     if not isinstance(spec, str):
         return spec
-    factory = ERASERS.get(spec)
-    if factory is not None:
-        return factory(**options)
-    name, sep, arg = spec.partition(":")
-    if sep and name in FILE_ERASERS:
-        return ERASERS[name](path=arg, **options)
-    from ..modelstore import get_model, verify_file
-
-    stored = get_model(spec)
-    if stored is not None:
-        if stored.kind != "eraser":
-            raise EngineError(f"model {spec!r} is a {stored.family} {stored.kind}, not an eraser; use it as the "
-                              f"{stored.kind}")
-        return ERASERS[stored.family](path=str(verify_file(stored)), sha256=stored.sha256, **options)
-    raise EngineError(f"unknown eraser {spec!r}; choose one of: {', '.join(eraser_names())}, or a model name "
-                      "registered in the model store")
+    return ERASERS.build(spec, **options)  # type: ignore[no-any-return]

@@ -1,13 +1,13 @@
 """Segmenters: find every person as a separate instance mask.
 
 Every segmenter follows one Protocol, ``Segmenter.segment(image) -> Instances``, and is chosen by
-name from ``SEGMENTERS`` (the CLI's ``--segmenter`` choices come from the same dict). Heavy imports
-(onnxruntime, mediapipe, dashscope) happen inside the factories, so importing this package is cheap.
+name from ``SEGMENTERS``, a ``Registry`` of ``EngineSpec`` (``person_erase.engines``): capabilities
+are readable before building, and the CLI's choices come from it. Heavy imports (onnxruntime,
+mediapipe, dashscope) happen when an engine is built, so importing this package is cheap.
 
 Names: ``local`` (YOLOX-nano boxes + MediaPipe masks, offline, the default), ``dashscope``
 (DashScope ``image-instance-segmentation``), ``labels:PATH`` (bring your own label map PNG, or a
-folder of binary masks), ``yolo-seg:PATH.onnx`` (the user's Ultralytics -seg ONNX export), or the
-name of a segmenter model registered in the model store (:mod:`person_erase.modelstore`).
+folder of binary masks).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..errors import EngineError
+from ..engines import EngineSpec, Registry
 from ..instances import Instances
 
 
@@ -31,78 +31,34 @@ class Segmenter(Protocol):
     def segment(self, image: np.ndarray) -> Instances: ...
 
 
-def _local(**options: Any) -> Segmenter:
-    from .local import LocalSegmenter
-
-    return LocalSegmenter(**options)
-
-
-def _dashscope(**options: Any) -> Segmenter:
-    from .dashscope import DashScopeSegmenter
-
-    return DashScopeSegmenter(**options)
+SEGMENTERS = Registry("segmenter", [
+    EngineSpec("dashscope", "segment", "person_erase.segmenters.dashscope:DashScopeSegmenter", summary="cloud",
+               needs_network=True),
+    EngineSpec("labels", "segment", "person_erase.segmenters.labels:LabelSegmenter", summary="your own label map",
+               arg="PATH", options=frozenset()),
+    EngineSpec("local", "segment", "person_erase.segmenters.local:LocalSegmenter", summary="offline",
+               options=frozenset({"quality", "score_threshold", "nms_iou", "threads"})),
+])
 
 
-def _labels(path: str | None = None, **options: Any) -> Segmenter:
-    from .labels import LabelSegmenter
+def register_segmenter(name: str, factory: EngineSpec | Callable[..., Segmenter], **capabilities: Any) -> EngineSpec:
+    """Add (or replace) a segmenter under ``name``; tests register fakes this way.
 
-    if not path:
-        raise EngineError("the labels segmenter needs a path: use labels:PATH (a label-map PNG or a folder of masks)")
-    return LabelSegmenter(path, **options)
-
-
-def _yolo_seg(path: str | None = None, **options: Any) -> Segmenter:
-    from .yolo_seg import YoloSegSegmenter
-
-    if not path:
-        raise EngineError("the yolo-seg segmenter needs a model file: yolo-seg:PATH.onnx (an Ultralytics -seg "
-                          "export), or a name registered in the model store")
-    return YoloSegSegmenter(path, **options)
-
-
-SEGMENTERS: dict[str, Callable[..., Segmenter]] = {
-    "dashscope": _dashscope,
-    "labels": _labels,
-    "local": _local,
-    "yolo-seg": _yolo_seg,
-}
-
-#: segmenters that take a file or folder: ``NAME:PATH``
-FILE_SEGMENTERS = ("labels", "yolo-seg")
-
-
-def segmenter_names() -> list[str]:
-    """The valid names, for messages and help."""
-    return sorted(f"{n}:PATH" if n in FILE_SEGMENTERS else n for n in SEGMENTERS)
-
-
-def register_segmenter(name: str, factory: Callable[..., Segmenter]) -> None:
-    """Add (or replace) a segmenter under ``name``; tests register fakes this way."""
-    SEGMENTERS[name] = factory
+    ``factory`` is an ``EngineSpec`` or a callable returning a segmenter; ``capabilities`` are
+    ``EngineSpec`` fields (``needs_network=True``, ``arg="PATH"``, ``options=...``).
+    """
+    spec = factory if isinstance(factory, EngineSpec) else SEGMENTERS.wrap(name, factory, **capabilities)
+    SEGMENTERS[name] = spec
+    return spec
 
 
 def get_segmenter(spec: str | Segmenter = "local", **options: Any) -> Segmenter:
-    """A segmenter by name (``"local"``, ``"dashscope"``, ``"labels:PATH"``, ``"yolo-seg:PATH.onnx"``, a
-    model-store name) or passed through.
+    """A segmenter by name (``"local"``, ``"dashscope"``, ``"labels:PATH"``) or passed through.
 
     Raises:
         EngineError: unknown name (the message lists the valid ones).
+        InputError: an option the segmenter does not take.
     """
     if not isinstance(spec, str):
         return spec
-    name, _, arg = spec.partition(":")
-    factory = SEGMENTERS.get(name)
-    if factory is None:
-        from ..modelstore import get_model, verify_file
-
-        stored = get_model(spec)
-        if stored is not None:
-            if stored.kind != "segmenter":
-                raise EngineError(f"model {spec!r} is a {stored.family} {stored.kind}, not a segmenter; use it as "
-                                  f"the {stored.kind}")
-            return SEGMENTERS[stored.family](path=str(verify_file(stored)), sha256=stored.sha256, **options)
-        raise EngineError(f"unknown segmenter {spec!r}; choose one of: {', '.join(segmenter_names())}, or a model "
-                          "name registered in the model store")
-    if arg:
-        options = {"path": arg, **options}
-    return factory(**options)
+    return SEGMENTERS.build(spec, **options)  # type: ignore[no-any-return]

@@ -136,9 +136,10 @@ class LocalSegmenter:
         **overrides: Any,
     ) -> None:
         if quality not in PRESETS:
-            raise InputError(f"unknown quality {quality!r}; choose one of: {', '.join(PRESETS)}")
+            raise InputError(f"unknown quality {quality!r}; choose one of: {', '.join(PRESETS)}", param="quality")
         if not 0.0 < score_threshold < 1.0:
-            raise InputError(f"score_threshold (--min-score), the detector confidence, must be in (0, 1), got {score_threshold}")
+            raise InputError(f"`score_threshold`, the detector confidence, must be in (0, 1), got {score_threshold}",
+                             param="score_threshold")
         self.quality = quality
         self.score_threshold = float(score_threshold)
         self.nms_iou = float(nms_iou)
