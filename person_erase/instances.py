@@ -13,12 +13,17 @@ N people in an H×W photo are N-aligned arrays:
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from .errors import InputError, SelectionError
+
+#: Most people one photo may hold (a label map of noise has tens of thousands of "people").
+MAX_INSTANCES = 1000
+#: Most mask pixels one ``Instances`` may allocate: the people's boxes in total, or N·H·W for the dense
+#: ``masks`` stack (1e9 = 1 GB of bool).
+MAX_MASK_PIXELS = 1_000_000_000
 
 # A colour-blind-friendly palette (Okabe–Ito, plus a few), RGB.
 PALETTE = np.array(
@@ -60,29 +65,77 @@ def boxes_from_masks(masks: np.ndarray) -> np.ndarray:
         return boxes
     rows = masks.any(axis=2)  # (N, H)
     cols = masks.any(axis=1)  # (N, W)
+    return _boxes_from_projections(rows, cols)
+
+
+def _boxes_from_projections(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """(N, 4) tight boxes from (N, H) row and (N, W) column occupancy; zeros where a row is empty."""
+    h, w = rows.shape[1], cols.shape[1]
     has = rows.any(axis=1)
-    h, w = masks.shape[1:]
     y0 = rows.argmax(axis=1)
     y1 = h - rows[:, ::-1].argmax(axis=1)
     x0 = cols.argmax(axis=1)
     x1 = w - cols[:, ::-1].argmax(axis=1)
-    boxes[:] = np.stack([x0, y0, x1, y1], axis=1)
+    boxes = np.stack([x0, y0, x1, y1], axis=1).astype(np.int64)
     boxes[~has] = 0
     return boxes
 
 
-@dataclass(frozen=True, eq=False)
-class Instances:
-    """N person instances of one H×W photo (see the module docstring for the arrays)."""
+def _check_count(n: int, max_instances: int, what: str, noun: str = "people") -> None:
+    if n > max_instances:
+        raise InputError(
+            f"{what} has {n:,} {noun}; at most max_instances={max_instances:,} are accepted per photo "
+            "(noise or a non-label image?); give a label map with one value per person, or raise max_instances"
+        )
 
-    masks: np.ndarray
+
+def _check_pixels(total: int, max_mask_pixels: int, what: str) -> None:
+    if total > max_mask_pixels:
+        raise InputError(
+            f"{what} would need {total:,} mask pixels, over max_mask_pixels={max_mask_pixels:,} "
+            "(many people spread over the whole photo: noise or a non-label image?); "
+            "give one compact region per person, or raise max_mask_pixels"
+        )
+
+
+class Instances:
+    """N person instances of one H×W photo (see the module docstring for the arrays).
+
+    Immutable. Masks are stored compactly, as each person's mask cropped to its own tight box, so a
+    crowd in a large photo costs the people's area, not N·H·W; ``masks`` builds the dense (N, H, W)
+    stack on first use (refused over ``MAX_MASK_PIXELS``). Code that loops over people should use
+    ``mask(row)`` / ``crop(row)`` / ``union(rows)`` instead.
+
+    Args:
+        masks: (N, H, W) bool.
+        boxes: (N, 4) x0, y0, x1, y1 (need not be tight: a detector's boxes may be kept).
+        scores: (N,) confidences.
+        index: (N,) unique person numbers.
+        meta: engine notes carried along.
+    """
+
+    __slots__ = ("_shape", "_crops", "_crop_boxes", "_dense", "boxes", "scores", "index", "meta")
+
+    _shape: tuple[int, int]
+    _crops: tuple[np.ndarray, ...]
+    _crop_boxes: np.ndarray
+    _dense: np.ndarray | None
     boxes: np.ndarray
     scores: np.ndarray
     index: np.ndarray
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any]
 
-    def __post_init__(self) -> None:
-        masks = np.asarray(self.masks)
+    __match_args__ = ("masks", "boxes", "scores", "index")
+
+    def __init__(
+        self,
+        masks: np.ndarray,
+        boxes: np.ndarray,
+        scores: np.ndarray,
+        index: np.ndarray,
+        meta: dict[str, Any] | None = None,
+    ) -> None:
+        masks = np.asarray(masks)
         if masks.ndim != 3:
             raise InputError(
                 f"Instances.masks must be (N, H, W) bool, got shape {masks.shape} dtype {masks.dtype}"
@@ -91,10 +144,29 @@ class Instances:
             raise InputError(
                 f"Instances.masks must have dtype bool, got {masks.dtype} (threshold it first, e.g. m > 0)"
             )
-        n = masks.shape[0]
-        boxes = _as_array(self.boxes, np.int64, "boxes", "(N, 4)")
-        scores = _as_array(self.scores, np.float32, "scores", "(N,)")
-        index = _as_array(self.index, np.int64, "index", "(N,)")
+        crop_boxes = boxes_from_masks(masks)
+        crops = tuple(
+            masks[k, y0:y1, x0:x1].copy() for k, (x0, y0, x1, y1) in enumerate(crop_boxes.tolist())
+        )
+        self._init(
+            (int(masks.shape[1]), int(masks.shape[2])), crops, crop_boxes, boxes, scores, index, meta,
+        )
+
+    def _init(
+        self,
+        shape: tuple[int, int],
+        crops: tuple[np.ndarray, ...],
+        crop_boxes: np.ndarray,
+        boxes: Any,
+        scores: Any,
+        index: Any,
+        meta: dict[str, Any] | None,
+        dense: np.ndarray | None = None,
+    ) -> None:
+        n = len(crops)
+        boxes = np.array(_as_array(boxes, np.int64, "boxes", "(N, 4)"))
+        scores = np.array(_as_array(scores, np.float32, "scores", "(N,)"))
+        index = np.array(_as_array(index, np.int64, "index", "(N,)"))
         if boxes.shape != (n, 4):
             raise InputError(f"Instances.boxes must be ({n}, 4) to match masks, got {boxes.shape}")
         if scores.shape != (n,):
@@ -103,20 +175,46 @@ class Instances:
             raise InputError(f"Instances.index must be ({n},) to match masks, got {index.shape}")
         if len(set(index.tolist())) != n:
             raise InputError(f"Instances.index must be unique, got {index.tolist()}")
-        for name, arr in (("masks", masks), ("boxes", boxes), ("scores", scores), ("index", index)):
+        for arr in (*crops, crop_boxes, boxes, scores, index):
             arr.setflags(write=False)
-            object.__setattr__(self, name, arr)
+        for name, value in (
+            ("_shape", shape), ("_crops", crops), ("_crop_boxes", crop_boxes), ("_dense", dense),
+            ("boxes", boxes), ("scores", scores), ("index", index), ("meta", dict(meta or {})),
+        ):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"Instances is immutable: cannot set {name!r} (build a new one)")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"Instances is immutable: cannot delete {name!r}")
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:  # pickling (worker processes, Ray): compact form
+        return _rebuild, (self._shape, self._crops, self._crop_boxes, self.boxes, self.scores, self.index, self.meta)
+
+    @classmethod
+    def _from_crops(
+        cls,
+        shape: tuple[int, int],
+        crops: Sequence[np.ndarray],
+        crop_boxes: np.ndarray,
+        boxes: Any,
+        scores: Any,
+        index: Any,
+        meta: dict[str, Any] | None,
+    ) -> Instances:
+        obj = cls.__new__(cls)
+        obj._init(shape, tuple(crops), np.asarray(crop_boxes, dtype=np.int64), boxes, scores, index, meta)
+        return obj
 
     # --- construction -------------------------------------------------------------------------
 
     @classmethod
     def empty(cls, height: int, width: int) -> Instances:
         """No people in an ``height``×``width`` photo."""
-        return cls(
-            masks=np.zeros((0, height, width), dtype=bool),
-            boxes=np.zeros((0, 4), dtype=np.int64),
-            scores=np.zeros((0,), dtype=np.float32),
-            index=np.zeros((0,), dtype=np.int64),
+        return cls._from_crops(
+            (int(height), int(width)), (), np.zeros((0, 4), np.int64),
+            np.zeros((0, 4), np.int64), np.zeros((0,), np.float32), np.zeros((0,), np.int64), None,
         )
 
     @classmethod
@@ -128,6 +226,7 @@ class Instances:
         boxes: np.ndarray | None = None,
         min_area: int = 1,
         meta: dict[str, Any] | None = None,
+        max_instances: int | None = None,
     ) -> Instances:
         """Wrap an engine's masks: drop empty ones, compute boxes, number left to right.
 
@@ -137,6 +236,10 @@ class Instances:
             boxes: (N, 4) boxes to keep (e.g. detector boxes); computed from the masks if omitted.
             min_area: masks with fewer pixels are dropped.
             meta: engine notes carried along (e.g. ``{"engine": "local"}``).
+            max_instances: most people accepted (default ``MAX_INSTANCES``).
+
+        Raises:
+            InputError: bad shapes, or more than ``max_instances`` non-empty masks.
         """
         masks = np.asarray(masks)
         if masks.ndim != 3:
@@ -144,52 +247,166 @@ class Instances:
         masks = masks > 0 if masks.dtype != bool else masks
         n = masks.shape[0]
         sc = np.ones(n, dtype=np.float32) if scores is None else np.asarray(scores, dtype=np.float32)
+        if sc.shape != (n,):
+            raise InputError(f"scores must be ({n},) to match masks, got {sc.shape}")
+        if boxes is not None and np.asarray(boxes).shape != (n, 4):
+            raise InputError(f"boxes must be ({n}, 4) to match masks, got {np.asarray(boxes).shape}")
+        crop_boxes = boxes_from_masks(masks)
         areas = masks.sum(axis=(1, 2))
-        keep = areas >= max(1, min_area)
-        masks, sc = masks[keep], sc[keep]
-        bx = boxes_from_masks(masks) if boxes is None else np.asarray(boxes, dtype=np.int64)[keep]
-        order = _left_to_right(bx)
-        return cls(
-            masks=np.ascontiguousarray(masks[order]),
-            boxes=bx[order],
-            scores=sc[order],
-            index=np.arange(len(order), dtype=np.int64),
-            meta=dict(meta or {}),
+        keep = np.flatnonzero(areas >= max(1, min_area))
+        _check_count(len(keep), MAX_INSTANCES if max_instances is None else int(max_instances), "the segmentation")
+        crops = [masks[k, y0:y1, x0:x1].copy() for k in keep.tolist()
+                 for x0, y0, x1, y1 in [crop_boxes[k].tolist()]]
+        bx = crop_boxes[keep] if boxes is None else np.asarray(boxes, dtype=np.int64)[keep]
+        return cls._numbered((int(masks.shape[1]), int(masks.shape[2])), crops, crop_boxes[keep], bx, sc[keep], meta)
+
+    @classmethod
+    def _numbered(
+        cls,
+        shape: tuple[int, int],
+        crops: Sequence[np.ndarray],
+        crop_boxes: np.ndarray,
+        boxes: np.ndarray,
+        scores: np.ndarray,
+        meta: dict[str, Any] | None,
+    ) -> Instances:
+        """Instances numbered 0..N-1 left to right by ``boxes``."""
+        order = _left_to_right(boxes)
+        return cls._from_crops(
+            shape, [crops[k] for k in order.tolist()], crop_boxes[order], boxes[order], scores[order],
+            np.arange(len(order), dtype=np.int64), meta,
         )
 
     @classmethod
-    def from_label_map(cls, labels: np.ndarray, *, meta: dict[str, Any] | None = None) -> Instances:
+    def from_label_map(
+        cls,
+        labels: np.ndarray,
+        *,
+        meta: dict[str, Any] | None = None,
+        max_instances: int | None = None,
+        max_mask_pixels: int | None = None,
+    ) -> Instances:
         """Instances from a label map (0 = background, k > 0 = one person).
 
-        Labels need not be consecutive; people are re-numbered left to right.
+        Labels need not be consecutive; people are re-numbered left to right. Each person's mask is
+        kept cropped to their box, so memory follows the people's boxes, not N·H·W. Both bounds are
+        checked before any mask is allocated.
 
         Args:
             labels: (H, W) integer array.
+            meta: engine notes carried along.
+            max_instances: most distinct labels accepted (default ``MAX_INSTANCES``).
+            max_mask_pixels: most pixels the people's boxes may cover in total (default
+                ``MAX_MASK_PIXELS``; a label scattered over the whole photo costs H·W).
+
+        Raises:
+            InputError: not an (H, W) integer array, or over one of the bounds (named in the message).
         """
         labels = np.asarray(labels)
         if labels.ndim != 2 or not np.issubdtype(labels.dtype, np.integer):
             raise InputError(
                 f"a label map must be (H, W) integers, got shape {labels.shape} dtype {labels.dtype}"
             )
-        ids = np.unique(labels)
-        ids = ids[ids > 0]
-        masks = labels[None, :, :] == ids[:, None, None] if len(ids) else np.zeros((0, *labels.shape), bool)
-        return cls.from_engine(masks, meta=meta)
+        h, w = (int(v) for v in labels.shape)
+        limit_n = MAX_INSTANCES if max_instances is None else int(max_instances)
+        limit_px = MAX_MASK_PIXELS if max_mask_pixels is None else int(max_mask_pixels)
+        if labels.dtype.itemsize <= 2 and labels.dtype.kind == "u":
+            counts = np.bincount(labels.ravel(), minlength=1)
+            ids = np.flatnonzero(counts)
+            ids = ids[ids > 0]
+            _check_count(len(ids), limit_n, "the label map", "labels")
+            lut = np.zeros(len(counts), dtype=np.int32)
+            lut[ids] = np.arange(1, len(ids) + 1, dtype=np.int32)
+            compact = lut[labels]
+        else:
+            ids, inverse = np.unique(labels, return_inverse=True)
+            first = int(np.searchsorted(ids, 1))  # labels <= 0 are background
+            _check_count(len(ids) - first, limit_n, "the label map", "labels")
+            compact = np.maximum(inverse.reshape(h, w).astype(np.int32) - (first - 1), 0)
+            ids = ids[first:]
+        n = len(ids)
+        if n == 0:
+            return cls.empty(h, w).with_meta(meta or {})
+        rows = np.zeros((n + 1, h), dtype=bool)
+        rows[compact, np.arange(h)[:, None]] = True
+        cols = np.zeros((n + 1, w), dtype=bool)
+        cols[compact, np.arange(w)[None, :]] = True
+        crop_boxes = _boxes_from_projections(rows[1:], cols[1:])
+        sizes = (crop_boxes[:, 2] - crop_boxes[:, 0]) * (crop_boxes[:, 3] - crop_boxes[:, 1])
+        _check_pixels(int(sizes.sum()), limit_px, "the label map")
+        crops = [compact[y0:y1, x0:x1] == k for k, (x0, y0, x1, y1) in enumerate(crop_boxes.tolist(), start=1)]
+        return cls._numbered((h, w), crops, crop_boxes, crop_boxes.copy(), np.ones(n, np.float32), meta)
+
+    def with_meta(self, meta: dict[str, Any]) -> Instances:
+        """The same people with ``meta`` merged into the engine notes (a new Instances)."""
+        return Instances._from_crops(self._shape, self._crops, self._crop_boxes, self.boxes, self.scores,
+                                     self.index, {**self.meta, **meta})
 
     # --- views --------------------------------------------------------------------------------
 
     @property
     def shape(self) -> tuple[int, int]:
         """(H, W) of the photo."""
-        return int(self.masks.shape[1]), int(self.masks.shape[2])
+        return self._shape
+
+    @property
+    def masks(self) -> np.ndarray:
+        """(N, H, W) bool, read-only: every person's full-size mask (built on first use, then cached).
+
+        Raises:
+            InputError: N·H·W is over ``MAX_MASK_PIXELS`` (use ``mask(row)`` / ``crop(row)`` instead).
+        """
+        if self._dense is None:
+            h, w = self._shape
+            n = len(self)
+            _check_pixels(n * h * w, MAX_MASK_PIXELS, f"a dense ({n}, {h}, {w}) mask stack")
+            dense = np.zeros((n, h, w), dtype=bool)
+            for k in range(n):
+                x0, y0, x1, y1 = self._crop_boxes[k].tolist()
+                dense[k, y0:y1, x0:x1] = self._crops[k]
+            dense.setflags(write=False)
+            object.__setattr__(self, "_dense", dense)
+            return dense
+        return self._dense
+
+    def crop(self, row: int) -> tuple[tuple[int, int, int, int], np.ndarray]:
+        """Person ``row``'s mask cropped to its tight box.
+
+        Returns:
+            ((x0, y0, x1, y1), (y1 - y0, x1 - x0) bool read-only array); an empty mask has box
+            (0, 0, 0, 0) and a (0, 0) crop.
+        """
+        k = self._row(row)
+        x0, y0, x1, y1 = (int(v) for v in self._crop_boxes[k])
+        return (x0, y0, x1, y1), self._crops[k]
+
+    def mask(self, row: int, *, window: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """Person ``row``'s mask as a new (H, W) bool array, or only ``window`` = (x0, y0, x1, y1) of it."""
+        (x0, y0, x1, y1), c = self.crop(row)
+        h, w = self._shape
+        wx0, wy0, wx1, wy1 = (0, 0, w, h) if window is None else (int(v) for v in window)
+        wx0, wy0 = max(0, wx0), max(0, wy0)
+        wx1, wy1 = max(wx0, min(w, wx1)), max(wy0, min(h, wy1))
+        out = np.zeros((wy1 - wy0, wx1 - wx0), dtype=bool)
+        ix0, iy0, ix1, iy1 = max(x0, wx0), max(y0, wy0), min(x1, wx1), min(y1, wy1)
+        if ix1 > ix0 and iy1 > iy0:
+            out[iy0 - wy0:iy1 - wy0, ix0 - wx0:ix1 - wx0] = c[iy0 - y0:iy1 - y0, ix0 - x0:ix1 - x0]
+        return out
+
+    def _row(self, row: int) -> int:
+        n = len(self)
+        k = int(row)
+        if not -n <= k < n:
+            raise SelectionError(f"row {k} is out of range for {n} people; {self.describe_range()}")
+        return k % n
 
     @property
     def areas(self) -> np.ndarray:
         """(N,) int64 pixel count of each mask."""
-        return self.masks.sum(axis=(1, 2)).astype(np.int64)
+        return np.array([int(np.count_nonzero(c)) for c in self._crops], dtype=np.int64)
 
     def __len__(self) -> int:
-        return int(self.masks.shape[0])
+        return len(self._crops)
 
     def __iter__(self) -> Iterator[Instances]:
         for i in range(len(self)):
@@ -226,48 +443,45 @@ class Instances:
         Integers address rows (positions), like numpy; use ``by_index`` to pick by person number.
         (Right after segmentation, rows and numbers coincide.)
         """
+        n = len(self)
         if isinstance(key, (int, np.integer)):
-            n = len(self)
-            if not -n <= int(key) < n:
-                raise SelectionError(f"row {int(key)} is out of range for {n} people; {self.describe_range()}")
-            sel: Any = [int(key)]
+            sel = np.array([self._row(int(key))], dtype=np.int64)
         elif isinstance(key, slice):
-            sel = key
+            sel = np.arange(n, dtype=np.int64)[key]
         else:
             arr = np.asarray(key)
             if arr.dtype == bool:
-                if arr.shape != (len(self),):
-                    raise SelectionError(f"a bool selector must have shape ({len(self)},), got {arr.shape}")
-                sel = arr
+                if arr.shape != (n,):
+                    raise SelectionError(f"a bool selector must have shape ({n},), got {arr.shape}")
+                sel = np.flatnonzero(arr)
             elif arr.size == 0:
                 sel = np.zeros(0, dtype=np.int64)
             elif np.issubdtype(arr.dtype, np.integer):
-                n = len(self)
                 bad = arr[(arr < -n) | (arr >= n)]
                 if bad.size:
                     raise SelectionError(
-                        f"row {int(bad[0])} is out of range for {n} people; {self.describe_range()}"
+                        f"row {int(bad.ravel()[0])} is out of range for {n} people; {self.describe_range()}"
                     )
-                sel = arr.astype(np.int64)
+                sel = arr.astype(np.int64).ravel() % max(1, n)
             else:
                 raise SelectionError(f"cannot index Instances with {type(key).__name__} of dtype {arr.dtype}")
-        return Instances(
-            masks=self.masks[sel],
-            boxes=self.boxes[sel],
-            scores=self.scores[sel],
-            index=self.index[sel],
-            meta=dict(self.meta),
+        rows = sel.tolist()
+        return Instances._from_crops(
+            self._shape, [self._crops[k] for k in rows], self._crop_boxes[sel], self.boxes[sel],
+            self.scores[sel], self.index[sel], self.meta,
         )
 
     def by_index(self, numbers: Sequence[int]) -> Instances:
         """The people with these numbers (``index`` values), in the order given."""
         return self[self.positions(numbers)]
 
-    def union(self) -> np.ndarray:
-        """(H, W) bool: every person's pixels."""
-        if len(self) == 0:
-            return np.zeros(self.shape, dtype=bool)
-        return self.masks.any(axis=0)
+    def union(self, rows: Sequence[int] | np.ndarray | None = None) -> np.ndarray:
+        """(H, W) bool: every person's pixels (or only those of the people at ``rows``)."""
+        out = np.zeros(self._shape, dtype=bool)
+        for k in (range(len(self)) if rows is None else np.asarray(rows, dtype=np.int64).ravel().tolist()):
+            (x0, y0, x1, y1), c = self.crop(k)
+            out[y0:y1, x0:x1] |= c
+        return out
 
     def to_label_map(self) -> np.ndarray:
         """(H, W) label map: 0 background, ``index + 1`` per person.
@@ -276,9 +490,10 @@ class Instances:
         """
         top = int(self.index.max()) + 1 if len(self) else 0
         dtype = np.uint8 if top <= 255 else np.uint16
-        labels = np.zeros(self.shape, dtype=dtype)
-        for m, i in zip(self.masks, self.index, strict=False):
-            labels[m] = i + 1
+        labels = np.zeros(self._shape, dtype=dtype)
+        for k, i in enumerate(self.index.tolist()):
+            (x0, y0, x1, y1), c = self.crop(k)
+            labels[y0:y1, x0:x1][c] = i + 1
         return labels
 
     def overlay(self, image: np.ndarray | Any | None = None, *, alpha: float = 0.5) -> np.ndarray:
@@ -303,6 +518,11 @@ class Instances:
     def __repr__(self) -> str:
         h, w = self.shape
         return f"Instances(n={len(self)}, size={w}x{h}, index={self.index.tolist()})"
+
+
+def _rebuild(shape: tuple[int, int], crops: tuple[np.ndarray, ...], crop_boxes: np.ndarray, boxes: np.ndarray,
+             scores: np.ndarray, index: np.ndarray, meta: dict[str, Any]) -> Instances:
+    return Instances._from_crops(shape, [np.array(c) for c in crops], np.array(crop_boxes), boxes, scores, index, meta)
 
 
 def _left_to_right(boxes: np.ndarray) -> np.ndarray:

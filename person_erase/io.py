@@ -264,15 +264,25 @@ def load_image(source: str | os.PathLike[str] | np.ndarray | PILImage.Image | Im
         ) from None
 
 
-def _read_file(path: Path) -> bytes:
+def check_regular_file(path: Path, *, what: str = "an image file", folder_hint: str = " (use 'person-erase batch' for folders)") -> None:
+    """Refuse a path that cannot be read as one file without blocking: missing, a folder, or not a
+    regular file (a FIFO or a device would block the read forever or never end).
+
+    Raises:
+        InputError: naming ``path`` and saying what to give instead (``what``).
+    """
     if not path.exists():
         hint = "; check the path" if path.parent.is_dir() or str(path.parent) in ("", ".") else (
             f"; the folder {path.parent} does not exist either")
         raise InputError(f"{path}: no such file{hint}")
     if path.is_dir():
-        raise InputError(f"{path}: is a folder, not an image; give an image file (use 'person-erase batch' for folders)")
+        raise InputError(f"{path}: is a folder; give {what}{folder_hint}")
     if not path.is_file():
-        raise InputError(f"{path}: is not a regular file; give an image file")
+        raise InputError(f"{path}: is not a regular file (a pipe or device?); give {what}")
+
+
+def _read_file(path: Path) -> bytes:
+    check_regular_file(path)
     try:
         data = path.read_bytes()
     except OSError as exc:

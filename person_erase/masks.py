@@ -296,14 +296,14 @@ def build_masks(
         raise InputError(f"`dilate={radius}` px is more than the photo's longest side ({max(h, w)} px): "
                          "every pixel would be erased; use a few px to a few % of the photo", param="dilate")
     min_area = max(16, int(h * w * 5e-5)) if keep_min_area is None else keep_min_area
-    keep = clean(union(instances.masks[~chosen], shape=(h, w)), open_radius=keep_open, min_area=min_area)
+    keep = clean(instances.union(np.flatnonzero(~chosen)), open_radius=keep_open, min_area=min_area)
     if (privacy_margin > 0 or box_below_px > 0) and chosen.any():
         grown = np.zeros((h, w), dtype=bool)
         for k in np.flatnonzero(chosen):
-            _privacy_grow(grown, instances.masks[k], instances.boxes[k], margin=privacy_margin,
+            _privacy_grow(grown, instances.mask(k), instances.boxes[k], margin=privacy_margin,
                           box_below_px=box_below_px, radius=radius)
     else:
-        grown = dilate(union(instances.masks[chosen], shape=(h, w)), radius)
+        grown = dilate(instances.union(np.flatnonzero(chosen)), radius)
     conflict = grown & keep
     erase = grown & ~keep
     return MaskPair(erase=erase, keep=keep, overlap_resolved_px=int(conflict.sum()), dilate=radius)

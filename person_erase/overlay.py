@@ -51,13 +51,20 @@ def draw_overlay(
     out = base.astype(np.float32)
     scale = max(h, w) / 1000.0
     thick = max(1, int(round(2 * scale)))
-    for m, i in zip(people.masks, people.index, strict=False):
+    # each person is drawn from their own crop (people.crop), never a full-frame mask per person
+    for k, i in enumerate(people.index.tolist()):
         color = PALETTE[int(i) % len(PALETTE)].astype(np.float32)
-        out[m] = out[m] * (1 - alpha) + color * alpha
+        (cx0, cy0, cx1, cy1), m = people.crop(k)
+        win = out[cy0:cy1, cx0:cx1]
+        win[m] = win[m] * (1 - alpha) + color * alpha
     out8 = out.clip(0, 255).astype(np.uint8)
-    for m, i in zip(people.masks, people.index, strict=False):
+    for k, i in enumerate(people.index.tolist()):
         color = tuple(int(c) for c in PALETTE[int(i) % len(PALETTE)])
-        contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+        (cx0, cy0, _, _), m = people.crop(k)
+        if m.size == 0:
+            continue
+        contours, _ = cv2.findContours(m.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE,
+                                       offset=(cx0, cy0))
         cv2.drawContours(out8, contours, -1, color, thick, lineType=cv2.LINE_AA)
     for mask, color in ((erase, (230, 40, 40)), (keep, (40, 200, 80))):
         if mask is not None and mask.any():
@@ -66,12 +73,14 @@ def draw_overlay(
     font = cv2.FONT_HERSHEY_SIMPLEX
     fs = max(0.5, 0.9 * scale)
     ft = max(1, int(round(2 * scale)))
-    for m, b, i in zip(people.masks, people.boxes, people.index, strict=False):
+    for k, (b, i) in enumerate(zip(people.boxes, people.index, strict=True)):
+        (cx0, cy0, _, _), m = people.crop(k)
         text = str(int(i))
         if labels and int(i) in labels:
             text += f" {labels[int(i)]}"
         (tw, th), base_line = cv2.getTextSize(text, font, fs, ft)
         ys, xs = np.nonzero(m)
+        ys, xs = ys + cy0, xs + cx0
         if len(ys):  # anchor the label on the person's topmost pixels, inside the photo
             top = ys.min()
             cx = int(xs[ys <= top + max(2, (ys.max() - top) // 10)].mean())

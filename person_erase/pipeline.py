@@ -203,7 +203,7 @@ def verify_removal(
     found = seg.segment(np.ascontiguousarray(output))
     overlapping = []
     for k in range(len(found)):
-        m = found.masks[k]
+        m = found.mask(k)
         area = int(m.sum())
         inside = int((m & erase_mask).sum())
         share = inside / max(1, area)

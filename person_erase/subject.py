@@ -139,13 +139,13 @@ def _face_cues(image: np.ndarray, people: Instances) -> np.ndarray:
             crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
         with _FACE_LOCK:
             result = _face_detector().process(crop)
-        mask = people.masks[k]
+        mask = people.mask(k)
         ch, cw = cy1 - cy0, cx1 - cx0
         for det in result.detections or []:
             bb = det.location_data.relative_bounding_box
             fx = cx0 + (bb.xmin + bb.width / 2.0) * cw
             fy = cy0 + (bb.ymin + bb.height / 2.0) * ch
-            if not _on_mask(mask, people.masks, k, fx, fy, radius=max(2, int(bb.height * ch / 2))):
+            if not _on_mask(mask, people, k, fx, fy, radius=max(2, int(bb.height * ch / 2))):
                 continue
             kps = [(p.x, p.y) for p in det.location_data.relative_keypoints]
             value = float(det.score[0]) * (_frontality(kps) if len(kps) >= 3 else 0.5)
@@ -229,13 +229,13 @@ def _iou(a: list[int], b: list[int]) -> float:
     return inter / max(1, union)
 
 
-def _on_mask(mask: np.ndarray, all_masks: np.ndarray, k: int, fx: float, fy: float, *, radius: int) -> bool:
+def _on_mask(mask: np.ndarray, people: Instances, k: int, fx: float, fy: float, *, radius: int) -> bool:
     """Whether a face centred at (fx, fy) belongs to person ``k`` (not to someone else in the crop)."""
     h, w = mask.shape
     xi, yi = int(np.clip(fx, 0, w - 1)), int(np.clip(fy, 0, h - 1))
     if mask[yi, xi]:
         return True
-    owners = [j for j in range(all_masks.shape[0]) if j != k and all_masks[j, yi, xi]]
+    owners = [j for j in range(len(people)) if j != k and people.mask(j, window=(xi, yi, xi + 1, yi + 1))[0, 0]]
     if owners:
         return False
     ys, xs = slice(max(0, yi - radius), yi + radius + 1), slice(max(0, xi - radius), xi + radius + 1)
@@ -260,7 +260,7 @@ def _sharpness(image: np.ndarray, people: Instances) -> np.ndarray:
         pad = 2
         x0, y0, x1, y1 = max(0, x0 - pad), max(0, y0 - pad), min(w, x1 + pad), min(h, y1 + pad)
         g = grey[y0:y1, x0:x1]
-        m = people.masks[k, y0:y1, x0:x1].astype(np.uint8)
+        m = people.mask(k, window=(x0, y0, x1, y1)).astype(np.uint8)
         f = min(1.0, SHARPNESS_REF_PX / max(1, y1 - y0))
         if f < 1.0:
             size = (max(1, round(g.shape[1] * f)), max(1, round(g.shape[0] * f)))
@@ -311,7 +311,7 @@ def score_people(people: Instances, image: np.ndarray | None = None, *, faces: b
     centre = np.zeros(n)
     half_diag = 0.5 * float(np.hypot(h, w))
     for k in range(n):
-        m = people.masks[k]
+        m = people.mask(k)
         a = max(1.0, areas[k])
         my, mx = float(ys[m].sum()) / a, float(xs[m].sum()) / a
         centre[k] = 1.0 - float(np.hypot(mx - (w - 1) / 2.0, my - (h - 1) / 2.0)) / half_diag

@@ -112,3 +112,84 @@ def test_public_api_is_small_and_sorted():
     assert pe.__all__ == sorted(pe.__all__)
     for name in ("load_image", "segment", "erase", "redact", "Instances", "Result", "Image"):
         assert name in pe.__all__
+
+
+# --- bounds and compact storage (issue 18 item 1) ------------------------------------------------
+
+
+def test_label_map_of_noise_is_refused_before_allocating():
+    # small enough to be harmless where it is not refused (the CLI test runs a full-size one)
+    noise = np.random.default_rng(0).integers(0, 65536, (60, 70)).astype(np.uint16)
+    with pytest.raises(InputError, match=r"label map has 4,\d{3} labels; at most max_instances=1,000"):
+        Instances.from_label_map(noise)
+
+
+def test_labels_spread_over_the_photo_are_bounded_by_mask_pixels():
+    noise = np.random.default_rng(0).integers(0, 50, (100, 120)).astype(np.uint8)  # 49 labels, each everywhere
+    with pytest.raises(InputError, match=r"would need 5\d\d,\d{3} mask pixels, over max_mask_pixels=100,000"):
+        Instances.from_label_map(noise, max_mask_pixels=100_000)
+    assert len(Instances.from_label_map(noise)) == 49
+
+
+def test_many_people_in_a_large_photo_are_stored_by_their_boxes():
+    import tracemalloc
+
+    h, w = 2000, 3000
+    lm = np.zeros((h, w), np.uint16)
+    for k in range(200):
+        y, x = (k // 20) * 200 + 20, (k % 20) * 150 + 20
+        lm[y:y + 150, x:x + 80] = k + 1
+    tracemalloc.start()
+    people = Instances.from_label_map(lm)
+    sub = people[[5, 150]]
+    union = people.union()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert len(people) == 200 and sub.index.tolist() == [5, 150]
+    assert peak < 100e6, peak  # the dense stack alone would be 200·6 MP = 1.2 GB
+    assert np.array_equal(union, lm > 0)
+    assert people.areas.tolist() == [150 * 80] * 200
+    assert np.array_equal(people.to_label_map() > 0, lm > 0)
+
+
+def test_dense_masks_over_the_limit_are_refused(monkeypatch):
+    import person_erase.instances as I
+
+    p = _people()
+    monkeypatch.setattr(I, "MAX_MASK_PIXELS", 3 * 20 * 30 - 1)
+    with pytest.raises(InputError, match=r"dense \(3, 20, 30\) mask stack would need 1,800 mask pixels"):
+        p.masks
+    assert p.mask(0).shape == (20, 30)
+
+
+def test_mask_crop_and_window_agree_with_the_dense_stack():
+    p = _people()
+    for k in range(len(p)):
+        assert np.array_equal(p.mask(k), p.masks[k])
+        (x0, y0, x1, y1), c = p.crop(k)
+        assert c.sum() == p.masks[k].sum() == p.masks[k, y0:y1, x0:x1].sum()
+        assert np.array_equal(p.mask(k, window=(-3, 2, 26, 40)), p.masks[k, 2:, 0:26])
+    assert np.array_equal(p.union([0, 2]), p.masks[0] | p.masks[2])
+    with pytest.raises(SelectionError, match="out of range"):
+        p.mask(3)
+
+
+def test_instances_are_immutable_and_pickle():
+    import pickle
+
+    p = _people()
+    with pytest.raises(AttributeError, match="immutable"):
+        p.boxes = np.zeros((3, 4))  # type: ignore[misc]
+    with pytest.raises(ValueError):
+        p.boxes[0, 0] = 1
+    q = pickle.loads(pickle.dumps(p))
+    assert np.array_equal(q.masks, p.masks) and q.index.tolist() == p.index.tolist()
+    assert q.with_meta({"engine": "x"}).meta == {"engine": "x"}
+
+
+def test_engine_output_is_bounded_too():
+    masks = np.zeros((5, 10, 10), bool)
+    for k in range(5):
+        masks[k, k, k] = True
+    with pytest.raises(InputError, match="segmentation has 5 people; at most max_instances=4"):
+        Instances.from_engine(masks, max_instances=4)

@@ -101,3 +101,30 @@ def test_registry_builds_labels_segmenter(tmp_path):
     seg = get_segmenter(f"labels:{tmp_path / 'm.png'}")
     assert seg.name == "labels" and seg.needs_network is False
     assert len(seg.segment(_photo())) == 3
+
+
+def test_folder_with_more_masks_than_max_instances_is_refused_before_reading(tmp_path):
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    for k in range(4):
+        Image.fromarray(np.zeros((60, 90), np.uint8)).save(folder / f"p{k}.png")
+    with pytest.raises(InputError, match="holds 4 mask PNGs; at most max_instances=3"):
+        LabelSegmenter(folder, max_instances=3).segment(_photo())
+
+
+def test_label_map_bomb_is_refused_by_its_header(tmp_path):
+    # 1-bit PNGs of 400 MP / 100 MP (a few KB each): refused from the header, before decoding
+    Image.new("1", (20000, 20000)).save(tmp_path / "bomb.png")
+    with pytest.raises(InputError, match="cannot read mask .*bomb.png: Image size .* decompression bomb"):
+        LabelSegmenter(tmp_path / "bomb.png").segment(_photo())
+    Image.new("1", (10000, 10000)).save(tmp_path / "big.png")
+    with pytest.raises(InputError, match="label map is 10000x10000 but the photo is 90x60"):
+        LabelSegmenter(tmp_path / "big.png").segment(_photo())
+
+
+def test_fifo_label_map_is_refused(tmp_path):
+    import os
+
+    os.mkfifo(tmp_path / "fifo.png")
+    with pytest.raises(InputError, match="is not a regular file"):
+        LabelSegmenter(tmp_path / "fifo.png")

@@ -1,0 +1,69 @@
+"""Hostile inputs through the real CLI (subprocess): bounded memory and time, one clean line.
+
+Issue 18: a label map of noise, a FIFO given as the label map, absurd detector thresholds and bad
+settings must each end as one ``error:`` line, non-zero, with no output file — not an OOM kill, a
+hang or a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import person_erase
+
+ROOT = Path(person_erase.__file__).resolve().parents[1]  # the subprocess runs the package these tests import
+
+
+def _cli(args: list[str], *, timeout: float = 120, mem_bytes: int | None = None,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def limit() -> None:  # an address-space cap: a regression fails with MemoryError, not the machine's OOM killer
+        if mem_bytes is not None:
+            resource.setrlimit(resource.RLIMIT_AS, (mem_bytes, mem_bytes))
+
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+    return subprocess.run([sys.executable, "-m", "person_erase", "-q", *args], capture_output=True, text=True,
+                          timeout=timeout, preexec_fn=limit, env=full_env, cwd=full_env.get("TMPDIR", "/tmp"))
+
+
+def _error_line(proc: subprocess.CompletedProcess[str]) -> str:
+    assert proc.returncode != 0, proc.stdout + proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+    return lines[0]
+
+
+@pytest.fixture
+def photo(tmp_path: Path) -> Path:
+    p = tmp_path / "photo.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (414, 455, 3), dtype=np.uint8)).save(p)
+    return p
+
+
+def test_label_map_of_16bit_noise_is_one_line_not_an_oom(tmp_path, photo):
+    noise = tmp_path / "n16.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 65536, (414, 455)).astype(np.uint16)).save(noise)
+    out = tmp_path / "out.png"
+    proc = _cli(["erase", str(photo), "-o", str(out), "--segmenter", f"labels:{noise}", "--eraser", "telea"],
+                mem_bytes=3 * 2**30)
+    line = _error_line(proc)
+    assert "labels" in line and "max_instances=1,000" in line
+    assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["n16.png", "photo.png"]
+
+
+def test_fifo_as_label_map_is_refused_not_waited_on(tmp_path, photo):
+    fifo = tmp_path / "labels.png"
+    os.mkfifo(fifo)
+    out = tmp_path / "out.png"
+    proc = _cli(["erase", str(photo), "-o", str(out), "--segmenter", f"labels:{fifo}"], timeout=60)
+    line = _error_line(proc)
+    assert "not a regular file" in line and str(fifo) in line
+    assert not out.exists()
