@@ -158,7 +158,7 @@ def test_dense_masks_over_the_limit_are_refused(monkeypatch):
     p = _people()
     monkeypatch.setattr(I, "MAX_MASK_PIXELS", 3 * 20 * 30 - 1)
     with pytest.raises(InputError, match=r"dense \(3, 20, 30\) mask stack would need 1,800 mask pixels"):
-        p.masks
+        _ = p.masks
     assert p.mask(0).shape == (20, 30)
 
 
