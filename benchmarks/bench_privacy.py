@@ -194,7 +194,7 @@ def run(dirs: list[Path], *, style: str, limit: int | None, quality: str = "bala
                 ms_v = (time.perf_counter() - t0) * 1000
                 tallies[v].add(item, res.erase_mask, ms_v, res.report)
                 if verify_faces and res.erase_mask.any():
-                    from person_erase.pipeline import faces_left
+                    from person_erase.verify import faces_left
 
                     tallies[v].faces_left += len(faces_left(res.image, res.erase_mask, img.pixels))
             if residue and (len(people) or len(item["gt"])):

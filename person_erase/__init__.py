@@ -11,9 +11,10 @@ from .erasers import ERASERS, get_eraser, register_eraser
 from .errors import CloudError, EngineError, InputError, PersonEraseError, SelectionError
 from .instances import Instances
 from .io import Image, load_image, save_image
-from .pipeline import Result, erase, redact, segment, verify_removal
+from .pipeline import Result, erase, redact, segment
 from .segmenters import SEGMENTERS, get_segmenter, register_segmenter
 from .selection import POLICIES, Selection, select_people
+from .verify import verify_removal
 
 __version__ = "0.1.0"
 

@@ -121,6 +121,21 @@ class EngineSpec:
         except (ImportError, AttributeError) as exc:
             raise EngineError(f"the {self.name} engine is not available: {exc}") from None
 
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Refuse keyword options the engine does not declare (nothing to check when undeclared).
+
+        Raises:
+            InputError: the message names the unknown options and lists the valid ones.
+        """
+        if self.options is None:
+            return
+        unknown = sorted(set(options) - self.options - set(self.defaults))
+        if unknown:
+            what = "segmenter" if self.kind == "segment" else "eraser"
+            valid = ", ".join(f"`{o}`" for o in sorted(self.options)) or "none"
+            raise InputError(f"the {self.name} {what} has no option {', '.join(f'`{u}`' for u in unknown)}; "
+                             f"its options: {valid}", param=tuple(unknown))
+
     def build(self, arg: str | None = None, **options: Any) -> Any:
         """A new engine; ``arg`` is the text after ``name:`` (passed as ``path=``).
 
@@ -134,12 +149,7 @@ class EngineSpec:
         if self.arg and self.arg_required and not arg:
             hint = f" ({self.summary})" if self.summary else ""
             raise EngineError(f"the {self.name} {what} needs a {self.arg.lower()}: use {self.label}{hint}", param=what)
-        if self.options is not None:
-            unknown = sorted(set(options) - self.options - set(self.defaults))
-            if unknown:
-                valid = ", ".join(f"`{o}`" for o in sorted(self.options)) or "none"
-                raise InputError(f"the {self.name} {what} has no option {', '.join(f'`{u}`' for u in unknown)}; "
-                                 f"its options: {valid}", param=tuple(unknown))
+        self.check_options(options)
         kwargs = {**self.defaults, **options}
         if arg:
             kwargs["path"] = arg
@@ -226,3 +236,12 @@ class Registry(MutableMapping[str, EngineSpec]):
     def labels(self, kind: Kind | None = None) -> list[str]:
         """How users write the names (``labels:PATH``), sorted; only those of ``kind`` when given."""
         return sorted(s.label for s in self._specs.values() if kind is None or s.kind == kind)
+
+
+def engine_name(engine: Any) -> str:
+    """The name of an engine object as users choose it: ``"pixelate"`` for a pixelating
+    ``RedactEraser`` (whose class name is ``"redact"``), else its ``name`` attribute or class name."""
+    style = getattr(engine, "style", None)
+    if isinstance(style, str):
+        return style
+    return str(getattr(engine, "name", type(engine).__name__))

@@ -260,6 +260,17 @@ def check_growth(dilate_px: int | None, privacy_margin: float = 0.0, box_below_p
         raise InputError(f"the redaction box size `box_below` must be >= 0 px, got {box_below_px}", param="box_below")
 
 
+def check_fits(dilate_px: int, height: int, width: int) -> None:
+    """Refuse a dilation beyond the photo's longest side (every pixel would be erased).
+
+    Raises:
+        InputError: naming ``dilate``.
+    """
+    if dilate_px > max(height, width):
+        raise InputError(f"`dilate={dilate_px}` px is more than the photo's longest side ({max(height, width)} px): "
+                         "every pixel would be erased; use a few px to a few % of the photo", param="dilate")
+
+
 def build_masks(
     instances: Instances,
     erase_positions: np.ndarray | list[int],
@@ -292,9 +303,7 @@ def build_masks(
     chosen[pos] = True
     check_growth(dilate_px, privacy_margin, box_below_px)
     radius = default_dilate(h, w) if dilate_px is None else int(dilate_px)
-    if radius > max(h, w):
-        raise InputError(f"`dilate={radius}` px is more than the photo's longest side ({max(h, w)} px): "
-                         "every pixel would be erased; use a few px to a few % of the photo", param="dilate")
+    check_fits(radius, h, w)
     min_area = max(16, int(h * w * 5e-5)) if keep_min_area is None else keep_min_area
     keep = clean(instances.union(np.flatnonzero(~chosen)), open_radius=keep_open, min_area=min_area)
     if (privacy_margin > 0 or box_below_px > 0) and chosen.any():

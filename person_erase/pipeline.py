@@ -18,13 +18,16 @@ from typing import Any, Literal
 import numpy as np
 
 from . import masks as masks_mod
+from .engines import engine_name
 from .erasers import REDACT_STYLES, Eraser, get_eraser
 from .errors import InputError, SelectionError
 from .instances import Instances
 from .io import Image, MetadataPolicy, load_image, save_image
-from .report import FaceAdded, ImageReport, InputInfo, InstanceRow, Residue, Verification
+from .plan import Plan
+from .report import FaceAdded, ImageReport, InputInfo, instance_rows
 from .segmenters import Segmenter, get_segmenter
-from .selection import Selection, check_request, select_people
+from .selection import Selection, select_people
+from .verify import verify_removal
 
 #: Progress callback: called with a short stage description ("segmenting", "erasing 2 people", …).
 Progress = Callable[[str], None]
@@ -45,29 +48,10 @@ class _Timer:
             self.ms[name] = round(self.ms.get(name, 0.0) + (time.perf_counter() - t0) * 1000.0, 2)
 
 
-#: Face-detection score from which a face left in a redacted region fails verification. MediaPipe's
-#: own 0.5 fires on smooth skin-coloured blobs (0.52 on a blurred red figure). On the astronaut
-#: (0.96 unredacted) 8 px pixel blocks leave a face scoring 0.88-0.90; blurs of sigma 6-20 px score
-#: 0.5-0.76 depending on the region; the default strengths leave none above 0.3.
-VERIFY_FACE_SCORE = 0.6
-#: With the original at hand, a face left in a redacted region also has to match the original face as
-#: a 16×16 thumbnail this well (``subject.face_similarity``): too-weak redactions of the astronaut
-#: score 0.93-0.96, the blurred blobs the detector fires on in the dev sets 0.68-0.84.
-VERIFY_FACE_SIMILARITY = 0.9
 #: Redaction grows each person by this share of their height (see ``redact``).
 REDACT_MARGIN = 0.05
 #: Redaction covers people shorter than this (px) with their whole box (see ``redact``).
 REDACT_BOX_BELOW = 96
-#: What ``redact`` hides: whole people (the default) or only their faces.
-TARGETS = ("body", "faces")
-
-
-def _engine_name(engine: Any) -> str:
-    """The name a user chose the engine by: ``"pixelate"`` rather than the redaction class's ``"redact"``."""
-    style = getattr(engine, "style", None)
-    if isinstance(style, str):
-        return style
-    return str(getattr(engine, "name", type(engine).__name__))
 
 
 def segment(image: Any, engine: str | Segmenter = "local", **options: Any) -> Instances:
@@ -85,7 +69,7 @@ def segment(image: Any, engine: str | Segmenter = "local", **options: Any) -> In
     people = seg.segment(img.pixels)
     if people.shape != (img.height, img.width):
         raise InputError(
-            f"the {_engine_name(seg)} segmenter returned masks of {people.shape[1]}x{people.shape[0]} for a "
+            f"the {engine_name(seg)} segmenter returned masks of {people.shape[1]}x{people.shape[0]} for a "
             f"{img.width}x{img.height} photo"
         )
     return people
@@ -153,91 +137,6 @@ class Result:
         return preview_png(self.before_after())
 
 
-def _rows(people: Instances, sel: Selection) -> list[InstanceRow]:
-    h, w = people.shape
-    areas = people.areas
-    rows = []
-    for k, i in enumerate(people.index.tolist()):
-        rows.append(
-            InstanceRow(
-                index=i,
-                score=round(float(people.scores[k]), 4),
-                box=[int(v) for v in people.boxes[k]],
-                area_px=int(areas[k]),
-                area_pct=round(100.0 * float(areas[k]) / max(1, h * w), 3),
-                selected=i in sel.erase,
-                kept=i in sel.keep,
-                reason=sel.reasons.get(i, ""),
-                cues={kk: round(float(v), 4) for kk, v in sel.scores.get(i, {}).items()},
-            )
-        )
-    return rows
-
-
-def verify_removal(
-    output: np.ndarray,
-    erase_mask: np.ndarray,
-    segmenter: str | Segmenter = "local",
-    *,
-    mode: Literal["erase", "redact"] = "erase",
-    original: np.ndarray | None = None,
-    min_share: float = 0.3,
-) -> Verification:
-    """Re-run a segmenter on ``output`` and report what is still there where people were removed.
-
-    A re-detected person with at least ``min_share`` of its mask inside ``erase_mask`` overlaps the
-    removed region (kept people standing next to it do not count).
-
-    * ``erase``: each such person is a residue: someone was not fully erased.
-    * ``redact``: a blurred, pixelated or filled body keeps its outline, so being found again is
-      expected: such people are listed as ``silhouettes``, for information. The residues are
-      faces that survive: MediaPipe still detects a face inside the region (score >=
-      ``VERIFY_FACE_SCORE``) *and*, when ``original`` is given, the output still matches the
-      original there as a 16×16 thumbnail (``subject.face_similarity`` >= ``VERIFY_FACE_SIMILARITY``).
-      The detector alone fires on smooth blurred blobs; the similarity alone flags faces too small
-      to matter. Measured: on the astronaut, 8 px blocks on her 100 px face leave one (score 0.90,
-      similarity 0.96); on both dev sets (54 photos, 33 faces before redaction) the default blur
-      and pixelation leave none. A heuristic — a face detector, not a person recogniser.
-    """
-    seg = get_segmenter(segmenter)
-    found = seg.segment(np.ascontiguousarray(output))
-    overlapping = []
-    for k in range(len(found)):
-        m = found.mask(k)
-        area = int(m.sum())
-        inside = int((m & erase_mask).sum())
-        share = inside / max(1, area)
-        if share >= min_share:
-            overlapping.append(Residue(kind="person", box=[int(v) for v in found.boxes[k]],
-                                       score=round(float(found.scores[k]), 4), overlap_px=inside,
-                                       overlap_share=round(share, 4)))
-    if mode == "erase":
-        return Verification(segmenter=_engine_name(seg), people_found=len(found), residues=overlapping,
-                            ok=not overlapping)
-    faces = faces_left(output, erase_mask, original)
-    return Verification(segmenter=_engine_name(seg), people_found=len(found), residues=faces,
-                        silhouettes=overlapping, ok=not faces)
-
-
-def faces_left(output: np.ndarray, region: np.ndarray, original: np.ndarray | None = None) -> list[Residue]:
-    """Faces that survive a redaction of ``region`` (the redact rule of ``verify_removal``): found by
-    MediaPipe in ``output`` (score >= ``VERIFY_FACE_SCORE``) and, when ``original`` is given, still
-    matching it as a 16×16 thumbnail (``subject.face_similarity`` >= ``VERIFY_FACE_SIMILARITY``)."""
-    if not region.any():
-        return []
-    from .subject import face_similarity, faces_in
-
-    out = []
-    for box, score in faces_in(np.ascontiguousarray(output), region, min_score=VERIFY_FACE_SCORE):
-        if original is not None and face_similarity(original, output, box) < VERIFY_FACE_SIMILARITY:
-            continue
-        x0, y0, x1, y1 = box
-        sub = region[max(0, y0):max(0, y1), max(0, x0):max(0, x1)]
-        out.append(Residue(kind="face", box=box, score=round(score, 4), overlap_px=int(sub.sum()),
-                           overlap_share=round(float(sub.mean()) if sub.size else 0.0, 4)))
-    return out
-
-
 def _add_faces(pixels: np.ndarray, people: Instances, sel: Selection, pair: masks_mod.MaskPair, *, target: str,
                grow_bodies: bool) -> tuple[masks_mod.MaskPair, list[FaceAdded]]:
     """The face pass of ``redact``: faces (CenterFace) outside the body region are added to it (or,
@@ -281,23 +180,20 @@ def _run(
     say = progress or (lambda _msg: None)
     timer = _Timer()
     # everything that can be wrong without the people is checked before looking for them (which may be
-    # a billed cloud call): the choice of people, the dilation, the engine and its options
-    check_request(select=select, keep=keep, policy=policy)
-    masks_mod.check_growth(dilate, privacy_margin, box_below)
-    if target not in TARGETS:
-        raise SelectionError(f"unknown target {target!r}; choose one of: {', '.join(TARGETS)}")
+    # a billed cloud call): the choice of people, the growth, the target, the engines and their options
+    plan = Plan.build(mode, eraser=eraser, segmenter=segmenter, select=select, keep=keep, policy=policy,
+                      dilate=dilate, margin=privacy_margin, box_below=box_below, face_net=face_net, target=target,
+                      verify=verify, eraser_options=eraser_options)
     eng = get_eraser(eraser, **eraser_options)
-    if mode == "redact" and getattr(eng, "kind", "") != "redact":
-        raise SelectionError(f"redact needs a redaction style; choose one of: {', '.join(REDACT_STYLES)}",
-                             param="style")
     with timer.stage("load"):
         img = load_image(image)
-    seg_name = _engine_name(segmenter) if not isinstance(segmenter, str) else segmenter
+    dilate = plan.dilate_for(img.height, img.width)  # and what needs only the photo's size
+    seg_name = engine_name(segmenter) if not isinstance(segmenter, str) else segmenter
     if people is None:
         say("finding people")
         with timer.stage("segment"):
             seg = get_segmenter(segmenter)
-            seg_name = _engine_name(seg)
+            seg_name = engine_name(seg)
             people = seg.segment(img.pixels)
     else:
         seg_name = str(people.meta.get("engine", "given"))
@@ -308,8 +204,6 @@ def _run(
         )
     with timer.stage("select"):
         sel = select_people(people, select=select, keep=keep, policy=policy, image=img.pixels)
-    if mode == "redact" and dilate is None:
-        dilate = masks_mod.default_redact_dilate(img.height, img.width)
     with timer.stage("masks"):
         pair = masks_mod.build_masks(people, sel.positions(people), dilate_px=dilate, privacy_margin=privacy_margin,
                                      box_below_px=box_below)
@@ -321,7 +215,7 @@ def _run(
     raw_outside = 0
     if pair.erase.any():
         n = len(sel.erase)
-        say(f"{'erasing' if mode == 'erase' else 'redacting'} {n} {'person' if n == 1 else 'people'} with {_engine_name(eng)}")
+        say(f"{'erasing' if mode == 'erase' else 'redacting'} {n} {'person' if n == 1 else 'people'} with {engine_name(eng)}")
         with timer.stage("erase"):
             out, stats = apply_eraser(eng, img.pixels, pair.erase, pair.keep)
         raw_outside = int(getattr(stats, "raw_outside_changed_px", 0))
@@ -356,14 +250,14 @@ def _run(
         mode=mode,
         input=InputInfo(name=img.name, sha256=img.sha256, width=img.width, height=img.height,
                         orientation=img.metadata.orientation, format=img.metadata.format),
-        instances=_rows(people, sel),
+        instances=instance_rows(people, sel),
         policy=sel.policy,
         notes=list(sel.notes),
         erase_area_px=int(pair.erase.sum()),
         keep_area_px=int(pair.keep.sum()),
         overlap_resolved_px=pair.overlap_resolved_px,
         segmenter=seg_name,
-        eraser=_engine_name(eng),
+        eraser=engine_name(eng),
         parameters=params,
         cloud_task_ids=task_ids,
         timings_ms=timer.ms,

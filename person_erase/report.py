@@ -5,9 +5,13 @@ Nothing here holds pixels or secrets: a report is safe to write next to the outp
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from .instances import Instances
+    from .selection import Selection
 
 
 class _Model(BaseModel):
@@ -37,6 +41,28 @@ class InstanceRow(_Model):
     kept: bool
     reason: str
     cues: dict[str, float] = Field(default_factory=dict, description="policy cue scores, e.g. main-subject cues")
+
+
+def instance_rows(people: Instances, selection: Selection | None = None) -> list[InstanceRow]:
+    """One row per person (in ``people`` order): score, box, area and, with ``selection``, what
+    happened to them and why. Used by the pipeline's report and by ``person-erase segment``."""
+    h, w = people.shape
+    areas = people.areas
+    rows = []
+    for k, i in enumerate(people.index.tolist()):
+        sel = selection
+        rows.append(InstanceRow(
+            index=i,
+            score=round(float(people.scores[k]), 4),
+            box=[int(v) for v in people.boxes[k]],
+            area_px=int(areas[k]),
+            area_pct=round(100.0 * float(areas[k]) / max(1, h * w), 3),
+            selected=sel is not None and i in sel.erase,
+            kept=sel is not None and i in sel.keep,
+            reason="" if sel is None else sel.reasons.get(i, ""),
+            cues={} if sel is None else {kk: round(float(v), 4) for kk, v in sel.scores.get(i, {}).items()},
+        ))
+    return rows
 
 
 class Residue(_Model):

@@ -216,6 +216,7 @@ def test_choices_are_checked_before_anyone_is_looked_for(photo, tmp_path, capsys
         (base + ["--eraser", "sponge"], "unknown eraser"),
         (base + ["--select", "0", "--keep", "1"], "use only one of"),
         (base + ["--dilate", "-1"], "--dilate must be >= 0"),
+        (base + ["--dilate", "100000"], "--dilate 100000 px is more than the photo's longest side"),
         (["-q", "redact", p, "-o", out, "--segmenter", "dashscope", "--strength", "2"], "strength"),
     ]:
         code, _, err = run(argv, capsys)

@@ -66,6 +66,7 @@ def run(args: argparse.Namespace, say: Say) -> int:
 
     from .. import load_image, select_people
     from ..io import save_image
+    from ..report import instance_rows
     from ..segmenters import get_segmenter
     from ..settings import get_settings
 
@@ -75,20 +76,12 @@ def run(args: argparse.Namespace, say: Say) -> int:
     people = seg.segment(img.pixels)
     sel = select_people(people, policy=args.policy, image=img.pixels) if args.policy else None
     h, w = people.shape
+    fields = {"index", "score", "box", "area_px", "area_pct"} | ({"selected", "reason"} if sel is not None else set())
     rows = []
-    for k, i in enumerate(people.index.tolist()):
-        row: dict[str, Any] = {
-            "index": i,
-            "score": round(float(people.scores[k]), 4),
-            "box": [int(v) for v in people.boxes[k]],
-            "area_px": int(people.areas[k]),
-            "area_pct": round(100.0 * float(people.areas[k]) / (h * w), 3),
-        }
-        if sel is not None:
-            row["selected"] = i in sel.erase
-            row["reason"] = sel.reasons.get(i, "")
-            if sel.scores.get(i):
-                row["cues"] = {k2: round(float(v), 3) for k2, v in sel.scores[i].items()}
+    for r in instance_rows(people, sel):
+        row: dict[str, Any] = r.model_dump(include=fields)
+        if r.cues:
+            row["cues"] = r.cues
         rows.append(row)
     files = {}
     if not args.no_files:
