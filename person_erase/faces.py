@@ -161,7 +161,8 @@ class FaceDetector:
     def __init__(self, *, min_px: int = 640, max_px: int = 2048, tile_px: int = 1024,
                  threads: int | None = None) -> None:
         if min(int(min_px), int(max_px), int(tile_px)) < 64 or int(min_px) > int(max_px):
-            raise InputError(f"min_px <= max_px and tile_px must be at least 64 px, got {min_px}, {max_px}, {tile_px}")
+            raise InputError(f"`min_px` <= `max_px`, and `tile_px` must be at least 64 px, got {min_px}, {max_px}, "
+                             f"{tile_px}", param=("min_px", "max_px", "tile_px"))
         self.min_px, self.max_px, self.tile_px = int(min_px), int(max_px), int(tile_px)
         if not MODEL_PATH.is_file():
             raise EngineError(f"the bundled face detector {MODEL_PATH} is missing; reinstall person_erase")
@@ -220,7 +221,8 @@ class FaceDetector:
         """
         img = np.asarray(image)
         if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-            raise InputError(f"the photo must be (H, W, 3) uint8 RGB, got shape {img.shape} dtype {img.dtype}")
+            raise InputError(f"the photo must be (H, W, 3) uint8 RGB, got shape {img.shape} dtype {img.dtype}",
+                             param="image")
         h, w = img.shape[:2]
         long = max(h, w)
         r = min(self.max_px, max(self.min_px, long)) / long

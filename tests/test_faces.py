@@ -177,8 +177,9 @@ def test_regions_geometry():
 
 def test_unknown_target_is_refused():
     img = np.zeros((32, 32, 3), np.uint8)
-    with pytest.raises(pe.SelectionError, match="target"):
+    with pytest.raises(pe.SelectionError, match="target") as info:
         pe.redact(img, pe.Instances.empty(32, 32), target="hands")
+    assert info.value.params == ("target",)
 
 
 def test_cli_face_net_and_target_faces(street, tmp_path, capsys):
