@@ -138,9 +138,10 @@ class Result:
 
 
 def _add_faces(pixels: np.ndarray, people: Instances, sel: Selection, pair: masks_mod.MaskPair, *, target: str,
-               grow_bodies: bool) -> tuple[masks_mod.MaskPair, list[FaceAdded]]:
+               grow_bodies: bool) -> tuple[masks_mod.MaskPair, np.ndarray, list[FaceAdded]]:
     """The face pass of ``redact``: faces (CenterFace) outside the body region are added to it (or,
-    for ``target="faces"``, faces and heads replace it); the keep mask still wins."""
+    for ``target="faces"``, faces and heads replace it); the keep mask still wins. Also returns the
+    face-only part, which is redacted at ``faces.FACE_STRENGTH``."""
     from dataclasses import replace
 
     from . import faces as faces_mod
@@ -153,7 +154,19 @@ def _add_faces(pixels: np.ndarray, people: Instances, sel: Selection, pair: mask
     plan = plan_faces(faces, people, chosen, body, target=target, grow_bodies=grow_bodies and target == "body")
     erase = (body | plan.region) & ~pair.keep
     rows = [FaceAdded(**row) for row in plan.added]
-    return replace(pair, erase=erase), rows
+    return replace(pair, erase=erase), plan.region & ~body & ~pair.keep, rows
+
+
+def _face_eraser(eng: Eraser, options: dict[str, Any]) -> Eraser:
+    """The redaction engine for face regions: the same style, at least ``FACE_STRENGTH`` of the region."""
+    from .faces import FACE_STRENGTH
+
+    style = getattr(eng, "style", None)
+    if style not in FACE_STRENGTH:
+        return eng
+    given = options.get("strength")
+    strength = max(float(given), FACE_STRENGTH[style]) if given is not None else FACE_STRENGTH[style]
+    return get_eraser(style, **{**options, "strength": strength})
 
 
 def _run(
@@ -208,17 +221,29 @@ def _run(
         pair = masks_mod.build_masks(people, sel.positions(people), dilate_px=dilate, privacy_margin=privacy_margin,
                                      box_below_px=box_below)
     faces_added: list[FaceAdded] = []
+    face_only = None
     if mode == "redact" and (face_net or target == "faces"):
         say("looking for faces")
         with timer.stage("faces"):
-            pair, faces_added = _add_faces(img.pixels, people, sel, pair, target=target, grow_bodies=face_net)
+            pair, face_only, faces_added = _add_faces(img.pixels, people, sel, pair, target=target,
+                                                      grow_bodies=face_net)
     raw_outside = 0
     if pair.erase.any():
         n = len(sel.erase)
         say(f"{'erasing' if mode == 'erase' else 'redacting'} {n} {'person' if n == 1 else 'people'} with {engine_name(eng)}")
         with timer.stage("erase"):
-            out, stats = apply_eraser(eng, img.pixels, pair.erase, pair.keep)
-        raw_outside = int(getattr(stats, "raw_outside_changed_px", 0))
+            body = pair.erase if face_only is None else pair.erase & ~face_only
+            out = img.pixels
+            if body.any():
+                out, stats = apply_eraser(eng, out, body, pair.keep)
+                raw_outside = int(getattr(stats, "raw_outside_changed_px", 0))
+            if face_only is not None and face_only.any():
+                # faces on their own are small regions: the body rule (a share of the region's height)
+                # would blur a face by a share of the face; FACE_STRENGTH is tuned for a face
+                out, stats = apply_eraser(_face_eraser(eng, eraser_options), out, face_only, pair.keep)
+                raw_outside += int(getattr(stats, "raw_outside_changed_px", 0))
+            if out is img.pixels:
+                out = img.pixels.copy()
     else:
         out = img.pixels.copy()
     with timer.stage("check"):

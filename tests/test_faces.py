@@ -216,3 +216,30 @@ def test_cli_face_net_and_target_faces(street, tmp_path, capsys):
         main(["redact", str(src), "-o", str(tmp_path / "x.png"), "--target", "hands"])
     err = capsys.readouterr().err
     assert info.value.code == 2 and err.startswith("error: ") and "--target" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("style", ["blur", "pixelate"])
+def test_a_face_redacted_on_its_own_is_not_found_again(astronaut, style):
+    from person_erase.pipeline import faces_left
+
+    res = pe.redact(astronaut, pe.Instances.empty(512, 512), target="faces", style=style)
+    assert len(res.report.faces_added) == 1 and res.erase_mask[100:160, 190:260].all()
+    assert faces_left(res.image, res.erase_mask, astronaut) == []  # the other detector (MediaPipe) finds none
+
+
+def test_target_faces_under_passersby_keeps_the_subjects_face(astronaut):
+    from conftest import REPO
+    from PIL import Image as PILImage
+
+    img = astronaut.copy()
+    subject = np.asarray(PILImage.open(REPO / "notebooks" / "data" / "astronaut_figure.png").convert("L")) > 0
+    labels = np.zeros(img.shape[:2], np.uint8)
+    labels[subject] = 1
+    labels[400:500, 460:500] = 2
+    hx0, hy0, hx1, hy1 = _paste_head(img, astronaut, 30, 40)
+    res = pe.redact(img, pe.Instances.from_label_map(labels), policy="passersby", target="faces")
+    assert np.array_equal(res.image[30:210, 150:300], img[30:210, 150:300])
+    face = np.s_[hy0 + 8 : hy1 - 8, hx0 + 4 : hx1 - 2]
+    assert (res.image[face] != img[face]).any(axis=2).mean() > 0.9
+    assert res.erase_mask[400:410, 460:500].any()  # the passer-by's head (the top of their box)
+    assert not res.erase_mask[470:500, 460:500].any()  # but not their body
