@@ -220,7 +220,7 @@ def test_cli_face_net_and_target_faces(street, tmp_path, capsys):
 
 @pytest.mark.parametrize("style", ["blur", "pixelate"])
 def test_a_face_redacted_on_its_own_is_not_found_again(astronaut, style):
-    from person_erase.pipeline import faces_left
+    from person_erase.verify import faces_left
 
     res = pe.redact(astronaut, pe.Instances.empty(512, 512), target="faces", style=style)
     assert len(res.report.faces_added) == 1 and res.erase_mask[100:160, 190:260].all()
