@@ -9,8 +9,8 @@ Each person gets five cues, each in [0, 1] (1 = "looks like the subject"):
   little so the outline against the background does not count; big people shrunk to
   ``SHARPNESS_REF_PX`` px tall first), divided by the same variance over the whole photo (``sharpness_ratio``, comparable between photos), then relative to the sharpest
   person (``ratio / max ratio``). Out-of-focus passers-by score low.
-* ``face`` — a face found (MediaPipe face detection, the short-range model shipped in the wheel,
-  offline; run once per person on the upper part of their box, where the face is big enough for
+* ``face`` — a face found (MediaPipe's short-range face detection model, bundled as ONNX and run
+  with onnxruntime by ``segmenters._mediapipe.FaceDetector``, offline; run once per person on the upper part of their box, where the face is big enough for
   it — on the dev sets it finds about twice as many faces as the full-range model) in the
   upper part of the person's box and lying on their mask, times how squarely it faces the camera
   (``detection score × frontality``; frontality from where the nose sits between the eyes). 0 when
@@ -32,7 +32,6 @@ Importing this module registers both policies with ``person_erase.selection``.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,7 +56,6 @@ GROUP_SCALE = 2.0
 #: Group rule: bottom edges within this share of the member's box height.
 GROUP_FOOT = 0.25
 
-_FACE_LOCK = threading.Lock()
 _FACE_DETECTOR: Any = None
 
 
@@ -83,20 +81,15 @@ class SubjectPick:
 
 
 def _face_detector() -> Any:
-    """One cached MediaPipe face detector (short-range model, shipped in the wheel; no download)."""
+    """One cached face detector: MediaPipe's short-range model (bundled ONNX, onnxruntime; no download).
+
+    Called with a list of RGB crops, it returns per crop a list of ``Detection`` (``score``, relative
+    ``box`` = xmin, ymin, width, height, relative ``keypoints``), strongest first; score >= 0.5."""
     global _FACE_DETECTOR
     if _FACE_DETECTOR is None:
-        try:
-            import mediapipe as mp
+        from .segmenters._mediapipe import FaceDetector
 
-            _FACE_DETECTOR = mp.solutions.face_detection.FaceDetection(model_selection=0, min_detection_confidence=0.5)
-        except Exception as exc:  # noqa: BLE001 - any failure to build the graph means the cue is unavailable
-            from .errors import EngineError
-
-            raise EngineError(
-                f"MediaPipe face detection could not start ({type(exc).__name__}: {exc}); "
-                "reinstall mediapipe==0.10.21, or pass image=None to skip the pixel cues"
-            ) from exc
+        _FACE_DETECTOR = FaceDetector(min_score=0.5)
     return _FACE_DETECTOR
 
 
@@ -120,6 +113,7 @@ def _face_cues(image: np.ndarray, people: Instances) -> np.ndarray:
 
     h, w = people.shape
     out = np.zeros(len(people), dtype=np.float64)
+    todo: list[tuple[int, tuple[int, int, int, int], np.ndarray]] = []  # (row, crop window, crop)
     for k in range(len(people)):
         x0, y0, x1, y1 = (int(v) for v in people.boxes[k])
         bw, bh = x1 - x0, y1 - y0
@@ -137,24 +131,25 @@ def _face_cues(image: np.ndarray, people: Instances) -> np.ndarray:
         scale = max(1.0, 192.0 / max(crop.shape[:2]))
         if scale > 1.0:
             crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-        with _FACE_LOCK:
-            result = _face_detector().process(crop)
+        todo.append((k, (cx0, cy0, cx1, cy1), crop))
+    found = _face_detector()([c for _, _, c in todo])  # every person's head region in one batched run
+    for (k, (cx0, cy0, cx1, cy1), _), faces in zip(todo, found, strict=True):
         mask = people.mask(k)
         ch, cw = cy1 - cy0, cx1 - cx0
-        for det in result.detections or []:
-            bb = det.location_data.relative_bounding_box
-            fx = cx0 + (bb.xmin + bb.width / 2.0) * cw
-            fy = cy0 + (bb.ymin + bb.height / 2.0) * ch
-            if not _on_mask(mask, people, k, fx, fy, radius=max(2, int(bb.height * ch / 2))):
+        for det in faces:
+            bx, by, bw_, bh_ = det.box
+            fx = cx0 + (bx + bw_ / 2.0) * cw
+            fy = cy0 + (by + bh_ / 2.0) * ch
+            if not _on_mask(mask, people, k, fx, fy, radius=max(2, int(bh_ * ch / 2))):
                 continue
-            kps = [(p.x, p.y) for p in det.location_data.relative_keypoints]
-            value = float(det.score[0]) * (_frontality(kps) if len(kps) >= 3 else 0.5)
+            kps = [(float(x), float(y)) for x, y in det.keypoints]
+            value = det.score * (_frontality(kps) if len(kps) >= 3 else 0.5)
             out[k] = max(out[k], value)
     return out
 
 
 def faces_in(image: np.ndarray, region: np.ndarray, *, min_score: float = 0.5) -> list[tuple[list[int], float]]:
-    """Faces MediaPipe still finds inside ``region`` of ``image`` (used to verify a redaction).
+    """Faces MediaPipe's short-range face model still finds inside ``region`` of ``image`` (used to verify a redaction).
 
     Each connected part of ``region`` is searched in square tiles down its bounding box (a face is
     small in a whole-body crop), every tile enlarged to at least 192 px. A face counts when its
@@ -167,7 +162,7 @@ def faces_in(image: np.ndarray, region: np.ndarray, *, min_score: float = 0.5) -
 
     h, w = region.shape
     n, _, stats, _ = cv2.connectedComponentsWithStats(region.astype(np.uint8), connectivity=8)
-    found: list[tuple[list[int], float]] = []
+    tiles: list[tuple[tuple[int, int, int, int], np.ndarray]] = []  # (window x0, y0, x1, y1, enlarged crop)
     for c in range(1, n):
         x0, y0, bw, bh = (int(v) for v in stats[c, :4])
         if bw < 8 or bh < 8:
@@ -182,20 +177,21 @@ def faces_in(image: np.ndarray, region: np.ndarray, *, min_score: float = 0.5) -
             scale = max(1.0, 192.0 / max(crop.shape[:2]))
             if scale > 1.0:
                 crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-            with _FACE_LOCK:
-                result = _face_detector().process(crop)
-            ch, cw = cy1 - cy0, cx1 - cx0
-            for det in result.detections or []:
-                score = float(det.score[0])
-                bb = det.location_data.relative_bounding_box
-                fx0, fy0 = cx0 + bb.xmin * cw, cy0 + bb.ymin * ch
-                fx1, fy1 = fx0 + bb.width * cw, fy0 + bb.height * ch
-                xi = int(np.clip((fx0 + fx1) / 2, 0, w - 1))
-                yi = int(np.clip((fy0 + fy1) / 2, 0, h - 1))
-                if score >= min_score and region[yi, xi]:
-                    box = [int(round(fx0)), int(round(fy0)), int(round(fx1)), int(round(fy1))]
-                    if not any(_iou(box, b) > 0.3 for b, _ in found):
-                        found.append((box, score))
+            tiles.append(((cx0, cy0, cx1, cy1), crop))
+    found: list[tuple[list[int], float]] = []
+    for ((cx0, cy0, cx1, cy1), _), faces in zip(tiles, _face_detector()([t for _, t in tiles]), strict=True):
+        ch, cw = cy1 - cy0, cx1 - cx0
+        for det in faces:
+            score = det.score
+            bx, by, bw_, bh_ = det.box
+            fx0, fy0 = cx0 + bx * cw, cy0 + by * ch
+            fx1, fy1 = fx0 + bw_ * cw, fy0 + bh_ * ch
+            xi = int(np.clip((fx0 + fx1) / 2, 0, w - 1))
+            yi = int(np.clip((fy0 + fy1) / 2, 0, h - 1))
+            if score >= min_score and region[yi, xi]:
+                box = [int(round(fx0)), int(round(fy0)), int(round(fx1)), int(round(fy1))]
+                if not any(_iou(box, b) > 0.3 for b, _ in found):
+                    found.append((box, score))
     return sorted(found, key=lambda f: -f[1])
 
 
@@ -276,13 +272,15 @@ def _sharpness(image: np.ndarray, people: Instances) -> np.ndarray:
     return out
 
 
-def score_people(people: Instances, image: np.ndarray | None = None, *, faces: bool = True) -> dict[int, dict[str, float]]:
+def score_people(
+    people: Instances, image: np.ndarray | None = None, *, faces: bool = True
+) -> dict[int, dict[str, float]]:
     """Main-subject cues and score for every person.
 
     Args:
         people: the photo's instances.
         image: (H, W, 3) uint8 RGB of the same size, or None to use the geometric cues only.
-        faces: look for faces (MediaPipe); False leaves the face cue out like a missing image does.
+        faces: look for faces (MediaPipe's face model); False leaves the face cue out like a missing image does.
 
     Returns:
         {person number: {"score", "area", "centre", "sharpness", "face", "foot", "area_share",
@@ -460,7 +458,9 @@ def _policy(group: bool, name: str) -> Any:
         return erase, reasons, pick.cues
 
     policy.__name__ = f"policy_{name.replace('+', '_')}"
-    policy.__doc__ = f"``{name}``: erase everyone but the main subject" + (" and the people with them." if group else ".")
+    policy.__doc__ = f"``{name}``: erase everyone but the main subject" + (
+        " and the people with them." if group else "."
+    )
     return policy
 
 

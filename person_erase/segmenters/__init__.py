@@ -3,9 +3,9 @@
 Every segmenter follows one Protocol, ``Segmenter.segment(image) -> Instances``, and is chosen by
 name from ``SEGMENTERS``, a ``Registry`` of ``EngineSpec`` (``person_erase.engines``): capabilities
 are readable before building, and the CLI's choices come from it. Heavy imports (onnxruntime,
-mediapipe, dashscope) happen when an engine is built, so importing this package is cheap.
+dashscope) happen when an engine is built, so importing this package is cheap.
 
-Names: ``local`` (YOLOX-nano boxes + MediaPipe masks, offline, the default), ``dashscope``
+Names: ``local`` (YOLOX-nano boxes + masks from MediaPipe's models on onnxruntime, offline, the default), ``dashscope``
 (DashScope ``image-instance-segmentation``), ``labels:PATH`` (bring your own label map PNG, or a
 folder of binary masks).
 """

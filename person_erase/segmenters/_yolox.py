@@ -161,7 +161,7 @@ class YoloxPersons:
         opts.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
         opts.inter_op_num_threads = 1
         opts.log_severity_level = 3
-        # no busy-waiting threads: MediaPipe runs right after on the same (few) cores
+        # no busy-waiting threads: the mask models run right after on the same (few) cores
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = ort.InferenceSession(
             dynamic_input_model(MODEL_PATH.read_bytes()), sess_options=opts, providers=["CPUExecutionProvider"]

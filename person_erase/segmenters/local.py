@@ -1,4 +1,4 @@
-"""The offline segmenter: YOLOX-nano person boxes, then one MediaPipe mask per person.
+"""The offline segmenter: YOLOX-nano person boxes, then one mask per person from MediaPipe's models.
 
 Pipeline for one photo (all models are bundled; nothing is downloaded):
 
@@ -6,8 +6,9 @@ Pipeline for one photo (all models are bundled; nothing is downloaded):
    made size-dynamic in memory (``_yolox.dynamic_input_model``). A larger second pass finds the
    small people the 416 pass misses; it only contributes boxes that are small in its canvas, because
    upscaled big people break into fragments. One NMS merges all passes.
-2. **Masks per box**, on a crop with a margin around the box:
-   * MediaPipe **pose segmentation** (instance-level: it segments the one person whose pose it
+2. **Masks per box**, on a crop with a margin around the box, with MediaPipe 0.10.21's models run as
+   ONNX on onnxruntime (``_mediapipe``; no ``mediapipe`` package):
+   * **pose segmentation** (instance-level: it segments the one person whose pose it
      finds), joined with the **selfie segmentation** (class-level, recovers arms, bags and clothing
      the pose mask leaves out) — used whenever pose finds someone;
    * no pose: selfie segmentation for people taller than 64 px, else an **ellipse** inscribed in the
@@ -16,8 +17,9 @@ Pipeline for one photo (all models are bundled; nothing is downloaded):
      its input to 256x256, so tall crops come out squeezed) and keep that mask instead when its
      extent fits the detector box better (box IoU higher by > 0.1): this catches pose masks that
      latched onto a neighbour or covered only part of the person.
-   Every mask stays within its box (plus 4 %). People are worked on by two threads, each with its
-   own MediaPipe graphs (one inference uses one core); the result does not depend on the threads.
+   Every mask stays within its box (plus 4 %). All people of the photo go through each model in one
+   batched call (pose detector, pose landmarks, selfie, square-padded selfie; at most
+   ``_mediapipe.MAX_BATCH`` crops per run); onnxruntime spreads each call over its threads.
 3. **Overlaps.** Each pixel goes to at most one person: the one with the highest mask probability
    times a prior that falls off from the box centre, so a pixel between two people goes to the
    person it is most central to. Specks under 10 % of a person's largest part are dropped.
@@ -27,10 +29,7 @@ Measured numbers per preset are printed by ``benchmarks/bench_segment.py``.
 
 from __future__ import annotations
 
-import os
-import queue
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any, ClassVar, NamedTuple
 
@@ -66,8 +65,8 @@ class _Preset:
     select_margin: float = 0.1
 
 
-class _Masks(NamedTuple):
-    pose: Any  # PoseMasks or None
+class _Models(NamedTuple):
+    pose: Any  # PoseMasks, or None when the preset never tries pose
     selfie: Any  # SelfieMasks
 
 
@@ -75,22 +74,18 @@ WORK_SIDE = 1024  # longest side of a person crop while its mask is computed
 
 PRESETS: dict[str, _Preset] = {
     "fast": _Preset(det_sizes=(416,), shape_max_h=64),
-    "balanced": _Preset(
-        det_sizes=(416, 832), shape_max_h=64, pose_min_h=0.0, select=True
-    ),
-    "best": _Preset(
-        det_sizes=(416, 1024), flip=True, shape_max_h=64, pose_min_h=0.0, select=True
-    ),
+    "balanced": _Preset(det_sizes=(416, 832), shape_max_h=64, pose_min_h=0.0, select=True),
+    "best": _Preset(det_sizes=(416, 1024), flip=True, shape_max_h=64, pose_min_h=0.0, select=True),
 }
 
 
 class LocalSegmenter:
     """Offline person instances: YOLOX-nano boxes + MediaPipe pose/selfie masks (see module doc).
 
-    Build it once and call ``segment`` many times: the onnxruntime and MediaPipe sessions are
-    created on first use and reused. Output is deterministic for a given image (and the same for
-    any ``threads``). One instance is not thread-safe (MediaPipe graphs keep state); use one
-    segmenter per thread.
+    Build it once and call ``segment`` many times: the onnxruntime sessions are created on first use
+    and reused (the mask models' sessions are shared by every segmenter in the process). Output is
+    deterministic for a given image; the models keep no state between calls (``last_timings`` and
+    ``last_boxes`` describe the latest call).
 
     Quality presets. Cost is given in units of one raw YOLOX-nano 416 px inference ("Y"), because
     absolute times depend on the machine (on this project's 2 shared cores Y was 13-20 ms; on an
@@ -115,12 +110,12 @@ class LocalSegmenter:
         quality: ``"fast"``, ``"balanced"`` or ``"best"``.
         score_threshold: detector confidence (objectness x person) to keep a box, in (0, 1).
         nms_iou: IoU above which overlapping boxes are merged.
-        threads: onnxruntime threads, and threads computing person masks at once (default: up to 2).
+        threads: onnxruntime threads per session (default: up to 2).
         **overrides: expert knobs of the preset (fields of ``_Preset``), for experiments.
 
     Raises:
         InputError: unknown quality or out-of-range threshold; ``segment`` on a non-RGB-uint8 array.
-        EngineError: the bundled model or MediaPipe is missing.
+        EngineError: a bundled model file is missing.
     """
 
     name: ClassVar[str] = "local"
@@ -146,11 +141,7 @@ class LocalSegmenter:
         self.threads = threads
         self.preset = replace(PRESETS[quality], **overrides)
         self._detector: Any = None
-        # mask workers: MediaPipe runs one inference per call on one core, so two people's masks are
-        # computed at once on two cores (each worker owns its own graphs; results are painted in order)
-        self.workers = max(1, min(int(threads or 2), os.cpu_count() or 1))
-        self._mask_engines: list[_Masks] = []
-        self._pool: ThreadPoolExecutor | None = None
+        self._mask_models: _Models | None = None
         self.last_timings: dict[str, float] = {}
         self.last_boxes: np.ndarray = np.zeros((0, 4), np.float32)  # detector boxes of the last call
 
@@ -163,17 +154,17 @@ class LocalSegmenter:
             self._detector = YoloxPersons(threads=self.threads)
         return self._detector
 
-    def _engines(self) -> list[_Masks]:
-        """One (pose, selfie) pair per mask worker; MediaPipe graphs are not shared between threads."""
-        if not self._mask_engines:
+    def _models(self) -> _Models:
+        """The pose and selfie models (onnxruntime sessions, shared by every segmenter in the process)."""
+        if self._mask_models is None:
             from ._mediapipe import PoseMasks, SelfieMasks
 
             pose_needed = self.preset.pose_min_h < 1e8
-            for _ in range(self.workers):
-                self._mask_engines.append(
-                    _Masks(PoseMasks(min_confidence=self.preset.pose_conf) if pose_needed else None, SelfieMasks())
-                )
-        return self._mask_engines
+            self._mask_models = _Models(
+                PoseMasks(min_confidence=self.preset.pose_conf, threads=self.threads) if pose_needed else None,
+                SelfieMasks(threads=self.threads),
+            )
+        return self._mask_models
 
     # --- the work ------------------------------------------------------------------------------
 
@@ -226,58 +217,57 @@ class LocalSegmenter:
         return Instances.from_engine(masks, scores=det.scores, meta=meta)
 
     def _ownerships(self, image: np.ndarray, boxes: np.ndarray) -> list[tuple[np.ndarray | None, tuple, str]]:
-        """Per box: (ownership map over its crop window, (y0, y1, x0, x1) window, mask source)."""
+        """Per box: (ownership map over its crop window, (y0, y1, x0, x1) window, mask source).
+
+        The people of the photo go through each model together: one batched pose call for everyone
+        pose is tried on, one selfie call for everyone who needs it, one more for the square-padded
+        selfie of those ``select`` looks at again.
+        """
         if len(boxes) == 0:
             return []
-        from ._mediapipe import quiet_stderr
-
-        engines = self._engines()
-        free: queue.SimpleQueue[_Masks] = queue.SimpleQueue()
-        for e in engines:
-            free.put(e)
-
-        def work(box: np.ndarray) -> tuple[np.ndarray | None, tuple, str]:
-            eng = free.get()
-            try:
-                return self._person(image, box, eng)
-            finally:
-                free.put(eng)
-
-        with quiet_stderr():  # once around all calls: the models below run with quiet=False
-            if len(engines) == 1 or len(boxes) == 1:
-                return [work(b) for b in boxes]
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(len(engines), thread_name_prefix="person-masks")
-            return list(self._pool.map(work, boxes))
-
-    def _person(self, image: np.ndarray, box: np.ndarray, eng: _Masks) -> tuple[np.ndarray | None, tuple, str]:
-        """Person ``box``'s ownership map over its crop window (see ``_ownerships``)."""
         p = self.preset
-        h, w = image.shape[:2]
-        x0, y0, x1, y1 = (float(v) for v in box)
-        bw, bh = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
-        mx, my = p.margin * bw, p.margin * bh
-        cx0, cy0 = int(max(0, np.floor(x0 - mx))), int(max(0, np.floor(y0 - my)))
-        cx1, cy1 = int(min(w, np.ceil(x1 + mx))), int(min(h, np.ceil(y1 + my)))
-        ch, cw = cy1 - cy0, cx1 - cx0
-        if ch < 1 or cw < 1:
-            return None, (0, 0, 0, 0), "none"
-        # big crops are worked on at <= WORK_SIDE px (the models see 256 px anyway), then the
-        # ownership map alone is scaled back, so memory stays bounded on large photos
-        f = min(1.0, WORK_SIDE / max(ch, cw))
-        wh, ww = max(1, round(ch * f)), max(1, round(cw * f))
-        crop = image[cy0:cy1, cx0:cx1]
-        if f < 1.0:
-            crop = cv2.resize(crop, (ww, wh), interpolation=cv2.INTER_AREA)
-        # normalised distance from the box centre, on the working grid
-        ys = (cy0 + (np.arange(wh, dtype=np.float32) + 0.5) * (ch / wh) - (y0 + y1) / 2) / (bh / 2)
-        xs = (cx0 + (np.arange(ww, dtype=np.float32) + 0.5) * (cw / ww) - (x0 + x1) / 2) / (bw / 2)
-        d = np.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2)
-        inside = (np.abs(ys)[:, None] <= 1 + 2 * p.clip) & (np.abs(xs)[None, :] <= 1 + 2 * p.clip)
-        pose = eng.pose(crop, quiet=False) if (eng.pose is not None and bh >= p.pose_min_h) else None
+        crops = [_crop(image, b, p) for b in boxes]
+        live = {i: c for i, c in enumerate(crops) if c is not None}
+        models = self._models()
+        poses: dict[int, np.ndarray | None] = {}
+        if models.pose is not None:
+            tried = [i for i, c in live.items() if c.bh >= p.pose_min_h]
+            poses = dict(zip(tried, models.pose([live[i].image for i in tried]), strict=True))
+        need_selfie = [
+            i
+            for i, c in live.items()
+            if (poses.get(i) is not None and c.bh >= p.union_min_h) or (poses.get(i) is None and c.bh >= p.shape_max_h)
+        ]
+        selfies = dict(zip(need_selfie, models.selfie([live[i].image for i in need_selfie]), strict=True))
+        first = {i: self._first_mask(c, poses.get(i), selfies.get(i)) for i, c in live.items()}
+        if p.select:
+            again = [i for i in live if first[i][1] != "ellipse" and first[i][3] + p.select_margin < 1.0]
+            for i, alt in zip(again, _square(models.selfie, [live[i].image for i in again]), strict=True):
+                c = live[i]
+                if _box_fit(alt >= p.threshold, c.inside, c.ys, c.xs) > first[i][3] + p.select_margin:
+                    first[i] = (alt, "selfie-square", p.w_selfie * alt, 0.0)
+        out: list[tuple[np.ndarray | None, tuple, str]] = []
+        for i, c in enumerate(crops):
+            if c is None:
+                out.append((None, (0, 0, 0, 0), "none"))
+                continue
+            prob, source, evidence, _ = first[i]
+            if p.refine != "none" and source != "ellipse":
+                prob = _refine(c.image, prob, p.refine)
+            prior = np.clip(1.0 - p.prior * c.d, 0.05, 1.0)
+            own = np.where(c.inside & (prob >= p.threshold), evidence * prior, 0.0).astype(np.float32)
+            if own.shape != c.size:
+                own = cv2.resize(own, (c.size[1], c.size[0]), interpolation=cv2.INTER_LINEAR)
+            out.append((own, c.window, source))
+        return out
+
+    def _first_mask(
+        self, c: _Crop, pose: np.ndarray | None, selfie: np.ndarray | None
+    ) -> tuple[np.ndarray, str, np.ndarray, float]:
+        """(probability, source, evidence, box fit) of one person from the pose and selfie masks."""
+        p = self.preset
         if pose is not None:
-            if bh >= p.union_min_h:
-                selfie = eng.selfie(crop, quiet=False)
+            if selfie is not None:
                 prob, source = (
                     _combine(pose, np.where(selfie >= p.selfie_join, selfie, 0.0), p.pose_mode),
                     "pose+selfie",
@@ -285,37 +275,66 @@ class LocalSegmenter:
                 # pixels only the class-level selfie model claims count for less when people overlap
                 evidence = np.maximum(pose, p.w_selfie * selfie)
             else:
-                prob, source = pose, "pose"
-                evidence = pose
-        elif bh < p.shape_max_h:
-            prob, source = (d <= p.ellipse_scale).astype(np.float32), "ellipse"
+                prob, source, evidence = pose, "pose", pose
+        elif selfie is None:
+            prob, source = (c.d <= p.ellipse_scale).astype(np.float32), "ellipse"
             evidence = p.w_shape * prob
         else:
-            prob, source = eng.selfie(crop, quiet=False), "selfie"
-            evidence = p.w_selfie * prob
-        if p.select and source != "ellipse":
-            fit_a = _box_fit(prob >= p.threshold, inside, ys, xs)
-            alt = _square(eng.selfie, crop) if fit_a + p.select_margin < 1.0 else None
-            if alt is not None and _box_fit(alt >= p.threshold, inside, ys, xs) > fit_a + p.select_margin:
-                prob, source, evidence = alt, "selfie-square", p.w_selfie * alt
-        if p.refine != "none" and source != "ellipse":
-            prob = _refine(crop, prob, p.refine)
-        prior = np.clip(1.0 - p.prior * d, 0.05, 1.0)
-        own = np.where(inside & (prob >= p.threshold), evidence * prior, 0.0).astype(np.float32)
-        if f < 1.0:
-            own = cv2.resize(own, (cw, ch), interpolation=cv2.INTER_LINEAR)
-        return own, (cy0, cy1, cx0, cx1), source
+            prob, source, evidence = selfie, "selfie", p.w_selfie * selfie
+        fit = _box_fit(prob >= p.threshold, c.inside, c.ys, c.xs) if p.select and source != "ellipse" else 1.0
+        return prob, source, evidence, fit
 
 
-def _square(model: Any, crop: np.ndarray) -> np.ndarray:
-    """``model``'s probability for ``crop``, computed on it centred in a black square (selfie
+class _Crop(NamedTuple):
+    """One person's crop window and its working grid (see ``_crop``)."""
+
+    image: np.ndarray  # the crop, at most WORK_SIDE px on its long side
+    window: tuple[int, int, int, int]  # (y0, y1, x0, x1) in the photo
+    size: tuple[int, int]  # (h, w) of the window in the photo
+    bh: float  # box height in photo px
+    ys: np.ndarray  # normalised row distance from the box centre (box edge = 1)
+    xs: np.ndarray
+    d: np.ndarray  # normalised distance from the box centre
+    inside: np.ndarray  # within the box plus the clip margin
+
+
+def _crop(image: np.ndarray, box: np.ndarray, p: _Preset) -> _Crop | None:
+    """Person ``box``'s crop with a margin; big crops are worked on at <= WORK_SIDE px (the models see
+    256 px anyway) and only the ownership map is scaled back, so memory stays bounded on large photos."""
+    h, w = image.shape[:2]
+    x0, y0, x1, y1 = (float(v) for v in box)
+    bw, bh = max(x1 - x0, 1.0), max(y1 - y0, 1.0)
+    mx, my = p.margin * bw, p.margin * bh
+    cx0, cy0 = int(max(0, np.floor(x0 - mx))), int(max(0, np.floor(y0 - my)))
+    cx1, cy1 = int(min(w, np.ceil(x1 + mx))), int(min(h, np.ceil(y1 + my)))
+    ch, cw = cy1 - cy0, cx1 - cx0
+    if ch < 1 or cw < 1:
+        return None
+    f = min(1.0, WORK_SIDE / max(ch, cw))
+    wh, ww = max(1, round(ch * f)), max(1, round(cw * f))
+    crop = image[cy0:cy1, cx0:cx1]
+    if f < 1.0:
+        crop = cv2.resize(crop, (ww, wh), interpolation=cv2.INTER_AREA)
+    ys = (cy0 + (np.arange(wh, dtype=np.float32) + 0.5) * (ch / wh) - (y0 + y1) / 2) / (bh / 2)
+    xs = (cx0 + (np.arange(ww, dtype=np.float32) + 0.5) * (cw / ww) - (x0 + x1) / 2) / (bw / 2)
+    d = np.sqrt(ys[:, None] ** 2 + xs[None, :] ** 2)
+    inside = (np.abs(ys)[:, None] <= 1 + 2 * p.clip) & (np.abs(xs)[None, :] <= 1 + 2 * p.clip)
+    return _Crop(np.ascontiguousarray(crop), (cy0, cy1, cx0, cx1), (ch, cw), bh, ys, xs, d, inside)
+
+
+def _square(model: Any, crops: list[np.ndarray]) -> list[np.ndarray]:
+    """``model``'s probability for each crop, computed on it centred in a black square (selfie
     segmentation stretches its input to 256x256, so tall crops would come out squeezed)."""
-    ch, cw = crop.shape[:2]
-    side = max(ch, cw)
-    oy, ox = (side - ch) // 2, (side - cw) // 2
-    pad = np.zeros((side, side, 3), np.uint8)
-    pad[oy : oy + ch, ox : ox + cw] = crop
-    return model(pad, quiet=False)[oy : oy + ch, ox : ox + cw]
+    pads, offsets = [], []
+    for crop in crops:
+        ch, cw = crop.shape[:2]
+        side = max(ch, cw)
+        oy, ox = (side - ch) // 2, (side - cw) // 2
+        pad = np.zeros((side, side, 3), np.uint8)
+        pad[oy : oy + ch, ox : ox + cw] = crop
+        pads.append(pad)
+        offsets.append((oy, ox, ch, cw))
+    return [prob[oy : oy + ch, ox : ox + cw] for prob, (oy, ox, ch, cw) in zip(model(pads), offsets, strict=True)]
 
 
 def _box_fit(mask: np.ndarray, inside: np.ndarray, ys: np.ndarray, xs: np.ndarray) -> float:
@@ -347,7 +366,7 @@ def _refine(crop: np.ndarray, prob: np.ndarray, how: str) -> np.ndarray:
     if how == "guided":
         guide = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
         r = max(2, int(0.02 * max(crop.shape[:2])))
-        return np.clip(cv2.ximgproc.guidedFilter(guide, prob.astype(np.float32), r, 1e-3), 0, 1)
+        return np.clip(_guided_filter(guide.astype(np.float32) / 255.0, prob.astype(np.float32), r, 1e-3), 0, 1)
     if how == "grabcut":
         gc = np.full(prob.shape, cv2.GC_PR_BGD, np.uint8)
         gc[prob >= 0.5] = cv2.GC_PR_FGD
@@ -360,6 +379,22 @@ def _refine(crop: np.ndarray, prob: np.ndarray, how: str) -> np.ndarray:
         fg = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
         return np.where(fg, np.maximum(prob, 0.75), np.minimum(prob, 0.25)).astype(np.float32)
     raise InputError(f"unknown refine mode {how!r}")
+
+
+def _guided_filter(guide: np.ndarray, src: np.ndarray, r: int, eps: float) -> np.ndarray:
+    """He et al.'s guided filter (grey guide in [0, 1], box radius ``r``), with plain OpenCV box filters
+    (``cv2.ximgproc`` is only in opencv-contrib)."""
+    k = (2 * r + 1, 2 * r + 1)
+
+    def box(x: np.ndarray) -> np.ndarray:
+        return cv2.boxFilter(x, cv2.CV_32F, k, borderType=cv2.BORDER_REFLECT)
+
+    mean_i, mean_p = box(guide), box(src)
+    var_i = box(guide * guide) - mean_i * mean_i
+    cov_ip = box(guide * src) - mean_i * mean_p
+    a = cov_ip / (var_i + eps)
+    b = mean_p - a * mean_i
+    return box(a) * guide + box(b)
 
 
 def _clean(masks: np.ndarray, boxes: np.ndarray) -> np.ndarray:
