@@ -99,6 +99,7 @@ def test_segment_writes_nothing_to_stderr(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         env=env,
+        cwd=tmp_path,
         timeout=120,
     )
     assert res.returncode == 0, res.stderr
