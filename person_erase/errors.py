@@ -7,7 +7,8 @@
      ├── SelectionError(ValueError)  bad indices, select and keep together, unknown policy
      └── EngineError(RuntimeError)   an engine failed or is not available (unknown name, missing model)
           └── CloudError             the DashScope service (or its protocol) failed; carries code,
-                                     message, request_id and task_id
+               │                     message, request_id and task_id
+               └── QuotaExhausted    the model's free quota is used up: stop, do not retry
 
 Library code raises these and never prints or exits; only the CLI turns them into
 ``error: …`` lines and exit codes. Messages say what was wrong *and* what to do.
@@ -100,3 +101,8 @@ class CloudError(EngineError):
         if extra:
             parts.append(f"({', '.join(extra)})")
         super().__init__(" ".join(parts), param=param)
+
+
+class QuotaExhausted(CloudError):
+    """The DashScope model's free quota is used up (``Throttling.AllocationQuota`` "Free allocated quota
+    exceeded." or ``AllocationQuota.FreeTierOnly``): nothing more can be submitted to it; stop at once."""

@@ -25,8 +25,12 @@ class Settings(BaseSettings):
         default=DEFAULT_DASHSCOPE_BASE_URL,
         validation_alias=AliasChoices("DASHSCOPE_HTTP_BASE_URL", "dashscope_base_url"),
     )
-    #: Seconds to wait for one cloud task before giving up (the task id is reported).
-    cloud_timeout_s: float = 300.0
+    #: Seconds one cloud call may take in total, submit to downloaded result (finite, > 0).
+    cloud_timeout_s: float = Field(default=300.0, gt=0, allow_inf_nan=False)
+    #: Extra host names DashScope results may come from (comma-separated; ``*.`` matches sub-domains).
+    cloud_result_hosts: str = ""
+    #: ``host=ip`` pairs (comma-separated) that pin a result host's address, like curl's ``--resolve``.
+    cloud_resolve: str = ""
     #: Largest photo accepted, in pixels (decompression-bomb guard).
     max_pixels: int = 100_000_000
     #: Default dilation of the erase mask, pixels at 1 MP (scaled with the photo's size).

@@ -14,15 +14,20 @@ import cv2
 import numpy as np
 import pytest
 
-from person_erase.cloud import limits
+from person_erase.cloud import DashScopeClient
 from person_erase.fakecloud import FakeDashScope
-from person_erase.fakecloud.state import telea_erase
+from person_erase.fakecloud.inprocess import InProcessTransport
+from person_erase.fakecloud.state import FakeState, Knobs, telea_erase
 
 #: A key distinctive enough to search for in captured output.
 TEST_KEY = "sk-pe-test-7f3a9c1e5b2d4f60a8c7"
 
 #: Client options that keep tests quick (the real defaults poll once a second).
-FAST = {"poll_interval_s": 0.05, "max_poll_interval_s": 0.2, "backoff_s": 0.05, "max_backoff_s": 0.3, "timeout_s": 30.0}
+FAST = {"poll_interval_s": 0.02, "max_poll_interval_s": 0.1, "backoff_s": 0.02, "max_backoff_s": 0.2, "timeout_s": 30.0}
+
+#: The host name the fake puts in result URLs: DashScope's Beijing result bucket, pinned to 127.0.0.1
+#: (PERSON_ERASE_CLOUD_RESOLVE), so every download goes through the client's host allow-list.
+RESULT_HOST = "dashscope-result-bj.oss-cn-beijing.aliyuncs.com"
 
 
 def blob_segmenter(image: np.ndarray) -> np.ndarray:
@@ -65,15 +70,44 @@ def make_scene(height: int, width: int, people: list[tuple[float, float, float]]
 
 @pytest.fixture
 def fake_cloud(monkeypatch: pytest.MonkeyPatch):
-    """A running ``FakeDashScope`` with the environment pointing at it; stopped (and checked) afterwards."""
+    """A running ``FakeDashScope`` (real HTTP on 127.0.0.1) with the environment pointing at it."""
     before = {t.ident for t in threading.enumerate()}
-    limits.reset_limiters()  # pacing of an earlier test's submits must not eat this test's deadline
-    fake = FakeDashScope(segment_backend=blob_segmenter, erase_backend=telea_erase, latency_seg=0.05, latency_erase=0.05)
+    fake = FakeDashScope(segment_backend=blob_segmenter, erase_backend=telea_erase, latency_seg=0.02, latency_erase=0.02,
+                         result_host=RESULT_HOST)
     with fake:
         monkeypatch.setenv("DASHSCOPE_API_KEY", TEST_KEY)
-        monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", fake.base_url)
+        for k, v in fake.client_env().items():
+            monkeypatch.setenv(k, v)
         yield fake
-    # No task slot may outlive a test (a leaked slot would stall the next one for its lease).
-    limits.reset_limiters()
     leftover = [t for t in threading.enumerate() if t.ident not in before and t.name.startswith("fake-dashscope")]
     assert not leftover, f"fake server threads left running: {leftover}"
+
+
+class InProc:
+    """A fake service state and clients talking to it in this process (no sockets)."""
+
+    def __init__(self, **knobs) -> None:
+        self.state = FakeState(Knobs(**{"latency_seg": 0.01, "latency_erase": 0.01, **knobs}),
+                               segment_backend=blob_segmenter, erase_backend=telea_erase)
+        self.state.root = "http://127.0.0.1:9"
+        self.transport = InProcessTransport(self.state, TEST_KEY)
+
+    def client(self, **kw) -> DashScopeClient:
+        opts = {**FAST, "api_key": TEST_KEY, "base_url": "http://127.0.0.1:9/api/v1", "transport": self.transport, **kw}
+        return DashScopeClient(**opts)
+
+    def configure(self, **knobs):
+        return self.state.configure(**knobs)
+
+    def stats(self) -> dict:
+        return self.state.snapshot()
+
+
+@pytest.fixture
+def inproc():
+    """An in-process fake (``InProc``); its task threads are stopped afterwards."""
+    fake = InProc()
+    try:
+        yield fake
+    finally:
+        fake.state.shutdown()

@@ -1,8 +1,10 @@
-"""DashScope cloud calls: the SDK client, input adaptation to the service's limits, and rate limiting.
+"""DashScope cloud calls: protocol constants, the transport seam, the client, input adaptation, limiters.
 
-* ``client.DashScopeClient`` — submit / wait / upload / download over the official ``dashscope`` SDK.
-* ``adapt`` — fit photos and masks into 512..4096 px, 10 MB, JPEG/PNG/BMP/WEBP, and undo it on results.
-* ``limits`` — process-wide per-model limiters (2 submits/s, 1 task in flight).
+* ``protocol`` — model names, paths, limits, documented codes (shared with ``fakecloud``).
+* ``transport`` — the ``Transport`` Protocol and ``SdkTransport`` (the only ``dashscope`` importer).
+* ``client.DashScopeClient`` — submit / adopt / wait / cancel / upload / download policy.
+* ``adapt`` — fit photos and masks into 512..4096 px, 10,000,000 bytes, JPEG/PNG/BMP/WEBP, and undo it.
+* ``limits`` — per-model limiters (2 submits/s, 1 task in flight), objects passed to the clients.
 
 Importing this package is cheap; the SDK is imported on first use.
 """
@@ -10,8 +12,9 @@ Importing this package is cheap; the SDK is imported on first use.
 from __future__ import annotations
 
 from .adapt import Adaptation, plan_adaptation
-from .client import ERASE_MODEL, SEGMENT_MODEL, CallLog, DashScopeClient, TaskResult
-from .limits import ModelLimiter, limiter_for
+from .client import ERASE_MODEL, SEGMENT_MODEL, CallLog, DashScopeClient, Intent, TaskResult
+from .limits import Limiters, ModelLimiter
+from .transport import SdkTransport, Transport
 
 __all__ = [
     "ERASE_MODEL",
@@ -19,8 +22,11 @@ __all__ = [
     "Adaptation",
     "CallLog",
     "DashScopeClient",
+    "Intent",
+    "Limiters",
     "ModelLimiter",
+    "SdkTransport",
     "TaskResult",
-    "limiter_for",
+    "Transport",
     "plan_adaptation",
 ]

@@ -1,6 +1,6 @@
 """Fit photos and masks into DashScope's input limits, and undo it on the results.
 
-DashScope's image models accept JPEG/PNG/BMP/WEBP files of at most 10 MB whose sides are each within
+DashScope's image models accept JPEG/PNG/BMP/WEBP files of at most 10 MB (read strictly: 10,000,000 bytes) whose sides are each within
 512..4096 px. ``plan_adaptation`` decides, for an H×W photo:
 
 * sides above 4096: downscale keeping the aspect ratio (the longer side becomes 4096);
@@ -29,12 +29,10 @@ import numpy as np
 
 from ..errors import InputError
 
-MIN_SIDE = 512
-MAX_SIDE = 4096
-MAX_FILE_BYTES = 10 * 1024 * 1024
+from .protocol import ACCEPTED_FORMATS, MAX_FILE_BYTES, MAX_SIDE, MIN_SIDE  # noqa: F401 - re-exported
+
 #: Longest side / shortest side beyond which a photo is refused.
 MAX_ASPECT = 32.0
-ACCEPTED_FORMATS = ("JPEG", "PNG", "BMP", "WEBP")
 
 
 @dataclass(frozen=True)
@@ -128,8 +126,30 @@ def _fit_sent(arr: np.ndarray, plan: Adaptation, interpolation: int) -> np.ndarr
     return arr
 
 
+def check_result_size(got: tuple[int, int], plan: Adaptation, *, task_id: str | None, what: str) -> str | None:
+    """Check a result's (h, w) against what was sent.
+
+    Equal: None. The same aspect ratio at another scale (within one pixel): a note to record (the result
+    is then resampled to the sent size). Anything else is a bad result.
+
+    Raises:
+        CloudError: code ``"BadResult"`` — the result's shape does not match the image sent.
+    """
+    from ..errors import CloudError
+
+    sh, sw = plan.sent
+    gh, gw = int(got[0]), int(got[1])
+    if (gh, gw) == (sh, sw):
+        return None
+    if gh > 0 and gw > 0 and abs(gh * sw - gw * sh) <= max(sh, sw):
+        return f"the {what} came back {gw}x{gh} for a {sw}x{sh} upload (same aspect ratio); it was resampled"
+    raise CloudError(
+        f"the {what} of task {task_id} is {gw}x{gh} px but a {sw}x{sh} image was sent; refusing it instead of "
+        "stretching it", code="BadResult", task_id=task_id)
+
+
 def restore_sent_size(result: np.ndarray, plan: Adaptation) -> np.ndarray:
-    """The service's result resized to exactly what was sent (it normally already is), bicubic."""
+    """The service's result resized to exactly what was sent (after ``check_result_size``), bicubic."""
     return _fit_sent(result, plan, cv2.INTER_CUBIC)
 
 
@@ -186,7 +206,7 @@ def encode_image(image: np.ndarray, *, max_bytes: int = MAX_FILE_BYTES) -> tuple
         if ok and jpg.nbytes <= max_bytes:
             return jpg.tobytes(), ".jpg"
     raise InputError(
-        f"could not encode a {image.shape[1]}x{image.shape[0]} photo under {max_bytes // (1024 * 1024)} MB for DashScope"
+        f"could not encode a {image.shape[1]}x{image.shape[0]} photo under {max_bytes} bytes for DashScope"
     )
 
 

@@ -1,28 +1,27 @@
 """Client-side limits DashScope sets per model: at most 2 task submits per second and 1 task in flight.
 
-One ``ModelLimiter`` per model name lives for the whole process (``limiter_for(model)``), so every
-client, engine and thread of the batch pipeline shares it. It is thread-safe.
+These are objects, passed in: a ``Limiters`` holds one ``ModelLimiter`` per model, and everything that
+must share the service's limits (the segmenter and eraser of one run, every stage thread of a batch)
+is handed the same ``Limiters``. A client built without one gets its own. Thread-safe.
 
-* ``reserve(deadline)`` blocks until a submit may be sent (the per-model interval has passed and an
-  in-flight slot is free), then hands out a ``Slot``. ``Slot.bind(task_id)`` ties the slot to the task
-  the service created; ``Slot.release()`` frees it when no task was created.
-* ``release(task_id)`` frees the slot once the task reached a final state (or the caller gave up on it).
-* Slots expire after ``lease_s`` seconds so that a task a caller submitted and then forgot (never waited
-  for) cannot block the model for ever; the service's own 429 ``Throttling.AllocationQuota`` then still
-  protects the quota, and the client retries it.
+* ``reserve(deadline)`` blocks until a submit may be sent (the interval has passed and an in-flight slot
+  is free), then hands out a ``Slot``. ``Slot.bind(task_id)`` ties the slot to the task the service
+  created; ``Slot.release()`` frees it when no task was created.
+* ``release(task_id)`` frees the slot once the task is final, cancelled or expired — not when a caller
+  merely stopped waiting: a task that may still run keeps its slot (``abandon``). While a submit waits
+  behind an abandoned task, the limiter asks ``probe(task_id)`` (the client queries the service) at
+  most every ``probe_every_s`` whether it has ended, and frees the slot when it has.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import CloudError
-
-#: DashScope's documented limits for both image models.
-SUBMITS_PER_SECOND = 2.0
-MAX_IN_FLIGHT = 1
+from . import protocol as P
 
 
 @dataclass
@@ -33,12 +32,12 @@ class Slot:
     key: object = field(default_factory=object)
 
     def bind(self, task_id: str) -> None:
-        """The service created ``task_id`` for this reservation; keep the slot until it finishes."""
+        """The service created ``task_id`` for this reservation; keep the slot until it ends."""
         self.limiter._rekey(self.key, task_id)
         self.key = task_id
 
     def release(self) -> None:
-        """Free the slot (no task was created, or the task finished)."""
+        """Free the slot (no task was created, or the task ended)."""
         self.limiter._drop(self.key)
 
 
@@ -49,28 +48,30 @@ class ModelLimiter:
         self,
         model: str,
         *,
-        submits_per_second: float = SUBMITS_PER_SECOND,
-        max_in_flight: int = MAX_IN_FLIGHT,
-        lease_s: float = 600.0,
+        submits_per_second: float = P.SUBMITS_PER_SECOND,
+        max_in_flight: int = P.MAX_IN_FLIGHT,
+        probe_every_s: float = 1.0,
     ) -> None:
+        if not (submits_per_second > 0 and max_in_flight >= 1):
+            raise ValueError("submits_per_second must be > 0 and max_in_flight >= 1")
         self.model = model
         self.min_interval_s = 1.0 / submits_per_second
         self.max_in_flight = max_in_flight
-        self.lease_s = lease_s
+        self.probe_every_s = probe_every_s
         self._cond = threading.Condition()
         self._last_submit = -1e18
-        self._held: dict[object, float] = {}  # key (task id or placeholder) -> expiry (monotonic)
+        self._held: dict[object, bool] = {}  # key (task id or placeholder) -> abandoned
+        self._last_probe = -1e18
+
+    def __repr__(self) -> str:
+        return f"ModelLimiter({self.model!r}, in_flight={len(self._held)})"
 
     # --- internals (under the lock) ---------------------------------------------------------
 
-    def _purge(self, now: float) -> None:
-        for key in [k for k, exp in self._held.items() if exp <= now]:
-            del self._held[key]
-
     def _rekey(self, old: object, new: str) -> None:
         with self._cond:
-            exp = self._held.pop(old, time.monotonic() + self.lease_s)
-            self._held[new] = exp
+            self._held.pop(old, None)
+            self._held[new] = False
             self._cond.notify_all()
 
     def _drop(self, key: object) -> None:
@@ -82,13 +83,18 @@ class ModelLimiter:
 
     @property
     def in_flight(self) -> int:
-        """Slots currently held (expired leases not counted)."""
         with self._cond:
-            self._purge(time.monotonic())
             return len(self._held)
 
-    def reserve(self, deadline: float, *, task_hint: str | None = None) -> Slot:
+    def held(self) -> list[str]:
+        """Task ids holding slots."""
+        with self._cond:
+            return [k for k in self._held if isinstance(k, str)]
+
+    def reserve(self, deadline: float, *, probe: Callable[[str], bool] | None = None) -> Slot:
         """Wait (until ``deadline``, a ``time.monotonic()`` value) for permission to submit one task.
+
+        ``probe(task_id) -> True when the task has ended`` is asked about abandoned tasks that hold slots.
 
         Raises:
             CloudError: code ``"ClientTimeout"`` when no slot became free before the deadline.
@@ -96,61 +102,90 @@ class ModelLimiter:
         with self._cond:
             while True:
                 now = time.monotonic()
-                self._purge(now)
                 wait_rate = self._last_submit + self.min_interval_s - now
                 if len(self._held) < self.max_in_flight and wait_rate <= 0:
                     slot = Slot(self)
-                    self._held[slot.key] = now + self.lease_s
+                    self._held[slot.key] = False
                     self._last_submit = now
                     return slot
+                abandoned = [k for k, a in self._held.items() if a and isinstance(k, str)]
+                if abandoned and probe is not None and now - self._last_probe >= self.probe_every_s:
+                    self._last_probe = now
+                    self._cond.release()
+                    try:
+                        ended = [k for k in abandoned if _safe_probe(probe, k)]
+                    finally:
+                        self._cond.acquire()
+                    for k in ended:
+                        self._held.pop(k, None)
+                    if ended:
+                        continue
                 if now >= deadline:
                     if len(self._held) >= self.max_in_flight:
-                        why = (
-                            f"DashScope allows {self.max_in_flight} task in flight per model and another "
-                            f"{self.model} task is still running — wait for it or raise the timeout"
-                        )
+                        ids = ", ".join(self.held()) or "a submit in progress"
+                        why = (f"DashScope allows {self.max_in_flight} task in flight per model and another "
+                               f"{self.model} task ({ids}) has not ended — wait for it or raise the timeout")
                     else:
-                        why = (
-                            f"DashScope allows {1 / self.min_interval_s:g} submits per second and the timeout "
-                            "ended before the next one was allowed — raise the timeout"
-                        )
+                        why = (f"DashScope allows {1 / self.min_interval_s:g} submits per second and the deadline "
+                               "came before the next one was allowed — raise the timeout")
                     raise CloudError(f"gave up waiting to submit a {self.model} task: {why}", code="ClientTimeout")
                 pause = wait_rate if len(self._held) < self.max_in_flight else 0.25
+                if abandoned and probe is not None:
+                    pause = min(pause, self.probe_every_s)
                 self._cond.wait(timeout=max(0.001, min(pause, deadline - now)))
 
     def track(self, task_id: str) -> None:
         """Count an existing task (e.g. one resumed from a journal) as in flight until ``release``."""
         with self._cond:
-            self._held.setdefault(task_id, time.monotonic() + self.lease_s)
+            self._held.setdefault(task_id, False)
+
+    def abandon(self, task_id: str) -> None:
+        """The caller stopped waiting for ``task_id`` but it may still run: keep its slot, probe it later."""
+        with self._cond:
+            if task_id in self._held:
+                self._held[task_id] = True
+                self._cond.notify_all()
+
+    def finish(self, task_id: str) -> None:
+        """A wait for ``task_id`` ended with a final state: free its slot unless it was abandoned meanwhile."""
+        with self._cond:
+            if self._held.get(task_id) is False:
+                del self._held[task_id]
+                self._cond.notify_all()
 
     def release(self, task_id: str) -> None:
-        """The task finished (or was given up); free its slot. Unknown ids are ignored."""
+        """The task ended (final, cancelled, expired); free its slot. Unknown ids are ignored."""
         self._drop(task_id)
 
-    def reset(self) -> None:
-        """Forget every slot and the last submit time (for a new server, e.g. between tests)."""
-        with self._cond:
-            self._held.clear()
-            self._last_submit = -1e18
-            self._cond.notify_all()
+
+def _safe_probe(probe: Callable[[str], bool], task_id: str) -> bool:
+    try:
+        return bool(probe(task_id))
+    except Exception:  # noqa: BLE001 - a failed probe just means "not known to have ended"
+        return False
 
 
-_LIMITERS: dict[str, ModelLimiter] = {}
-_LIMITERS_LOCK = threading.Lock()
+class Limiters:
+    """One ``ModelLimiter`` per model name, created on first use; share one instance to share limits."""
 
+    def __init__(self, **options: float) -> None:
+        self._options = options
+        self._lock = threading.Lock()
+        self._by_model: dict[str, ModelLimiter] = {}
 
-def limiter_for(model: str) -> ModelLimiter:
-    """The process-wide limiter of ``model`` (created on first use)."""
-    with _LIMITERS_LOCK:
-        lim = _LIMITERS.get(model)
-        if lim is None:
-            lim = _LIMITERS[model] = ModelLimiter(model)
-        return lim
+    def __repr__(self) -> str:
+        return f"Limiters({sorted(self._by_model)})"
 
+    def for_model(self, model: str) -> ModelLimiter:
+        with self._lock:
+            lim = self._by_model.get(model)
+            if lim is None:
+                lim = self._by_model[model] = ModelLimiter(model, **self._options)  # type: ignore[arg-type]
+            return lim
 
-def reset_limiters() -> None:
-    """``reset`` every process-wide limiter (their state belongs to a service that is gone)."""
-    with _LIMITERS_LOCK:
-        limiters = list(_LIMITERS.values())
-    for lim in limiters:
-        lim.reset()
+    def release(self, task_id: str) -> None:
+        """Free ``task_id``'s slot whichever model holds it."""
+        with self._lock:
+            lims = list(self._by_model.values())
+        for lim in lims:
+            lim.release(task_id)

@@ -6,8 +6,15 @@ neighbour), uploaded through the SDK's temporary storage, and erased by one asyn
 always carries all three booleans explicitly, because the service's own defaults are not reliably
 documented:
 
-* ``dilate_flag`` — default **False**: person_erase already dilates the erase mask (``--dilate``) and
-  removes the keep mask from it; letting the service dilate again would reach into kept people.
+* ``dilate_flag`` — default **True**: the documented default, and the service's advice for masks from
+  person instance segmentation (which is where person_erase's masks come from). It does not stack with
+  the local dilation in the output: the local dilation (``dilate``) decides the erase mask — the region
+  that is replaced — and keep wins over it (erase ∩ keep = ∅); the keep mask is sent as
+  ``foreground_url`` so the service's own dilation stays out of kept people; and whatever the service's
+  dilation changes *outside* the erase mask is not taken (the pipeline pastes back only the mask's
+  pixels, and counts the rest as ``engine_outside_changed_px``). So the service's dilation only widens the
+  band it regenerates around the hole, which blends the fill, never the area that changes. The value
+  sent is in ``last_call.notes["parameters"]`` and in the report's parameters.
 * ``fast_mode`` — default False (full quality).
 * ``add_watermark`` — default False (the service's default is to stamp a watermark).
 
@@ -39,6 +46,7 @@ from ..cloud.adapt import (
     encode_image,
     encode_mask,
     plan_adaptation,
+    check_result_size,
     restore_image,
     restore_sent_size,
     write_file,
@@ -89,7 +97,7 @@ class DashScopeEraser:
     def __init__(
         self,
         *,
-        dilate_flag: bool = False,
+        dilate_flag: bool = True,
         fast_mode: bool = False,
         add_watermark: bool = False,
         compose: bool = False,
@@ -156,6 +164,7 @@ class DashScopeEraser:
         plan = plan_adaptation(*image.shape[:2])
         sent, sent_erase, _ = _sent_geometry(image, erase, keep, plan)
         got = raw.shape[:2]
+        size_note = check_result_size(got, plan, task_id=task_id, what="erase result")
         raw = restore_sent_size(raw, plan)
         t, _, left, _ = plan.pad
         sh, sw = plan.scaled
@@ -187,6 +196,7 @@ class DashScopeEraser:
                 "result_size": [int(got[0]), int(got[1])],
                 "upload_format": ext,
                 "service_changed_outside_px": changed,
+                **({"result_rescaled": size_note} if size_note else {}),
             },
         )
         return out

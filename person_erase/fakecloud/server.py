@@ -69,8 +69,10 @@ class FakeDashScope:
         segment_backend: str | SegmentBackend = "local",
         erase_backend: str | EraseBackend = "patchmatch",
         log_level: str = "warning",
+        allow_remote: bool = False,
         **knobs: Any,
     ) -> None:
+        check_bind(host, allow_remote)
         self.host = host
         self._requested_port = port
         self.state = FakeState(Knobs(**knobs), segment_backend=segment_backend, erase_backend=erase_backend)
@@ -115,6 +117,7 @@ class FakeDashScope:
             time.sleep(0.01)
         sock = self._server.servers[0].sockets[0]
         self.port = int(sock.getsockname()[1])
+        self.state.root = self.root_url
         atexit.register(self.stop)
         return self
 
@@ -151,8 +154,37 @@ class FakeDashScope:
 
     def get_json(self, path: str) -> Any:
         """GET a path of this server and decode its JSON (for tests and notebooks)."""
-        with urllib.request.urlopen(f"{self.root_url}{path}", timeout=10) as rsp:  # noqa: S310 - our own loopback URL
+        headers = {"Authorization": f"Bearer {self.state.knobs.api_key}"} if self.state.knobs.api_key else {}
+        req = urllib.request.Request(f"{self.root_url}{path}", headers=headers)
+        with urllib.request.urlopen(req, timeout=10) as rsp:  # noqa: S310 - our own loopback URL
             return json.loads(rsp.read())
+
+    def client_env(self) -> dict[str, str]:
+        """Environment for a client of this server: base URL and, with ``result_host``, its address pin."""
+        env = {"DASHSCOPE_HTTP_BASE_URL": self.base_url}
+        if self.state.knobs.result_host:
+            env["PERSON_ERASE_CLOUD_RESOLVE"] = f"{self.state.knobs.result_host}={self.host}"
+            env["PERSON_ERASE_CLOUD_RESULT_HOSTS"] = self.state.knobs.result_host
+        return env
+
+
+def check_bind(host: str, allow_remote: bool) -> None:
+    """Refuse a non-loopback bind unless ``allow_remote``.
+
+    Raises:
+        InputError: ``host`` is not a loopback address and ``allow_remote`` is False.
+    """
+    import ipaddress
+
+    from ..errors import InputError
+
+    try:
+        loopback = host == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not allow_remote:
+        raise InputError(f"host {host!r} is not a loopback address: the fake service would be reachable from other "
+                         "machines; pass allow_remote=True to bind it anyway (and set api_key)")
 
 
 def serve(
@@ -162,14 +194,20 @@ def serve(
     segment_backend: str | SegmentBackend = "local",
     erase_backend: str | EraseBackend = "patchmatch",
     log_level: str = "info",
+    allow_remote: bool = False,
     **knobs: Any,
 ) -> None:
-    """Serve in the foreground until interrupted (Ctrl-C)."""
+    """Serve in the foreground until interrupted (Ctrl-C).
+
+    Raises:
+        InputError: a non-loopback ``host`` without ``allow_remote``.
+    """
     import uvicorn
 
-    if host not in LOOPBACK:
-        logger.warning("fake dashscope: binding %s makes the fake service reachable from other machines", host)
+    check_bind(host, allow_remote)
     state = FakeState(Knobs(**knobs), segment_backend=segment_backend, erase_backend=erase_backend)
+    shown = f"[{host}]" if ":" in host else host
+    state.root = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else shown}:{port}"
     try:
         uvicorn.Server(_uvicorn_config(create_app(state), host, port, log_level)).run()
     finally:

@@ -27,12 +27,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 logger = logging.getLogger("person_erase.fakecloud")
 
-SEGMENT_MODEL = "image-instance-segmentation"
-ERASE_MODEL = "image-erase-completion"
-MODELS = (SEGMENT_MODEL, ERASE_MODEL)
-MIN_SIDE, MAX_SIDE = 512, 4096
-MAX_IMAGE_BYTES = 10 * 1024 * 1024
-ACCEPTED_FORMATS = ("JPEG", "PNG", "BMP", "WEBP")
+from ..cloud import protocol as P
+from ..cloud.protocol import ACCEPTED_FORMATS, ERASE_MODEL, MAX_SIDE, MIN_SIDE, MODELS, SEGMENT_MODEL  # noqa: F401
+
+MAX_IMAGE_BYTES = P.MAX_FILE_BYTES
 _CST = timezone(timedelta(hours=8))  # the service reports times in UTC+8
 
 SegmentBackend = Callable[[np.ndarray], np.ndarray]
@@ -53,22 +51,32 @@ class Knobs(BaseModel):
     fail_next_tasks: int = Field(default=0, ge=0)
     #: The next N submits are answered 429 Throttling.RateQuota (no task created).
     throttle_next_submits: int = Field(default=0, ge=0)
+    #: The next N submits create their task, then the connection is closed without an answer.
+    drop_after_submit: int = Field(default=0, ge=0)
+    #: Free quota per model, in successfully generated images (DashScope: 500); when used up, submits get
+    #: 429 Throttling.AllocationQuota "Free allocated quota exceeded." (or 403 AllocationQuota.FreeTierOnly).
+    free_quota: int = Field(default=P.FREE_QUOTA_IMAGES, ge=0)
+    quota_answer: str = Field(default="allocation", pattern="^(allocation|free_tier_only)$")
+    #: Host name put in result URLs (resolved by clients to this server, e.g. with PERSON_ERASE_CLOUD_RESOLVE);
+    #: None: the address the server is bound to. Never taken from a request's Host header.
+    result_host: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.-]{1,253}$")
     #: The next N submits / task queries are answered with ``error_status`` (no task created on submit).
     error_next_submits: int = Field(default=0, ge=0)
     error_next_queries: int = Field(default=0, ge=0)
-    error_status: int = Field(default=500, ge=500, le=599)
+    error_status: int = Field(default=500, ge=500, le=599)  # 503 answers ModelUnavailable
     #: The next N result downloads send half the bytes and then drop the connection.
     drop_next_downloads: int = Field(default=0, ge=0)
     #: Seconds result URLs stay valid after a task ends (DashScope: 24 h).
     result_ttl_s: float = Field(default=86400.0, ge=0)
-    #: Limits enforced per model (DashScope: 2 submits/s, 1 task in flight).
-    submits_per_second: float = Field(default=2.0, gt=0)
-    max_in_flight: int = Field(default=1, ge=1)
+    #: Limits per model (DashScope: 2 submits/s answered 429 Throttling.RateQuota beyond; 1 task runs at a
+    #: time, later ones wait PENDING — nothing documents a rejection of a second task).
+    submits_per_second: float = Field(default=P.SUBMITS_PER_SECOND, gt=0)
+    max_in_flight: int = Field(default=P.MAX_IN_FLIGHT, ge=1)
     #: Accept only this key (None: any non-empty Bearer key is accepted).
     api_key: str | None = Field(default=None, repr=False)
     #: Largest JSON body and largest multipart upload accepted, bytes.
-    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
-    max_upload_bytes: int = Field(default=32 * 1024 * 1024, ge=1024)
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
+    max_upload_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
     #: Format of erase results: "png" (lossless) or "jpeg" (like many services; changes pixels outside the mask).
     result_format: str = Field(default="png", pattern="^(png|jpeg)$")
     #: Seed of the failure-rate dice (None: random).
@@ -98,6 +106,8 @@ class Task:
     message: str | None = None
     files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     expires_at: float | None = None  # epoch seconds
+    created: float = field(default_factory=time.time)
+    finished: float | None = None
 
     @property
     def in_flight(self) -> bool:
@@ -134,7 +144,11 @@ class FakeState:
         self.accepted: dict[str, deque[float]] = {m: deque() for m in MODELS}
         self.secret = secrets.token_bytes(32)
         self.rng = random.Random(self.knobs.seed)
-        self.executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="fake-dashscope-task")
+        # one runner per model: a second task of a model waits PENDING until the first has ended
+        self.executors = {m: ThreadPoolExecutor(max_workers=self.knobs.max_in_flight, thread_name_prefix="fake-dashscope-task") for m in MODELS}
+        self.quota_used: dict[str, int] = {m: 0 for m in MODELS}
+        #: ``http://host:port`` of this server as clients reach it (set by the server after binding).
+        self.root = "http://127.0.0.1"
         self.segment_spec = segment_backend
         self.erase_spec = erase_backend
         self._segment: SegmentBackend | None = None
@@ -165,7 +179,7 @@ class FakeState:
                 "last_parameters": {},
                 "last_inputs": {},
                 "last_image_size": {},
-                "faults": {"submit_errors": 0, "query_errors": 0, "throttled_burst": 0, "dropped_downloads": 0, "failed_tasks": 0},
+                "faults": {"dropped_submits": 0, "submit_errors": 0, "query_errors": 0, "throttled_burst": 0, "dropped_downloads": 0, "failed_tasks": 0},
             }
 
     def snapshot(self) -> dict[str, Any]:
@@ -175,7 +189,19 @@ class FakeState:
             snap = copy.deepcopy(self.stats)
             snap["in_flight"] = {m: sum(1 for t in self.tasks.values() if t.model == m and t.in_flight) for m in MODELS}
             snap["tasks"] = len(self.tasks)
+            snap["quota_used"] = dict(self.quota_used)
             return snap
+
+    def reset_quota(self) -> None:
+        with self.lock:
+            self.quota_used = {m: 0 for m in MODELS}
+
+    def public_root(self) -> str:
+        """Root URL for result and upload links: the bound address, or ``result_host`` on the bound port."""
+        if not self.knobs.result_host:
+            return self.root
+        port = self.root.rsplit(":", 1)[-1]
+        return f"http://{self.knobs.result_host}:{port}"
 
     def count_rejected(self, code: str) -> None:
         with self.lock:
@@ -199,7 +225,7 @@ class FakeState:
     def verify(self, text: str, signature: str) -> bool:
         return hmac.compare_digest(self.sign(text), signature or "")
 
-    def upload_policy(self, model: str, base: str) -> dict[str, Any]:
+    def upload_policy(self, model: str) -> dict[str, Any]:
         upload_dir = f"dashscope-instant/{uuid.uuid4().hex}/{datetime.now(_CST):%Y-%m-%d}"
         expire = int(time.time()) + 300
         policy = base64.b64encode(
@@ -209,7 +235,7 @@ class FakeState:
             "policy": policy,
             "signature": self.sign(policy),
             "upload_dir": upload_dir,
-            "upload_host": f"{base}/_fake/oss",
+            "upload_host": f"{self.root}/oss",
             "expire_in_seconds": 300,
             "max_file_size_mb": max(1, self.knobs.max_upload_bytes // (1024 * 1024)),
             "capacity_limit_mb": 999999999,
@@ -227,10 +253,10 @@ class FakeState:
                 old = next(iter(self.uploads))
                 self.upload_bytes -= len(self.uploads.pop(old).data)
 
-    def result_url(self, base: str, task: Task, name: str) -> str:
+    def result_url(self, task: Task, name: str) -> str:
         expires = int(task.expires_at or 0)
         sig = self.sign(f"{task.task_id}/{name}/{expires}")
-        return f"{base}/_fake/results/{task.task_id}/{name}?Expires={expires}&OSSAccessKeyId=FAKE-OSS-ACCESS-KEY&Signature={sig}"
+        return f"{self.public_root()}/results/{task.task_id}/{name}?Expires={expires}&OSSAccessKeyId=FAKE-OSS-ACCESS-KEY&Signature={sig}"
 
     # --- rate limits ------------------------------------------------------------------------
 
@@ -241,15 +267,44 @@ class FakeState:
         while window and now - window[0] >= 1.0:
             window.popleft()
         if len(window) >= self.knobs.submits_per_second:
-            return "Throttling.RateQuota", "Requests rate limit exceeded, please try again later."
-        running = sum(1 for t in self.tasks.values() if t.model == model and t.in_flight)
-        if running >= self.knobs.max_in_flight:
-            return (
-                "Throttling.AllocationQuota",
-                f"Allocated quota exceeded: {self.knobs.max_in_flight} task(s) of {model} may run at a time; "
-                "wait for the running task to finish.",
-            )
+            return P.RATE_QUOTA, P.RATE_MESSAGE
+        active = sum(1 for t in self.tasks.values() if t.model == model and t.in_flight)
+        if self.quota_used[model] + active >= self.knobs.free_quota:
+            if self.knobs.quota_answer == "free_tier_only":
+                return P.FREE_TIER_ONLY, P.FREE_TIER_ONLY_MESSAGE
+            return P.ALLOCATION_QUOTA, P.FREE_QUOTA_MESSAGE
         return None
+
+    def cancel_task(self, task_id: str) -> tuple[int, str, str] | None:
+        """Cancel a PENDING task; None when done, else (status, code, message)."""
+        with self.lock:
+            task = self.tasks.get(task_id)
+            if task is None:
+                return 404, "InvalidParameter", f"task {task_id} does not exist"
+            if task.status != P.PENDING:
+                return 400, "UnsupportedOperation", f"only PENDING tasks can be canceled; task {task_id} is {task.status}"
+            task.status = P.CANCELED
+            task.end_time = cst_now()
+            task.finished = time.time()
+            task.inputs = {}
+            self.stats.setdefault("canceled", {m: 0 for m in MODELS})[task.model] += 1
+            return None
+
+    def list_tasks(self, *, model: str | None, status: str | None, start: float | None, end: float | None,
+                   page_no: int, page_size: int) -> dict[str, Any]:
+        """The batch task query's answer (``data`` newest first, with paging fields)."""
+        with self.lock:
+            rows = [t for t in self.tasks.values()
+                    if (model is None or t.model == model) and (status is None or t.status == status)
+                    and (start is None or t.created >= start) and (end is None or t.created <= end)]
+            rows.sort(key=lambda t: t.created, reverse=True)
+            total = len(rows)
+            page = rows[(page_no - 1) * page_size : page_no * page_size]
+            data = [{"task_id": t.task_id, "status": t.status, "model_name": t.model, "gmt_create": int(t.created * 1000),
+                     "gmt_finished": int(t.finished * 1000) if t.finished else None, "region": "cn-beijing"} for t in page]
+            self.stats["listed"] = self.stats.get("listed", 0) + 1
+        return {"data": data, "total": total, "total_page": -(-total // page_size) if page_size else 0,
+                "page_no": page_no, "page_size": page_size}
 
     def create_task(self, model: str, inputs: dict[str, Any], parameters: dict[str, Any]) -> Task | tuple[str, str]:
         with self.lock:
@@ -271,7 +326,7 @@ class FakeState:
                     break
                 del self.tasks[oldest]
         if not self.stop_event.is_set():
-            self.executor.submit(self._run, task)
+            self.executors[model].submit(self._run, task)
         return task
 
     # --- task execution ---------------------------------------------------------------------
@@ -293,24 +348,25 @@ class FakeState:
         if callable(spec):
             return spec
         name = "telea" if fast else spec
-        if name not in self._erasers:
-            try:
-                from ..erasers import get_eraser
+        if name not in self._erasers:  # no fallback: an unavailable eraser fails the task, visibly
+            from ..erasers import get_eraser
 
-                engine = get_eraser(name)
-                self._erasers[name] = lambda img, er, kp: engine.erase(img, er, keep=kp)
-            except Exception as exc:  # engine not available in this install: fall back to OpenCV Telea
-                logger.warning("fake dashscope: eraser %r unavailable (%s); using OpenCV Telea", name, exc)
-                self._erasers[name] = telea_erase
+            engine = get_eraser(name)
+            self._erasers[name] = lambda img, er, kp: engine.erase(img, er, keep=kp)
         return self._erasers[name]
 
     def _run(self, task: Task) -> None:
         knobs = self.knobs
         latency = knobs.latency_seg if task.model == SEGMENT_MODEL else knobs.latency_erase
+        with self.lock:
+            if task.status != P.PENDING:  # cancelled while it waited
+                return
         start = time.monotonic()
         if self.stop_event.wait(min(0.05, latency * 0.2)):
             return
         with self.lock:
+            if task.status != P.PENDING:
+                return
             task.status = "RUNNING"
             task.scheduled_time = cst_now()
             fail = False
@@ -338,6 +394,7 @@ class FakeState:
             return
         with self.lock:
             task.end_time = cst_now()
+            task.finished = time.time()
             task.expires_at = time.time() + self.knobs.result_ttl_s
             task.inputs = {}
             if code:
@@ -346,6 +403,7 @@ class FakeState:
             else:
                 task.status, task.files = "SUCCEEDED", files
                 self.stats["succeeded"][task.model] += 1
+                self.quota_used[task.model] += 1  # billing counts successful images only
 
     def _compute(self, task: Task) -> dict[str, tuple[bytes, str]]:
         image = task.inputs["image"]
@@ -375,7 +433,8 @@ class FakeState:
 
     def shutdown(self) -> None:
         self.stop_event.set()
-        self.executor.shutdown(wait=True, cancel_futures=True)
+        for ex in self.executors.values():
+            ex.shutdown(wait=True, cancel_futures=True)
 
 
 # --- image helpers --------------------------------------------------------------------------

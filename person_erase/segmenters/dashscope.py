@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from ..cloud.adapt import adapt_image, encode_image, plan_adaptation, restore_labels, write_file
+from ..cloud.adapt import adapt_image, check_result_size, encode_image, plan_adaptation, restore_labels, write_file
 from ..cloud.client import SEGMENT_MODEL, CallLog, DashScopeClient
 from ..errors import CloudError, InputError
 from ..instances import Instances
@@ -103,12 +103,14 @@ class DashScopeSegmenter:
         raw = self.client.download_image(result.url("output_image_url"), task_id=task_id)
         labels = label_map_from_result(raw, task_id=task_id)
         plan = plan_adaptation(*size)
+        size_note = check_result_size(labels.shape[:2], plan, task_id=task_id, what="segmentation label map")
         labels = restore_labels(labels, plan)
         t2 = time.perf_counter()
         self.last_call = CallLog(
             task_ids={"segment": task_id},
             timings_ms={"wait": (t1 - t0) * 1e3, "download": (t2 - t1) * 1e3},
-            notes={"adaptation": plan.describe(), "request_id": result.request_id},
+            notes={"adaptation": plan.describe(), "request_id": result.request_id,
+                   **({"result_rescaled": size_note} if size_note else {})},
         )
         return Instances.from_label_map(
             labels,
