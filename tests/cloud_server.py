@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
-from person_erase.cloud import DashScopeClient
+from person_erase.cloud import DashScopeClient, Limiters
 from person_erase.fakecloud import FakeDashScope
 from person_erase.fakecloud.inprocess import InProcessTransport
 from person_erase.fakecloud.state import FakeState, Knobs, telea_erase
@@ -87,13 +87,15 @@ class InProc:
     """A fake service state and clients talking to it in this process (no sockets)."""
 
     def __init__(self, **knobs) -> None:
-        self.state = FakeState(Knobs(**{"latency_seg": 0.01, "latency_erase": 0.01, **knobs}),
+        # pacing (2 submits/s) has its own tests; here it would only slow every test down
+        self.state = FakeState(Knobs(**{"latency_seg": 0.01, "latency_erase": 0.01, "submits_per_second": 50, **knobs}),
                                segment_backend=blob_segmenter, erase_backend=telea_erase)
         self.state.root = "http://127.0.0.1:9"
         self.transport = InProcessTransport(self.state, TEST_KEY)
 
     def client(self, **kw) -> DashScopeClient:
         opts = {**FAST, "api_key": TEST_KEY, "base_url": "http://127.0.0.1:9/api/v1", "transport": self.transport, **kw}
+        opts.setdefault("limiters", Limiters(submits_per_second=50))
         return DashScopeClient(**opts)
 
     def configure(self, **knobs):

@@ -28,7 +28,6 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
-
 from .protocol import ACCEPTED_FORMATS, MAX_FILE_BYTES, MAX_SIDE, MIN_SIDE  # noqa: F401 - re-exported
 
 #: Longest side / shortest side beyond which a photo is refused.

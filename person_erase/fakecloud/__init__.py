@@ -6,7 +6,7 @@ and 1 task in flight per model) and error codes, and computes real results with 
 engines. Fault knobs (latency, failure rate, 429/5xx bursts, dropped downloads, expiry) are in ``Knobs``.
 
 ``FakeDashScope`` runs it on a background thread (random free port by default); ``serve`` runs it in the
-foreground (``person-erase serve-dashscope``). Names are imported lazily so ``fakecloud.cli`` stays cheap.
+foreground (``person-erase serve-dashscope``). Names are imported lazily so importing the package stays cheap.
 """
 
 from __future__ import annotations

@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-logger = logging.getLogger("person_erase.fakecloud")
-
 from ..cloud import protocol as P
 from ..cloud.protocol import ACCEPTED_FORMATS, ERASE_MODEL, MAX_SIDE, MIN_SIDE, MODELS, SEGMENT_MODEL  # noqa: F401
+
+logger = logging.getLogger("person_erase.fakecloud")
 
 MAX_IMAGE_BYTES = P.MAX_FILE_BYTES
 _CST = timezone(timedelta(hours=8))  # the service reports times in UTC+8
@@ -38,49 +38,50 @@ EraseBackend = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 class Knobs(BaseModel):
-    """Behaviour and fault knobs of the fake service (all settable at start and at run time)."""
+    """Behaviour and fault knobs of the fake service (all settable at start and at run time).
+
+    ``person-erase serve-dashscope`` generates one option per field from this model (``--latency-seg`` …),
+    with the field's description as its help.
+    """
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
-    #: Seconds a segmentation / erase task takes from submit to its final state (at least the compute time).
-    latency_seg: float = Field(default=0.3, ge=0)
-    latency_erase: float = Field(default=0.6, ge=0)
-    #: Probability that a task ends FAILED with InternalError.Algo.
-    failure_rate: float = Field(default=0.0, ge=0, le=1)
-    #: The next N tasks end FAILED with InternalError.Algo.
-    fail_next_tasks: int = Field(default=0, ge=0)
-    #: The next N submits are answered 429 Throttling.RateQuota (no task created).
-    throttle_next_submits: int = Field(default=0, ge=0)
-    #: The next N submits create their task, then the connection is closed without an answer.
-    drop_after_submit: int = Field(default=0, ge=0)
-    #: Free quota per model, in successfully generated images (DashScope: 500); when used up, submits get
-    #: 429 Throttling.AllocationQuota "Free allocated quota exceeded." (or 403 AllocationQuota.FreeTierOnly).
-    free_quota: int = Field(default=P.FREE_QUOTA_IMAGES, ge=0)
-    quota_answer: str = Field(default="allocation", pattern="^(allocation|free_tier_only)$")
-    #: Host name put in result URLs (resolved by clients to this server, e.g. with PERSON_ERASE_CLOUD_RESOLVE);
-    #: None: the address the server is bound to. Never taken from a request's Host header.
-    result_host: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.-]{1,253}$")
-    #: The next N submits / task queries are answered with ``error_status`` (no task created on submit).
-    error_next_submits: int = Field(default=0, ge=0)
-    error_next_queries: int = Field(default=0, ge=0)
-    error_status: int = Field(default=500, ge=500, le=599)  # 503 answers ModelUnavailable
-    #: The next N result downloads send half the bytes and then drop the connection.
-    drop_next_downloads: int = Field(default=0, ge=0)
-    #: Seconds result URLs stay valid after a task ends (DashScope: 24 h).
-    result_ttl_s: float = Field(default=86400.0, ge=0)
-    #: Limits per model (DashScope: 2 submits/s answered 429 Throttling.RateQuota beyond; 1 task runs at a
-    #: time, later ones wait PENDING — nothing documents a rejection of a second task).
-    submits_per_second: float = Field(default=P.SUBMITS_PER_SECOND, gt=0)
-    max_in_flight: int = Field(default=P.MAX_IN_FLIGHT, ge=1)
-    #: Accept only this key (None: any non-empty Bearer key is accepted).
-    api_key: str | None = Field(default=None, repr=False)
-    #: Largest JSON body and largest multipart upload accepted, bytes.
-    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024)
-    max_upload_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024)
-    #: Format of erase results: "png" (lossless) or "jpeg" (like many services; changes pixels outside the mask).
-    result_format: str = Field(default="png", pattern="^(png|jpeg)$")
-    #: Seed of the failure-rate dice (None: random).
-    seed: int | None = None
+    latency_seg: float = Field(default=0.3, ge=0, allow_inf_nan=False,
+                               description="seconds a segmentation task takes from submit to its final state")
+    latency_erase: float = Field(default=0.6, ge=0, allow_inf_nan=False, description="seconds an erase task takes")
+    failure_rate: float = Field(default=0.0, ge=0, le=1, description="probability a task ends FAILED (InternalError.Algo)")
+    fail_next_tasks: int = Field(default=0, ge=0, description="the next N tasks end FAILED (InternalError.Algo)")
+    throttle_next_submits: int = Field(default=0, ge=0,
+                                       description="answer the next N submits 429 Throttling.RateQuota (no task created)")
+    drop_after_submit: int = Field(default=0, ge=0, description="the next N submits create their task, then the "
+                                   "connection is closed without an answer")
+    error_next_submits: int = Field(default=0, ge=0, description="answer the next N submits with --error-status (no task)")
+    error_next_queries: int = Field(default=0, ge=0, description="answer the next N task queries with --error-status")
+    error_status: int = Field(default=500, ge=500, le=599,
+                              description="status of injected errors (503 answers ModelUnavailable, else InternalError)")
+    drop_next_downloads: int = Field(default=0, ge=0, description="send half of the next N result downloads, then drop")
+    result_ttl_s: float = Field(default=float(P.RESULT_TTL_S), ge=0, allow_inf_nan=False,
+                                description="seconds result URLs stay valid after a task ends (DashScope: 24 h)")
+    submits_per_second: float = Field(default=P.SUBMITS_PER_SECOND, gt=0, allow_inf_nan=False,
+                                      description="per-model submits per second; more are answered 429 Throttling.RateQuota")
+    max_in_flight: int = Field(default=P.MAX_IN_FLIGHT, ge=1, le=16, description="per-model tasks running at once (set "
+                               "at start); later tasks wait PENDING — nothing documents a rejection")
+    free_quota: int = Field(default=P.FREE_QUOTA_IMAGES, ge=0, description="free quota per model in successful images "
+                            "(DashScope: 500); then submits get the quota-exhausted answer")
+    quota_answer: str = Field(default="allocation", pattern="^(allocation|free_tier_only)$",
+                              description="quota-exhausted answer: 429 Throttling.AllocationQuota 'Free allocated quota "
+                              "exceeded.' (allocation) or 403 AllocationQuota.FreeTierOnly")
+    result_host: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.-]{1,253}$",
+                                    description="host name in result URLs (default: the bound address; never the "
+                                    "request's Host header); clients pin it with PERSON_ERASE_CLOUD_RESOLVE")
+    api_key: str | None = Field(default=None, repr=False, description="accept only this key, on every route "
+                                "including /_fake/* (default: any non-empty key, /_fake/* open)")
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="largest JSON body, bytes")
+    max_upload_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024,
+                                  description="largest temporary upload, bytes")
+    result_format: str = Field(default="png", pattern="^(png|jpeg)$",
+                               description="erase result format: png (lossless) or jpeg (changes pixels outside the mask)")
+    seed: int | None = Field(default=None, description="seed of the failure-rate dice (default: random)")
 
     def public(self) -> dict[str, Any]:
         data = self.model_dump()
