@@ -186,6 +186,24 @@ def bounded(fn: Callable[[], T], deadline: float, *, what: str) -> T:
     return box["value"]  # type: ignore[no-any-return]
 
 
+_SDK_LOCK = threading.Lock()
+_SDK_MODULES = ("requests", "dashscope", "dashscope.client.base_api", "dashscope.common.error",
+                "dashscope.common.utils", "dashscope.utils.oss_utils")
+
+
+def import_sdk() -> None:
+    """Import the SDK once, under a lock: two threads importing ``dashscope`` for the first time at the
+    same moment can hit Python's import deadlock detection (its modules import each other)."""
+    import importlib
+    import sys
+
+    if all(m in sys.modules for m in _SDK_MODULES):
+        return
+    with _SDK_LOCK:
+        for mod in _SDK_MODULES:
+            importlib.import_module(mod)
+
+
 class _ResendRefused(Exception):
     """Raised by ``_OneShotSession`` instead of sending a request a second time."""
 
@@ -225,6 +243,7 @@ class SdkTransport:
     # --- helpers --------------------------------------------------------------------------------
 
     def _headers(self) -> dict[str, str]:
+        import_sdk()
         from dashscope.common.utils import default_headers
 
         return {**default_headers(self.__key, module="tasks")}
@@ -259,6 +278,7 @@ class SdkTransport:
 
     def create(self, model: str, input: dict[str, str], parameters: dict[str, Any], *,  # noqa: A002
                headers: dict[str, str], deadline: float) -> Reply:
+        import_sdk()
         import requests
         from dashscope.client.base_api import BaseAsyncApi
         from dashscope.common.error import DashScopeException
@@ -313,6 +333,7 @@ class SdkTransport:
 
     def upload(self, path: Path, *, model: str, certificate: dict[str, Any] | None,
                deadline: float) -> tuple[str, dict[str, Any] | None]:
+        import_sdk()
         import requests
         from dashscope.common.error import DashScopeException
         from dashscope.utils.oss_utils import OssUtils, check_and_upload_local
@@ -390,7 +411,7 @@ def http_download(url: str, *, connect_to: str | None, max_bytes: int, deadline:
                     raise TransportError(f"declared {declared} bytes", sent=True, kind="too_large")
                 chunks: list[bytes] = []
                 size = 0
-                for chunk in rsp.iter_bytes(1 << 16):
+                for chunk in rsp.iter_bytes():  # as received: a drip is checked against the deadline
                     size += len(chunk)
                     if size > max_bytes:
                         raise TransportError(f"more than {max_bytes} bytes", sent=True, kind="too_large")
