@@ -68,19 +68,27 @@ def make_scene(height: int, width: int, people: list[tuple[float, float, float]]
     return img
 
 
-@pytest.fixture
-def fake_cloud(monkeypatch: pytest.MonkeyPatch):
-    """A running ``FakeDashScope`` (real HTTP on 127.0.0.1) with the environment pointing at it."""
+@pytest.fixture(scope="module")
+def _module_fake():
+    """One ``FakeDashScope`` per test module (starting one per test costs more than the tests)."""
     before = {t.ident for t in threading.enumerate()}
     fake = FakeDashScope(segment_backend=blob_segmenter, erase_backend=telea_erase, latency_seg=0.02, latency_erase=0.02,
                          result_host=RESULT_HOST)
     with fake:
-        monkeypatch.setenv("DASHSCOPE_API_KEY", TEST_KEY)
-        for k, v in fake.client_env().items():
-            monkeypatch.setenv(k, v)
         yield fake
     leftover = [t for t in threading.enumerate() if t.ident not in before and t.name.startswith("fake-dashscope")]
     assert not leftover, f"fake server threads left running: {leftover}"
+
+
+@pytest.fixture
+def fake_cloud(_module_fake, monkeypatch: pytest.MonkeyPatch):
+    """The module's ``FakeDashScope`` (real HTTP on 127.0.0.1), reset, with the environment pointing at it."""
+    _module_fake.reset()
+    monkeypatch.setenv("DASHSCOPE_API_KEY", TEST_KEY)
+    for k, v in _module_fake.client_env().items():
+        monkeypatch.setenv(k, v)
+    yield _module_fake
+    _module_fake.reset()
 
 
 class InProc:

@@ -19,7 +19,6 @@ import pytest
 from PIL import Image
 
 from person_erase import batch as B
-from person_erase.cloud import limits
 from person_erase.report import BatchSummary, ImageReport
 from tests._fake_engines import ServerProcess, figure_labels, flat_fill
 from tests.conftest import REPO, make_scene
@@ -43,12 +42,10 @@ def _images(folder: Path, n: int) -> list[str]:
 def cloud(monkeypatch: pytest.MonkeyPatch):
     from person_erase.fakecloud import FakeDashScope
 
-    limits.reset_limiters()
     with FakeDashScope(segment_backend=figure_labels, erase_backend=flat_fill, latency_seg=0.05, latency_erase=0.05) as fake:
         monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
         monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", fake.base_url)
         yield fake
-    limits.reset_limiters()
 
 
 def _journal_tasks(out: Path) -> dict[tuple[str, str], tuple[str, str | None]]:

@@ -139,7 +139,7 @@ def test_answer_without_task_id_is_adopted(inproc, scene):
     real = inproc.transport.create
 
     def create(*a, **kw):
-        rsp = real(*a, **kw)
+        real(*a, **kw)
         return Reply(200, {"request_id": "r", "output": {"task_status": "PENDING"}})
 
     c = inproc.client(transport=Scripted(inproc, create=create))

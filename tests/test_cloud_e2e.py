@@ -16,7 +16,6 @@ from PIL import Image as PILImage
 
 import person_erase as pe
 from person_erase.cloud import ERASE_MODEL, SEGMENT_MODEL
-from person_erase.cloud.limits import reset_limiters
 from person_erase.fakecloud import FakeDashScope
 
 REPO = Path(__file__).resolve().parents[1]
@@ -25,12 +24,10 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.fixture
 def real_fake(monkeypatch):
     """The server with its default backends (the local segmenter and PatchMatch), as users run it."""
-    reset_limiters()
     with FakeDashScope(latency_seg=0.05, latency_erase=0.05) as fake:
         monkeypatch.setenv("DASHSCOPE_API_KEY", TEST_KEY)
         monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", fake.base_url)
         yield fake
-    reset_limiters()
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +49,7 @@ def test_api_cloud_path_end_to_end(real_fake, astronaut):
     assert result.report.outside_mask_changed_px == 0
     stats = real_fake.stats()
     assert stats["submitted"] == {SEGMENT_MODEL: 1, ERASE_MODEL: 1}  # exactly one task per model
-    assert stats["last_parameters"][ERASE_MODEL] == {"dilate_flag": False, "fast_mode": False, "add_watermark": False}
+    assert stats["last_parameters"][ERASE_MODEL] == {"dilate_flag": True, "fast_mode": False, "add_watermark": False}
     ids = result.report.cloud_task_ids
     assert ids.get("segment") and ids.get("erase")
 

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 import pytest
-from cloud_server import FAST, RESULT_HOST, TEST_KEY, fake_cloud, make_scene  # noqa: F401
+from cloud_server import FAST, RESULT_HOST, TEST_KEY, _module_fake, fake_cloud, make_scene  # noqa: F401
 
 from person_erase.cloud import ERASE_MODEL, SEGMENT_MODEL, DashScopeClient
 from person_erase.erasers.dashscope import DashScopeEraser

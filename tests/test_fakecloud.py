@@ -17,16 +17,22 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from cloud_server import FAST, TEST_KEY, fake_cloud, make_scene  # noqa: F401
+from cloud_server import FAST, RESULT_HOST, TEST_KEY, _module_fake, fake_cloud, make_scene  # noqa: F401
 from PIL import Image as PILImage
 
+from person_erase.cli.serve import add_serve_arguments
 from person_erase.cloud import ERASE_MODEL, SEGMENT_MODEL, DashScopeClient
+from person_erase.cloud import protocol as P
 from person_erase.errors import CloudError
-from person_erase.fakecloud.cli import add_serve_arguments
 
 SUBMIT = "/api/v1/services/aigc/image2image/image-synthesis"
 AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
 ASYNC = {**AUTH, "X-DashScope-Async": "enable"}
+
+
+def local(url: str) -> str:
+    """A result URL of the fake with its (pinned) host name replaced by 127.0.0.1, for plain httpx."""
+    return url.replace(RESULT_HOST, "127.0.0.1")
 
 
 def post(fake, path: str, **kw) -> httpx.Response:
@@ -74,9 +80,9 @@ def test_bad_bodies_get_dashscope_errors(fake_cloud):
     assert_ds_error(post(fake_cloud, SUBMIT, headers={**ASYNC, "Content-Type": "application/json"}, content=b"{not json"), 400, "InvalidParameter.JsonPhrase")
     assert_ds_error(post(fake_cloud, SUBMIT, headers={**ASYNC, "Content-Type": "application/json"}, content=b"\xff\xfe\x00"), 400, "InvalidParameter.JsonPhrase")
     assert_ds_error(post(fake_cloud, SUBMIT, headers={**ASYNC, "Content-Type": "text/plain"}, content=b"hello"), 400, "InvalidParameter")
-    assert_ds_error(post(fake_cloud, SUBMIT, headers={**ASYNC, "Content-Type": "application/json"}, content=b"x" * (3 * 1024 * 1024)), 413, "InvalidParameter")
+    assert_ds_error(post(fake_cloud, SUBMIT, headers={**ASYNC, "Content-Type": "application/json"}, content=b"x" * (3 * 1024 * 1024)), 413, "BadRequest.TooLarge")
     huge = b'{"model": "' + b"a" * (20 * 1024 * 1024) + b'"}'
-    assert_ds_error(post(fake_cloud, SUBMIT, headers={**ASYNC, "Content-Type": "application/json"}, content=huge), 413, "InvalidParameter")
+    assert_ds_error(post(fake_cloud, SUBMIT, headers={**ASYNC, "Content-Type": "application/json"}, content=huge), 413, "BadRequest.TooLarge")
     assert_ds_error(httpx.get(f"{fake_cloud.root_url}/api/v1/nowhere", timeout=10), 404, "NotFound")
     assert_ds_error(httpx.get(f"{fake_cloud.root_url}{SUBMIT}", timeout=10), 405, "MethodNotAllowed")
     assert_ds_error(httpx.get(f"{fake_cloud.root_url}/api/v1/tasks/abc", timeout=10), 401, "InvalidApiKey")
@@ -138,11 +144,12 @@ def test_task_lifecycle_and_result_urls(fake_cloud, tmp_path):
     assert body["usage"] == {"image_count": 1}
     o = body["output"]
     assert {"submit_time", "scheduled_time", "end_time", "output_image_url", "output_vis_image_url"} <= set(o)
-    mask = np.asarray(PILImage.open(io.BytesIO(httpx.get(o["output_image_url"], timeout=10).content)))
+    assert o["output_image_url"].startswith(f"http://{RESULT_HOST}:")  # not this server's address
+    mask = np.asarray(PILImage.open(io.BytesIO(httpx.get(local(o["output_image_url"]), timeout=10).content)))
     assert mask.shape == (600, 600) and mask.max() == 1
-    vis = PILImage.open(io.BytesIO(httpx.get(o["output_vis_image_url"], timeout=10).content))
+    vis = PILImage.open(io.BytesIO(httpx.get(local(o["output_vis_image_url"]), timeout=10).content))
     assert vis.size == (600, 600)
-    tampered = o["output_image_url"].replace("Signature=", "Signature=x")
+    tampered = local(o["output_image_url"]).replace("Signature=", "Signature=x")
     assert httpx.get(tampered, timeout=10).status_code == 403
     unknown = httpx.get(f"{fake_cloud.base_url}/tasks/no-such-task", headers=AUTH, timeout=10).json()
     assert unknown["output"]["task_status"] == "UNKNOWN"
@@ -158,7 +165,7 @@ def test_oss_input_needs_resolve_header(fake_cloud, tmp_path):
     assert info.value.code == "InvalidParameter.FileDownload" and "OssResourceResolve" in str(info.value)
 
 
-def test_server_enforces_rate_and_in_flight_limits(fake_cloud, tmp_path):
+def test_server_enforces_rate_queues_a_second_task_and_lists_and_cancels(fake_cloud, tmp_path):
     """Straight through the SDK (our client paces itself, so it would never trip these)."""
     from dashscope.client.base_api import BaseAsyncApi
 
@@ -171,17 +178,73 @@ def test_server_enforces_rate_and_in_flight_limits(fake_cloud, tmp_path):
         )
 
     fake_cloud.configure(latency_seg=2.0)
-    first, second = submit(), submit()
-    assert first.status_code == 200
-    assert second.status_code == 429 and second.code == "Throttling.AllocationQuota"
-    fake_cloud.configure(max_in_flight=10)
-    third, fourth = submit(), submit()  # 3 accepted within one second would break 2/s
-    assert {third.status_code, fourth.status_code} == {200, 429}
-    assert 429 in (third.status_code, fourth.status_code)
-    refused = third if third.status_code == 429 else fourth
-    assert refused.code == "Throttling.RateQuota"
-    stats = fake_cloud.stats()
-    assert stats["submitted"][SEGMENT_MODEL] == 2 and stats["throttled"][SEGMENT_MODEL] == 2
+    first, second, third = submit(), submit(), submit()
+    assert first.status_code == 200 and second.status_code == 200  # a second task waits PENDING (not rejected)
+    assert third.status_code == 429 and third.code == P.RATE_QUOTA  # 3 within one second break 2/s
+    time.sleep(0.2)
+    ids = [first.output["task_id"], second.output["task_id"]]
+    states = {i: fake_cloud.state.tasks[i].status for i in ids}
+    assert states == {ids[0]: "RUNNING", ids[1]: "PENDING"}
+    listed = httpx.get(f"{fake_cloud.base_url}/tasks", headers=AUTH, timeout=10,
+                       params={"model_name": SEGMENT_MODEL, "page_no": 1, "page_size": 10, "start_time": "20200101000000"}).json()
+    assert {d["task_id"] for d in listed["data"]} == set(ids) and listed["total"] == 2
+    pending = httpx.get(f"{fake_cloud.base_url}/tasks", headers=AUTH, timeout=10, params={"status": "PENDING"}).json()
+    assert [d["task_id"] for d in pending["data"]] == [ids[1]]
+    assert httpx.post(f"{fake_cloud.base_url}/tasks/{ids[1]}/cancel", headers=AUTH, timeout=10).status_code == 200
+    again = httpx.post(f"{fake_cloud.base_url}/tasks/{ids[0]}/cancel", headers=AUTH, timeout=10)
+    assert again.status_code == 400  # only PENDING tasks can be cancelled
+    body = httpx.get(f"{fake_cloud.base_url}/tasks/{ids[1]}", headers=AUTH, timeout=10).json()
+    assert body["output"]["task_status"] == "CANCELED"
+    fake_cloud.state.cancel_task(ids[0])
+
+
+def test_quota_exhausted_answer_is_the_documented_one(fake_cloud, tmp_path):
+    url = uploaded(fake_cloud, tmp_path, SEGMENT_MODEL, make_scene(600, 600, [(0.5, 0.5, 0.5)]))
+    fake_cloud.configure(free_quota=0)
+    body = {"model": SEGMENT_MODEL, "input": {"image_url": url}}
+    rsp = post(fake_cloud, SUBMIT, headers={**ASYNC, "X-DashScope-OssResourceResolve": "enable"}, json=body)
+    assert assert_ds_error(rsp, 429, P.ALLOCATION_QUOTA)["message"] == P.FREE_QUOTA_MESSAGE
+    fake_cloud.configure(quota_answer="free_tier_only")
+    rsp = post(fake_cloud, SUBMIT, headers={**ASYNC, "X-DashScope-OssResourceResolve": "enable"}, json=body)
+    assert_ds_error(rsp, 403, P.FREE_TIER_ONLY)
+    assert fake_cloud.stats()["submitted"][SEGMENT_MODEL] == 0
+
+
+def test_api_key_guards_every_route_and_urls_ignore_the_host_header(tmp_path):
+    from person_erase.fakecloud import FakeDashScope
+
+    with FakeDashScope(segment_backend=lambda img: np.zeros(img.shape[:2], np.uint8), erase_backend=lambda i, e, k: i,
+                       latency_seg=0.01, api_key=TEST_KEY) as fake:
+        root = fake.root_url
+        for path in ("/_fake/stats", "/_fake/config", "/_fake/health", "/api/v1/tasks", "/api/v1/tasks/x"):
+            assert httpx.get(f"{root}{path}", timeout=10).status_code == 401, path
+            assert httpx.get(f"{root}{path}", headers={"Authorization": "Bearer wrong"}, timeout=10).status_code == 401
+        for path in ("/_fake/config", "/_fake/quota/reset", "/api/v1/tasks/x/cancel"):
+            assert httpx.post(f"{root}{path}", content=b'{"max_upload_bytes": 60000000}', timeout=10).status_code == 401
+        assert fake.state.knobs.max_upload_bytes == 32 * 1024 * 1024  # nobody reconfigured it
+        assert httpx.get(f"{root}/_fake/stats", headers=AUTH, timeout=10).status_code == 200
+        url = uploaded(fake, tmp_path, SEGMENT_MODEL, make_scene(600, 600, [(0.5, 0.5, 0.5)]))
+        rsp = post(fake, SUBMIT, headers={**ASYNC, "X-DashScope-OssResourceResolve": "enable", "Host": "evil.example:1"},
+                   json={"model": SEGMENT_MODEL, "input": {"image_url": url}})
+        task = rsp.json()["output"]["task_id"]
+        for _ in range(100):
+            out = httpx.get(f"{root}/api/v1/tasks/{task}", headers={**AUTH, "Host": "evil.example:1"}, timeout=10).json()["output"]
+            if out["task_status"] == "SUCCEEDED":
+                break
+            time.sleep(0.02)
+        assert out["output_image_url"].startswith(root + "/results/")  # the bound address, not the Host header
+
+
+def test_non_loopback_bind_needs_allow_remote(capsys):
+    from person_erase.cli import main
+    from person_erase.errors import InputError
+    from person_erase.fakecloud import FakeDashScope
+
+    with pytest.raises(InputError, match="allow_remote"):
+        FakeDashScope(host="0.0.0.0")
+    assert main(["serve-dashscope", "--host", "0.0.0.0", "--port", "1"]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and "allow" in err[0]
 
 
 def test_stats_and_config_endpoints(fake_cloud):
@@ -197,24 +260,26 @@ def test_serve_arguments():
     add_serve_arguments(parser)
     args = parser.parse_args([])
     assert (args.host, args.port, args.segmenter, args.eraser) == ("127.0.0.1", 8765, "local", "patchmatch")
-    args = parser.parse_args(["--port", "9000", "--latency-seg", "0.1", "--throttle-next", "2", "--result-format", "jpeg"])
-    assert (args.port, args.latency_seg, args.throttle_next, args.result_format) == (9000, 0.1, 2, "jpeg")
+    args = parser.parse_args(["--port", "9000", "--latency-seg", "0.1", "--throttle-next", "2", "--result-format", "jpeg",
+                              "--free-quota", "7", "--drop-after-submit", "1"])
+    assert (args.port, args.latency_seg, args.throttle_next_submits, args.result_format) == (9000, 0.1, 2, "jpeg")
+    assert (args.free_quota, args.drop_after_submit) == (7, 1)
+    from person_erase.fakecloud.state import Knobs
+
+    help_text = parser.format_help()
+    for name, info in Knobs.model_fields.items():  # every knob is an option, with its description
+        assert f"--{name.replace('_', '-')}" in help_text
+        assert info.description and info.description.split()[0] in help_text
 
 
 def test_run_serve_in_a_subprocess_serves_and_stops():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    code = (
-        "import argparse, sys\n"
-        "from person_erase.fakecloud.cli import add_serve_arguments, run_serve\n"
-        "p = argparse.ArgumentParser(); add_serve_arguments(p)\n"
-        "sys.exit(run_serve(p.parse_args(sys.argv[1:])))\n"
-    )
     root = Path(__file__).resolve().parents[1]
     env = {**os.environ, "PYTHONPATH": str(root)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, "--port", str(port), "--log-level", "warning"],
+        [sys.executable, "-m", "person_erase", "serve-dashscope", "--port", str(port), "--log-level", "warning"],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=root,
     )
     try:

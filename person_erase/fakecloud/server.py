@@ -152,6 +152,10 @@ class FakeDashScope:
     def reset_stats(self) -> None:
         self.state.reset_stats()
 
+    def reset(self) -> None:
+        """Back to the knobs it started with; no tasks, uploads, counts or used quota (e.g. between tests)."""
+        self.state.reset()
+
     def get_json(self, path: str) -> Any:
         """GET a path of this server and decode its JSON (for tests and notebooks)."""
         headers = {"Authorization": f"Bearer {self.state.knobs.api_key}"} if self.state.knobs.api_key else {}

@@ -135,6 +135,7 @@ class FakeState:
         max_workers: int = 2,
     ) -> None:
         self.knobs = knobs or Knobs()
+        self.initial_knobs = self.knobs
         self.lock = threading.RLock()
         self.stop_event = threading.Event()
         self.tasks: dict[str, Task] = {}
@@ -192,6 +193,21 @@ class FakeState:
             snap["tasks"] = len(self.tasks)
             snap["quota_used"] = dict(self.quota_used)
             return snap
+
+    def reset(self) -> None:
+        """Initial knobs, no tasks (running ones are cancelled), uploads, counts or used quota."""
+        with self.lock:
+            for t in self.tasks.values():
+                if t.in_flight:
+                    t.status = P.CANCELED
+            self.tasks.clear()
+            self.uploads.clear()
+            self.upload_bytes = 0
+            self.knobs = self.initial_knobs
+            self.rng = random.Random(self.knobs.seed)
+            self.accepted = {m: deque() for m in MODELS}
+            self.quota_used = {m: 0 for m in MODELS}
+        self.reset_stats()
 
     def reset_quota(self) -> None:
         with self.lock:
@@ -394,6 +410,8 @@ class FakeState:
         if remaining > 0 and self.stop_event.wait(remaining):
             return
         with self.lock:
+            if self.tasks.get(task.task_id) is not task or task.status != "RUNNING":  # reset or cancelled meanwhile
+                return
             task.end_time = cst_now()
             task.finished = time.time()
             task.expires_at = time.time() + self.knobs.result_ttl_s
