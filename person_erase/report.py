@@ -140,7 +140,7 @@ class BatchItem(_Model):
     input: str
     output: str | None = None
     report: str | None = Field(default=None, description="the report JSON sidecar of the output")
-    status: Literal["done", "failed", "skipped"]
+    status: Literal["done", "failed", "skipped", "not_started"]
     stage: str | None = Field(default=None, description="where a failure happened: load, segment, erase, save")
     reason: str | None = None
     people: int | None = None
@@ -163,6 +163,7 @@ class BatchSummary(_Model):
     cache_hits: int = 0
     pending: int = Field(default=0, description="not reached (the run was interrupted)")
     interrupted: bool = False
+    stopped: str | None = Field(default=None, description="why the run stopped early, e.g. 'quota exhausted (model)'")
     seconds: float = 0.0
     images_per_s: float | None = None
     engine: str | None = Field(default=None, description="how the run was executed (process pool or cloud pipeline)")

@@ -113,48 +113,74 @@ def test_cloud_stages_overlap(cloud, tmp_path: Path) -> None:
     assert max(max(v.values()) for v in seen) == 1  # never more than one task per model
 
 
-def test_kill_9_mid_run_then_resume_submits_no_task_twice(tmp_path: Path) -> None:
-    n = 8
-    rels = _images(tmp_path / "in", n)
+def test_kill_9_at_ten_points_then_resume_does_every_image_once(tmp_path: Path) -> None:
+    """kill -9 at 10 moments of a cloud batch (real SDK, real HTTP), then --resume: every image done once,
+    and the service saw exactly one task per image and model — also when the kill came after the service
+    created a task but before its id was journaled (the resumed run adopts it from the task list)."""
+    import multiprocessing as mp
+
+    import _cloud_kill as K
+
+    n = 3
+    src = tmp_path / "in"
+    rels = _images(src, n)
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload(K.preload())
+    points = K.POINTS
+    with K.Servers(len(points), latency_seg=0.05, latency_erase=0.05, submits_per_second=50) as servers:
+        def run_all(kills: list) -> list[int]:
+            procs = [ctx.Process(target=K.run_batch_child, args=(str(src), str(tmp_path / f"out{i}"), servers.base_url(i),
+                                                                  KEY, kill)) for i, kill in enumerate(kills)]
+            for p in procs:
+                p.start()
+            for p in procs:
+                p.join(120)
+            return [p.exitcode for p in procs]
+
+        killed = run_all([list(pt) for pt in points])
+        assert killed == [-signal.SIGKILL] * len(points), list(zip(points, killed))
+        resumed = run_all([None] * len(points))
+        assert resumed == [0] * len(points), list(zip(points, resumed))
+        for i, point in enumerate(points):
+            stats = servers.stats(i)
+            assert stats["submitted"] == {K.SEG: n, K.ERA: n}, (point, stats["submitted"])
+            out = tmp_path / f"out{i}"
+            summary = BatchSummary.model_validate_json((out / "summary.json").read_text())
+            assert summary.failed == 0 and summary.done + summary.skipped == n, point
+            tasks = _journal_tasks(out)
+            for rel in rels:
+                assert (out / rel).is_file() and (out / (rel + ".json")).is_file(), (point, rel)
+                assert tasks[(rel, "save")][0] == "done", (point, rel)
+            assert not list(out.rglob("*.part*")), point
+
+
+def test_quota_exhausted_mid_batch_stops_then_resume_finishes(cloud, tmp_path: Path, capsys) -> None:
+    from person_erase.cli import main
+
+    n = 5
+    _images(tmp_path / "in", n)
     out = tmp_path / "out"
-    with ServerProcess(latency_seg=0.25, latency_erase=0.4) as server:
-        env = {**os.environ, "DASHSCOPE_API_KEY": KEY, "DASHSCOPE_HTTP_BASE_URL": server.base_url, "PYTHONPATH": str(REPO)}
-        cmd = [sys.executable, "-m", "person_erase", "batch", str(tmp_path / "in"), "-o", str(out),
-               "--segmenter", "dashscope", "--eraser", "dashscope"]
-        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True)
-        in_flight: dict[tuple[str, str], str] = {}
-        deadline = time.monotonic() + 90
-        try:
-            while time.monotonic() < deadline and proc.poll() is None:
-                try:
-                    tasks = _journal_tasks(out)
-                except sqlite3.Error:
-                    time.sleep(0.05)
-                    continue
-                done = sum(1 for (_, stage), (state, _) in tasks.items() if stage == "save" and state == "done")
-                in_flight = {k: t for k, (state, t) in tasks.items() if state == "submitted" and t}
-                if done >= 2 and in_flight:
-                    break
-                time.sleep(0.03)
-        finally:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        assert in_flight, "the run was not killed while a task was in flight"
-        before = server.stats()["submitted"]
-        assert sum(before.values()) < 2 * n
-        resumed = subprocess.run([*cmd, "--resume"], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-        assert resumed.returncode == 0, resumed.stderr + resumed.stdout
-        stats = server.stats()
-    # every image segmented once and erased once, across the kill: no task was submitted twice
-    assert stats["submitted"] == {"image-instance-segmentation": n, "image-erase-completion": n}
-    after = _journal_tasks(out)
-    for key, task in in_flight.items():
-        assert after[key] == ("done", task), key  # the task in flight at the kill was polled, not resubmitted
+    cloud.configure(free_quota=2)  # per model: two photos' worth
+    cmd = ["batch", str(tmp_path / "in"), "-o", str(out), "--segmenter", "dashscope", "--eraser", "dashscope", "--no-progress"]
+    code = main(cmd)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert len(err) == 1 and err[0].startswith("error: the free quota of image-") and "--resume" in err[0], err
+    stats = cloud.stats()
+    refused = stats["rejected"].get("Throttling.AllocationQuota", 0)
+    assert refused == 1  # stopped within one submit
+    erased = stats["submitted"]["image-erase-completion"]
+    assert stats["submitted"]["image-instance-segmentation"] == 2 and 1 <= erased <= 2  # the seg quota ran out first
     summary = BatchSummary.model_validate_json((out / "summary.json").read_text())
-    assert summary.failed == 0 and summary.done + summary.skipped == n
-    for rel in rels:
-        assert (out / rel).is_file() and (out / (rel + ".json")).is_file()
+    assert summary.done == erased and summary.failed == 0 and summary.stopped
+    not_started = [it.reason for it in summary.items if it.status == "not_started"]
+    assert not_started == ["not started: quota exhausted"] * (n - erased) and summary.pending == n - erased
+    cloud.configure(free_quota=500)  # quota available again (e.g. another account's key)
+    assert main([*cmd, "--resume"]) == 0
+    again = BatchSummary.model_validate_json((out / "summary.json").read_text())
+    assert (again.done, again.skipped, again.failed, again.stopped) == (n - erased, erased, 0, None)
+    stats = cloud.stats()
+    assert stats["submitted"] == {"image-instance-segmentation": n, "image-erase-completion": n}  # nothing twice
 
 
 def test_expired_task_from_an_earlier_run_is_submitted_again(cloud, tmp_path: Path) -> None:

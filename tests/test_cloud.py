@@ -165,7 +165,7 @@ def test_intent_callback_then_adopt_after_a_crash(inproc, scene):
     fresh = inproc.client()  # the next process
     task = fresh.adopt(SEGMENT_MODEL, since=intents[0].time)
     assert task is not None
-    assert fresh.adopt(SEGMENT_MODEL, since=intents[0].time, exclude=[task]) is None
+    assert inproc.client().adopt(SEGMENT_MODEL, since=intents[0].time, exclude=[task]) is None
     assert fresh.wait(task, model=SEGMENT_MODEL).task_id == task
     assert inproc.stats()["submitted"][SEGMENT_MODEL] == 1
 

@@ -204,6 +204,11 @@ class Journal:
             rows = self._db.execute("SELECT stage, task_id FROM stages WHERE id=? AND task_id IS NOT NULL", (item_id,))
             return {str(s): str(t) for s, t in rows}
 
+    def all_task_ids(self) -> set[str]:
+        """Every cloud task id the journal knows (of any item): never adopted for another image."""
+        with self._lock:
+            return {str(t) for (t,) in self._db.execute("SELECT task_id FROM stages WHERE task_id IS NOT NULL")}
+
     def clear_stages(self, item_id: str, *, keep: tuple[str, ...] = ()) -> None:
         """Forget stage records (e.g. a failed task's id before a retry), except those named in ``keep``."""
         with self._lock:

@@ -65,6 +65,8 @@ _CST = timezone(timedelta(hours=8))
 
 #: Seconds before an intent from which the task list is searched (clock differences with the service).
 ADOPT_MARGIN_S = 30.0
+#: Tasks whose creation time (``gmt_create``) is this much before the intent still count as after it.
+CLOCK_SKEW_S = 5.0
 
 MISSING_KEY_HELP = (
     "no DashScope API key: set DASHSCOPE_API_KEY=sk-... (a Model Studio key of the China (Beijing) region) "
@@ -387,6 +389,7 @@ class DashScopeClient:
                     logger.info("submitted %s task %s (request %s)", model, task_id, self._opt(reply.request_id))
                     return task_id
                 if P.is_quota_exhausted(reply.code, reply.message):
+                    limiter.mark_exhausted(self.scrub(reply.message or reply.code))
                     raise self._reply_error(f"{model}", reply)
                 if reply.status_code == 429 or P.is_throttled(reply.status_code, reply.code, reply.message):
                     throttled += 1
@@ -410,7 +413,7 @@ class DashScopeClient:
             except _Unknown as u:
                 logger.warning("%s; looking for the task in the task list", u.message)
                 try:
-                    task_id = self.adopt(model, since=intent.time, exclude=exclude, deadline=deadline)
+                    task_id = self._adopt(model, since=intent.time, exclude=exclude, deadline=deadline)
                 except CloudError as exc:
                     slot.release()
                     raise self._error(f"{u.message}; a task may have been created, and listing the tasks to find "
@@ -466,19 +469,40 @@ class DashScopeClient:
                 break
         return found
 
-    def adopt(self, model: str, *, since: float, exclude: Iterable[str] = (), deadline: float | None = None) -> str | None:
+    def adopt(self, model: str, *, since: float, exclude: Iterable[str] = (), timeout_s: float | None = None) -> str | None:
         """The task of ``model`` created at or after ``since`` (minus a margin) that is not in ``exclude``.
 
-        For a submit that ended without a task id, or a resumed batch with a journaled intent: returns the
-        task to poll instead of submitting again, or None when the service shows none. Several candidates:
-        the earliest is taken (one task in flight per model), the others are named in a warning.
+        For a resumed batch with a journaled intent and no task id: returns the task to poll instead of
+        submitting again (it then holds the model's in-flight slot), or None when the service shows none.
+        The model's slot is reserved while the list is read, so no submit of this process's other threads
+        can be mistaken for it. Several candidates: the earliest is taken (one task in flight per model),
+        the others are named in a warning.
 
         Raises:
-            CloudError: the task list could not be read.
+            CloudError: the task list could not be read, or no slot became free before the deadline.
         """
+        deadline = self._deadline(timeout_s)
+        slot = self.limiters.for_model(model).reserve(deadline, probe=self._ended)
+        try:
+            task = self._adopt(model, since=since, exclude=exclude, deadline=deadline)
+        except BaseException:
+            slot.release()
+            raise
+        if task is None:
+            slot.release()
+        else:
+            slot.bind(task)
+        return task
+
+    def _adopt(self, model: str, *, since: float, exclude: Iterable[str] = (), deadline: float | None = None) -> str | None:
         skip = set(exclude) | self._known
+
+        def recent(t: dict[str, Any]) -> bool:  # created after the intent (small clock skew allowed)
+            created = t.get("gmt_create")
+            return not isinstance(created, (int, float)) or created / 1000.0 >= since - CLOCK_SKEW_S
+
         tasks = [t for t in self.list_tasks(model, since=since - ADOPT_MARGIN_S, deadline=deadline)
-                 if t["task_id"] not in skip]
+                 if t["task_id"] not in skip and recent(t)]
         if not tasks:
             return None
         tasks.sort(key=lambda t: str(t.get("gmt_create", t.get("submit_time", ""))))

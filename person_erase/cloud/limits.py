@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..errors import CloudError
+from ..errors import CloudError, QuotaExhausted
 from . import protocol as P
 
 
@@ -62,6 +62,9 @@ class ModelLimiter:
         self._last_submit = -1e18
         self._held: dict[object, bool] = {}  # key (task id or placeholder) -> abandoned
         self._last_probe = -1e18
+        #: set (to the service's message) once the model's free quota is known to be used up: every later
+        #: ``reserve`` raises ``QuotaExhausted`` at once, so no thread of the run sends another submit
+        self.exhausted: str | None = None
 
     def __repr__(self) -> str:
         return f"ModelLimiter({self.model!r}, in_flight={len(self._held)})"
@@ -101,6 +104,9 @@ class ModelLimiter:
         """
         with self._cond:
             while True:
+                if self.exhausted is not None:
+                    raise QuotaExhausted(f"the free quota of {self.model} is used up ({self.exhausted}); nothing more "
+                                         "is submitted to it", code="QuotaExhausted")
                 now = time.monotonic()
                 wait_rate = self._last_submit + self.min_interval_s - now
                 if len(self._held) < self.max_in_flight and wait_rate <= 0:
@@ -133,6 +139,11 @@ class ModelLimiter:
                 if abandoned and probe is not None:
                     pause = min(pause, self.probe_every_s)
                 self._cond.wait(timeout=max(0.001, min(pause, deadline - now)))
+
+    def mark_exhausted(self, message: str) -> None:
+        with self._cond:
+            self.exhausted = message or "quota exhausted"
+            self._cond.notify_all()
 
     def track(self, task_id: str) -> None:
         """Count an existing task (e.g. one resumed from a journal) as in flight until ``release``."""

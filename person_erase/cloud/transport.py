@@ -154,6 +154,21 @@ class Transport(Protocol):
     def download(self, url: str, *, connect_to: str | None, max_bytes: int, deadline: float) -> Download: ...
 
 
+_HTTP_LOCK = threading.Lock()
+_HTTP: Any = None
+
+
+def _http() -> Any:
+    """One shared ``httpx.Client`` (building one loads the CA bundle: far too slow to do per call)."""
+    global _HTTP
+    with _HTTP_LOCK:
+        if _HTTP is None:
+            import httpx
+
+            _HTTP = httpx.Client(follow_redirects=False, trust_env=False, limits=httpx.Limits(max_keepalive_connections=8))
+        return _HTTP
+
+
 def remaining(deadline: float, *, floor: float = 0.05) -> float:
     """Seconds left until ``deadline`` (at least ``floor``, so a call can still fail cleanly)."""
     return max(floor, deadline - time.monotonic())
@@ -254,8 +269,8 @@ class SdkTransport:
 
         timeout = remaining(deadline)
         try:
-            with httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)), follow_redirects=False,
-                              trust_env=False) as http, http.stream(method, url, params=params, headers=self._headers()) as rsp:
+            with _http().stream(method, url, params=params, headers=self._headers(),
+                                timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0))) as rsp:
                 chunks: list[bytes] = []
                 size = 0
                 for chunk in rsp.iter_raw():
@@ -399,9 +414,10 @@ def http_download(url: str, *, connect_to: str | None, max_bytes: int, deadline:
             extensions["sni_hostname"] = host
     timeout = remaining(deadline)
     try:
-        with httpx.Client(timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)), follow_redirects=False,
-                          trust_env=False) as http:
-            req = http.build_request("GET", target, headers=headers, extensions=extensions)
+        http = _http()
+        req = http.build_request("GET", target, headers=headers, extensions=extensions,
+                                 timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
+        if True:
             with contextlib.closing(http.send(req, stream=True)) as rsp:
                 hdrs = {k.lower(): v for k, v in rsp.headers.items()}
                 if rsp.status_code != 200:

@@ -133,8 +133,12 @@ class DashScopeEraser:
         """The ``parameters`` object sent with every task."""
         return {"dilate_flag": self.dilate_flag, "fast_mode": self.fast_mode, "add_watermark": self.add_watermark}
 
-    def submit(self, image: np.ndarray, erase: np.ndarray, *, keep: np.ndarray | None = None) -> str:
-        """Upload photo and masks (adapted) and create the task; returns the task id."""
+    def submit(self, image: np.ndarray, erase: np.ndarray, *, keep: np.ndarray | None = None,
+               on_intent: Any = None, exclude: Any = ()) -> str:
+        """Upload photo and masks (adapted) and create the task; returns the task id.
+
+        ``on_intent`` / ``exclude``: see ``DashScopeClient.submit`` (journal the intent; ids of other work).
+        """
         image, erase, keep = _check(image, erase, keep)
         plan = plan_adaptation(*image.shape[:2])
         sent, sent_erase, sent_keep = _sent_geometry(image, erase, keep, plan)
@@ -149,7 +153,7 @@ class DashScopeEraser:
             inputs: dict[str, str] = {}
             for field, path in files.items():
                 inputs[field], cert = self.client.upload(path, model=ERASE_MODEL, certificate=cert)
-        task_id = self.client.submit(ERASE_MODEL, inputs, parameters=self.parameters)
+        task_id = self.client.submit(ERASE_MODEL, inputs, parameters=self.parameters, on_intent=on_intent, exclude=exclude)
         self._upload_ext[task_id] = ext
         return task_id
 

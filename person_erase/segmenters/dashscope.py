@@ -84,8 +84,11 @@ class DashScopeSegmenter:
     def __repr__(self) -> str:
         return f"DashScopeSegmenter(base_url={self.client.base_url!r})"
 
-    def submit(self, image: np.ndarray) -> str:
-        """Upload the (adapted) photo and create the task; returns the task id."""
+    def submit(self, image: np.ndarray, *, on_intent: Any = None, exclude: Any = ()) -> str:
+        """Upload the (adapted) photo and create the task; returns the task id.
+
+        ``on_intent`` / ``exclude``: see ``DashScopeClient.submit`` (journal the intent; ids of other work).
+        """
         image = _check_image(image)
         plan = plan_adaptation(*image.shape[:2])
         sent = adapt_image(image, plan)
@@ -93,7 +96,7 @@ class DashScopeSegmenter:
             data, ext = encode_image(sent)
             path = write_file(tmp, f"seg-{uuid.uuid4().hex}", data, ext)
             url, _ = self.client.upload(path, model=SEGMENT_MODEL)
-        return self.client.submit(SEGMENT_MODEL, {"image_url": url}, parameters={})
+        return self.client.submit(SEGMENT_MODEL, {"image_url": url}, parameters={}, on_intent=on_intent, exclude=exclude)
 
     def collect(self, task_id: str, *, size: tuple[int, int]) -> Instances:
         """Wait for ``task_id`` and decode its label map for a photo of ``size`` = (H, W)."""

@@ -1,0 +1,162 @@
+"""Helpers for the kill -9 test of a cloud batch: fake servers in a child process, batch runs in forked children.
+
+``Servers(k)`` runs ``k`` independent ``FakeDashScope`` instances (``figure_labels`` + ``flat_fill``
+backends) in one child process, each on its own loopback port. ``run_batch_child`` is the target of a
+``forkserver`` child (the SDK and person_erase are preloaded, so a child starts in milliseconds): it runs a
+real cloud batch over the real SDK and HTTP and, when ``kill`` names a point, sends itself SIGKILL there —
+points are "before/after the Nth call" of the transport's create/get/download for one model, or of the
+``os.replace`` that moves an output into place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+SEG, ERA = "image-instance-segmentation", "image-erase-completion"
+
+#: (call, model, before/after, occurrence): ten moments of a cloud batch.
+POINTS = [
+    ("create", SEG, "before", 2),  # intent journaled, submit not sent
+    ("create", SEG, "after", 2),  # task created on the service, its id not journaled
+    ("get", SEG, "after", 2),  # polling a journaled segmentation task
+    ("download", SEG, "after", 1),  # segmentation downloaded, stage not marked done
+    ("create", ERA, "before", 1),
+    ("create", ERA, "after", 2),
+    ("get", ERA, "after", 1),
+    ("download", ERA, "after", 2),
+    ("replace", None, "before", 1),  # output written to its temporary file, not renamed
+    ("replace", None, "after", 3),  # renamed, journal not yet "done"
+]
+
+
+class Servers:
+    """``k`` fake DashScope servers in one child process (stopped when its stdin closes)."""
+
+    def __init__(self, k: int, **knobs: object) -> None:
+        self.k, self.knobs = k, knobs
+        self.ports: list[int] = []
+
+    def __enter__(self) -> Servers:
+        here = Path(__file__).resolve().parent
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here.parent), str(here), os.environ.get("PYTHONPATH", "")])}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", "import _cloud_kill, sys, json; _cloud_kill._serve(int(sys.argv[1]), json.loads(sys.argv[2]))",
+             str(self.k), json.dumps(self.knobs)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True)
+        line = self.proc.stdout.readline()  # type: ignore[union-attr]
+        try:
+            self.ports = [int(p) for p in line.split()]
+        except ValueError:
+            self.proc.kill()
+            raise RuntimeError(f"the fake servers did not start: {line!r}") from None
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.proc.stdin.close()  # type: ignore[union-attr]
+            self.proc.wait(timeout=15)
+        except Exception:  # noqa: BLE001 - make sure it is gone
+            self.proc.kill()
+            self.proc.wait()
+
+    def base_url(self, i: int) -> str:
+        return f"http://127.0.0.1:{self.ports[i]}/api/v1"
+
+    def stats(self, i: int) -> dict:
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[i]}/_fake/stats", timeout=10) as rsp:
+            return json.loads(rsp.read())
+
+
+def _serve(k: int, knobs: dict) -> None:
+    from _fake_engines import figure_labels, flat_fill
+
+    from person_erase.fakecloud import FakeDashScope
+
+    fakes = [FakeDashScope(segment_backend=figure_labels, erase_backend=flat_fill, **knobs).start() for _ in range(k)]
+    print(" ".join(str(f.port) for f in fakes), flush=True)
+    sys.stdin.read()
+    for f in fakes:
+        f.stop()
+
+
+def preload() -> list[str]:
+    return ["person_erase.batch", "person_erase.cloud.transport", "person_erase.segmenters.dashscope",
+            "person_erase.erasers.dashscope", "dashscope", "dashscope.client.base_api", "dashscope.utils.oss_utils",
+            "requests", "httpx", "_cloud_kill"]
+
+
+def run_batch_child(src: str, out: str, base_url: str, key: str, kill: list | None) -> None:
+    os.environ.update({"DASHSCOPE_API_KEY": key, "DASHSCOPE_HTTP_BASE_URL": base_url})
+    from person_erase import batch as B
+    from person_erase.cloud import transport as T
+    from person_erase.cloud.limits import Limiters
+
+    init = B._CloudHooks.__init__
+
+    def fast_init(self, journal):  # the pacing (2 submits/s) has its own tests; here it only costs time
+        init(self, journal)
+        self.limiters = Limiters(submits_per_second=50)
+
+    B._CloudHooks.__init__ = fast_init
+    if kill:
+        _arm(T, B, *kill)
+    B.run_batch(src, out, params=B.BatchParams(segmenter="dashscope", eraser="dashscope"), resume=True)
+
+
+def _arm(T, B, call: str, model: str | None, when: str, nth: int) -> None:
+    models: dict[str, str] = {}
+    seen = {"n": 0}
+
+    def hit(m: str | None, phase: str) -> None:
+        if phase == when and m == model:
+            seen["n"] += 1
+            if seen["n"] == nth:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    if call == "replace":
+        real_replace = B.os.replace
+
+        class _Os:
+            def __getattr__(self, name):
+                return getattr(os, name)
+
+            @staticmethod
+            def replace(a, b):
+                hit(None, "before")
+                real_replace(a, b)
+                hit(None, "after")
+
+        B.os = _Os()
+        return
+    real_create = T.SdkTransport.create
+
+    def tracking_create(self, *args, **kw):  # remembers which model each task is for
+        rsp = real_create(self, *args, **kw)
+        out = rsp.output if isinstance(rsp.output, dict) else {}
+        if out.get("task_id"):
+            models[out["task_id"]] = args[0]
+        return rsp
+
+    T.SdkTransport.create = tracking_create
+    real = getattr(T.SdkTransport, call)
+
+    def wrapped(self, *args, **kw):
+        if call == "create":
+            m = args[0]
+        elif call == "get":
+            m = models.get(args[0])
+        else:
+            m = next((v for k, v in models.items() if k in args[0]), None)
+        hit(m, "before")
+        rsp = real(self, *args, **kw)
+        hit(m, "after")
+        return rsp
+
+    setattr(T.SdkTransport, call, wrapped)
