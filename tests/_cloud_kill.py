@@ -5,7 +5,7 @@ backends) in one child process, each on its own loopback port. ``run_batch_child
 ``forkserver`` child (the SDK and person_erase are preloaded, so a child starts in milliseconds): it runs a
 real cloud batch over the real SDK and HTTP and, when ``kill`` names a point, sends itself SIGKILL there —
 points are "before/after the Nth call" of the transport's create/get/download for one model, or of the
-``os.replace`` that moves an output into place.
+move that puts an output in place.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def _serve(k: int, knobs: dict) -> None:
 
 
 def preload() -> list[str]:
-    return ["person_erase.batch", "person_erase.cloud.transport", "person_erase.segmenters.dashscope",
+    return ["person_erase.batch", "person_erase.batch.executors.cloud", "person_erase.cloud.transport", "person_erase.segmenters.dashscope",
             "person_erase.erasers.dashscope", "dashscope", "dashscope.client.base_api", "dashscope.utils.oss_utils",
             "requests", "httpx", "_cloud_kill"]
 
@@ -95,16 +95,17 @@ def preload() -> list[str]:
 def run_batch_child(src: str, out: str, base_url: str, key: str, kill: list | None) -> None:
     os.environ.update({"DASHSCOPE_API_KEY": key, "DASHSCOPE_HTTP_BASE_URL": base_url})
     from person_erase import batch as B
+    from person_erase.batch.executors import cloud as CE
     from person_erase.cloud import transport as T
     from person_erase.cloud.limits import Limiters
 
-    init = B._CloudHooks.__init__
+    init = CE.CloudHooks.__init__
 
     def fast_init(self, journal):  # the pacing (2 submits/s) has its own tests; here it only costs time
         init(self, journal)
         self.limiters = Limiters(submits_per_second=50)
 
-    B._CloudHooks.__init__ = fast_init
+    CE.CloudHooks.__init__ = fast_init
     if kill:
         _arm(T, B, *kill)
     B.run_batch(src, out, params=B.BatchParams(segmenter="dashscope", eraser="dashscope"), resume=True)
@@ -121,19 +122,16 @@ def _arm(T, B, call: str, model: str | None, when: str, nth: int) -> None:
                 os.kill(os.getpid(), signal.SIGKILL)
 
     if call == "replace":
-        real_replace = B.os.replace
+        from person_erase.batch.storage import LocalStorage
 
-        class _Os:
-            def __getattr__(self, name):
-                return getattr(os, name)
+        real_move = LocalStorage.move
 
-            @staticmethod
-            def replace(a, b):
-                hit(None, "before")
-                real_replace(a, b)
-                hit(None, "after")
+        def move(self, a, b):
+            hit(None, "before")
+            real_move(self, a, b)
+            hit(None, "after")
 
-        B.os = _Os()
+        LocalStorage.move = move
         return
     real_create = T.SdkTransport.create
 

@@ -6,11 +6,8 @@ Backends of the server: ``figure_labels`` (the figures of ``make_scene``) and ``
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -20,8 +17,8 @@ from PIL import Image
 
 from person_erase import batch as B
 from person_erase.report import BatchSummary, ImageReport
-from tests._fake_engines import ServerProcess, figure_labels, flat_fill
-from tests.conftest import REPO, make_scene
+from tests._fake_engines import figure_labels, flat_fill
+from tests.conftest import make_scene
 
 CLOUD = B.BatchParams(segmenter="dashscope", eraser="dashscope")
 KEY = "sk-pe-batch-test-0b6e2d"
@@ -138,9 +135,9 @@ def test_kill_9_at_ten_points_then_resume_does_every_image_once(tmp_path: Path) 
             return [p.exitcode for p in procs]
 
         killed = run_all([list(pt) for pt in points])
-        assert killed == [-signal.SIGKILL] * len(points), list(zip(points, killed))
+        assert killed == [-signal.SIGKILL] * len(points), list(zip(points, killed, strict=True))
         resumed = run_all([None] * len(points))
-        assert resumed == [0] * len(points), list(zip(points, resumed))
+        assert resumed == [0] * len(points), list(zip(points, resumed, strict=True))
         for i, point in enumerate(points):
             stats = servers.stats(i)
             assert stats["submitted"] == {K.SEG: n, K.ERA: n}, (point, stats["submitted"])

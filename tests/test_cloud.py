@@ -215,7 +215,11 @@ def test_quota_exhausted_stops_at_once(inproc, scene, answer):
     assert inproc.transport.calls["create"] == creates + 1  # one submit, no retries
     assert info.value.code in (P.ALLOCATION_QUOTA, P.FREE_TIER_ONLY) and "quota" in str(info.value)
     assert inproc.stats()["quota_used"][SEGMENT_MODEL] == 1
+    with pytest.raises(QuotaExhausted):  # remembered: not even sent
+        s.segment(scene)
+    assert inproc.transport.calls["create"] == creates + 1
     inproc.state.reset_quota()
+    s.client.limiters.for_model(SEGMENT_MODEL).clear_exhausted()
     assert len(s.segment(scene)) == 3
 
 

@@ -38,6 +38,8 @@ class Driver:
         self.counts = {"done": 0, "failed": 0, "skipped": 0}
         self.cache_hits = 0
         self.recovered = 0
+        #: why the run stopped early (the cloud quota ran out), or None
+        self.stopped: str | None = None
 
     def record(self, item: BatchItem) -> None:
         self.items[item.input] = item

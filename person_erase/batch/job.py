@@ -54,7 +54,9 @@ class JobResult:
     erased: int | None = None
     cache_hit: bool = False
     notes: tuple[str, ...] = ()
+    #: the failure is the cloud quota running out: the image was not started (the run stops)
+    quota: bool = False
 
     @classmethod
-    def failed(cls, stage: str, reason: str, ms: float = 0.0) -> JobResult:
-        return cls(ok=False, ms=ms, stage=stage, reason=reason)
+    def failed(cls, stage: str, reason: str, ms: float = 0.0, *, quota: bool = False) -> JobResult:
+        return cls(ok=False, ms=ms, stage=stage, reason=reason, quota=quota)

@@ -106,7 +106,9 @@ def format_summary(summary: BatchSummary, *, max_failures: int = 20) -> str:
         ("cache hits", summary.cache_hits, "segmentations reused"),
     ]
     if summary.pending:
-        rows.append(("not started", summary.pending, "interrupted: rerun with --resume"))
+        why = (f"{summary.stopped}: rerun with --resume once quota is available" if summary.stopped
+               else "interrupted: rerun with --resume")
+        rows.append(("not started", summary.pending, why))
     w = max(len(r[0]) for r in rows)
     for name, n, note in rows:
         lines.append(f"  {name.ljust(w)}  {n:>6}  {note}".rstrip())

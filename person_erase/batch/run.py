@@ -8,7 +8,7 @@ import time
 from collections.abc import Sequence
 
 from ..errors import CloudError, EngineError, InputError, SelectionError
-from ..report import BatchSummary
+from ..report import BatchItem, BatchSummary
 from .driver import Driver
 from .executors import ExecutorOptions, check_executor, default_executor, get_executor, import_plugins
 from .journal import Journal
@@ -167,6 +167,9 @@ def run_batch(
                 prog.close()
             seconds = time.monotonic() - t0
             items = [driver.items[s.rel] for s in specs if s.rel in driver.items]
+            if driver.stopped:
+                items += [BatchItem(input=s.rel, status="not_started", reason="not started: quota exhausted")
+                          for s in specs if s.rel not in driver.items]
             summary = BatchSummary(
                 input_dir=os.fspath(source),
                 output_dir=dst.display(),
@@ -178,8 +181,9 @@ def run_batch(
                 cache_hits=driver.cache_hits,
                 seconds=round(seconds, 3),
                 images_per_s=round(driver.counts["done"] / seconds, 4) if seconds > 0 else None,
-                pending=len(specs) - len(items),
-                interrupted=interrupted or stop.is_set(),
+                pending=len(specs) - sum(1 for it in items if it.status != "not_started"),
+                interrupted=(interrupted or stop.is_set()) and not driver.stopped,
+                stopped=driver.stopped,
                 engine=ex.describe(),
                 parameters=params.for_item().to_json(),
                 items=items,

@@ -221,6 +221,9 @@ def process_item(job: Job, hooks: StageHooks | None = None,
                 job.dest.delete(rel)
             except Exception:  # noqa: BLE001 - best effort; the driver removes temporary files again
                 pass
-        return JobResult.failed(stage, reason(exc), round((time.perf_counter() - t0) * 1e3, 1))
+        from ..errors import QuotaExhausted
+
+        return JobResult.failed(stage, reason(exc), round((time.perf_counter() - t0) * 1e3, 1),
+                                quota=isinstance(exc, QuotaExhausted))
     finally:
         staging.close()

@@ -158,6 +158,11 @@ def run(args: argparse.Namespace, say: Say) -> int:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
     print(format_summary(summary))
+    if summary.stopped:
+        n = summary.pending
+        print(f"error: {summary.stopped}: {n} image{'s' if n != 1 else ''} not started (\"not started: quota "
+              "exhausted\" in summary.json); rerun with --resume once quota is available", file=sys.stderr)
+        return 1
     if summary.interrupted:
         return 130
     return 1 if (summary.failed or summary.pending) else 0

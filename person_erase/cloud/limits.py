@@ -141,9 +141,15 @@ class ModelLimiter:
                 self._cond.wait(timeout=max(0.001, min(pause, deadline - now)))
 
     def mark_exhausted(self, message: str) -> None:
+        """Refuse every later submit of this model (its quota is used up); ``clear_exhausted`` undoes it."""
         with self._cond:
             self.exhausted = message or "quota exhausted"
             self._cond.notify_all()
+
+    def clear_exhausted(self) -> None:
+        """Quota is available again (e.g. another key): allow submits."""
+        with self._cond:
+            self.exhausted = None
 
     def track(self, task_id: str) -> None:
         """Count an existing task (e.g. one resumed from a journal) as in flight until ``release``."""

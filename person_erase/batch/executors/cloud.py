@@ -1,10 +1,21 @@
 """The cloud executor: the DashScope engines in stage threads of the driver's process, pipelined.
 
 A segment stage and an erase stage overlap across images (the next photo's upload happens while the
-current task runs); the per-model limiters of ``person_erase.cloud.limits`` keep each model at 1 task
-in flight and 2 submits/s, so throughput is bounded by the slower stage, not by the sum. Cloud calls
-are two-phase (``submit`` → journal the task id → ``collect``): a run killed while a task runs polls
-that task on resume instead of submitting the photo again.
+current task runs); one ``cloud.limits.Limiters`` per run, handed to every engine's client, keeps each
+model at 1 task in flight and 2 submits/s, so throughput is bounded by the slower stage, not by the sum.
+
+Cloud calls are two-phase and journaled so that no photo is ever submitted twice for one stage:
+
+* just before each submit request the intent (model, time) is committed (stage ``submitting``);
+* the task id is committed (``submitted``) before the task is polled;
+* a run resumed after a kill polls a journaled task id; with an intent but no id (killed between the
+  service accepting and the journal saving) it adopts the task from the service's task list
+  (``DashScopeClient.adopt``, never a task id the journal knows for another image) and submits only when
+  the list shows none.
+
+When the free quota of a model runs out (``QuotaExhausted``) the run stops submitting at once (both
+models' limiters refuse further submits, queued images are not started), finishes what is in flight,
+and the driver records the rest as "not started: quota exhausted".
 """
 
 from __future__ import annotations
@@ -19,10 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...errors import CloudError
+from ...cloud import protocol as P
+from ...cloud.limits import Limiters
+from ...errors import CloudError, QuotaExhausted
 from ...instances import Instances
 from ..job import Job, JobResult
 from ..journal import Journal
+from ..layout import remove_item_temps
 from ..work import forget_network_engines, load_and_segment, process_item, reason
 from . import ExecutorOptions
 
@@ -44,10 +58,22 @@ class CloudHooks:
         self.journal = journal
         self._local = threading.local()
         self._expected: dict[str, float] = {}
+        #: one set of per-model limits for every engine (and stage thread) of this run
+        self.limiters = Limiters()
 
-    def _run(self, item_id: str, stage: str, engine: Any, submit: Callable[[], str], collect: Callable[[str], Any]) -> Any:
+    def _run(self, item_id: str, stage: str, engine: Any, submit: Callable[..., str], collect: Callable[[str], Any]) -> Any:
+        client = getattr(engine, "client", None)
+        if client is not None and hasattr(client, "limiters"):
+            client.limiters = self.limiters
         st = self.journal.stage(item_id, stage)
         task = st[1] if st else None
+        detail = (st[2] if st else None) or {}
+        if not task and st and st[0] == "submitting" and "intent" in detail and client is not None:
+            # killed between the submit and journaling its id: adopt the task from the service's list
+            task = client.adopt(engine.model, since=float(detail["intent"]), exclude=self.journal.all_task_ids())
+            if task:
+                logger.info("%s %s: adopted task %s submitted by an earlier run", item_id, stage, task)
+                self.journal.set_stage(item_id, stage, "submitted", task_id=task)
         if task:
             try:
                 out = collect(task)
@@ -59,7 +85,11 @@ class CloudHooks:
                 self.journal.set_stage(item_id, stage, "done")
                 return out
         self.journal.set_stage(item_id, stage, "submitting")
-        task = submit()
+
+        def on_intent(intent: Any) -> None:  # committed before the request is sent
+            self.journal.set_stage(item_id, stage, "submitting", detail={"intent": intent.time, "model": intent.model})
+
+        task = submit(on_intent, self.journal.all_task_ids())
         t_submit = time.monotonic()
         self.journal.set_stage(item_id, stage, "submitted", task_id=task)  # committed before any polling
         # Poll finely, but only from shortly before the task is expected to end (learnt from earlier
@@ -81,7 +111,8 @@ class CloudHooks:
 
     def segment(self, seg: Any, pixels: np.ndarray) -> Instances:
         item_id = self._local.item_id
-        people = self._run(item_id, "segment", seg, lambda: seg.submit(pixels), lambda t: seg.collect(t, size=pixels.shape[:2]))
+        people = self._run(item_id, "segment", seg, lambda cb, ex: seg.submit(pixels, on_intent=cb, exclude=ex),
+                           lambda t: seg.collect(t, size=pixels.shape[:2]))
         return people
 
     def eraser(self, inner: Any, job: Job) -> Any:
@@ -107,7 +138,7 @@ class JournaledEraser:
     def erase(self, image: np.ndarray, erase: np.ndarray, *, keep: np.ndarray | None = None) -> np.ndarray:
         out = self.hooks._run(
             self.item_id, "erase", self.inner,
-            lambda: self.inner.submit(image, erase, keep=keep),
+            lambda cb, ex: self.inner.submit(image, erase, keep=keep, on_intent=cb, exclude=ex),
             lambda t: self.inner.collect(t, image, erase, keep=keep),
         )
         ids = self.hooks.journal.task_ids(self.item_id)
@@ -146,17 +177,24 @@ class CloudExecutor:
         to_erase: queue.Queue[tuple[Job, Pre] | None] = queue.Queue(maxsize=n)
         results: queue.Queue[tuple[Job, JobResult]] = queue.Queue()
 
+        def not_started(job: Job) -> None:
+            results.put((job, JobResult.failed("segment", "not started: quota exhausted", quota=True)))
+
         def seg_worker() -> None:
             while True:
                 job = to_seg.get()
                 if job is None:
                     return
+                if driver.stopped is not None:  # the quota ran out: submit nothing more
+                    not_started(job)
+                    continue
                 hooks.bind(job.id)
                 t0 = time.perf_counter()
                 try:
                     pre = load_and_segment(job, hooks)
                 except BaseException as exc:  # noqa: BLE001 - recorded as this image's failure
-                    results.put((job, JobResult.failed("segment", reason(exc), round((time.perf_counter() - t0) * 1e3, 1))))
+                    results.put((job, JobResult.failed("segment", reason(exc), round((time.perf_counter() - t0) * 1e3, 1),
+                                                       quota=isinstance(exc, QuotaExhausted))))
                     continue
                 to_erase.put((job, pre))
 
@@ -166,6 +204,9 @@ class CloudExecutor:
                 if got is None:
                     return
                 job, pre = got
+                if driver.stopped is not None:
+                    not_started(job)
+                    continue
                 hooks.bind(job.id)
                 results.put((job, process_item(job, hooks, pre=pre)))
 
@@ -179,7 +220,7 @@ class CloudExecutor:
         exhausted = False
         try:
             while True:
-                while not exhausted and not stop.is_set() and inflight < window:
+                while not exhausted and not stop.is_set() and driver.stopped is None and inflight < window:
                     spec = next(it, None)
                     if spec is None:
                         exhausted = True
@@ -192,6 +233,17 @@ class CloudExecutor:
                     break
                 job, res = results.get()
                 inflight -= 1
+                if res.quota:
+                    # the free quota is used up: submit nothing more; this image was not started (no task
+                    # exists), so it stays pending like the rest and a --resume after a quota reset does it
+                    if driver.stopped is None:
+                        model = P.ERASE_MODEL if res.stage == "erase" else P.SEGMENT_MODEL
+                        driver.stopped = f"the free quota of {model} is used up"
+                        logger.warning("%s: stopping the batch (%s)", driver.stopped, res.reason)
+                        for m in P.MODELS:
+                            hooks.limiters.for_model(m).mark_exhausted(driver.stopped)
+                    remove_item_temps(driver.dest, job.out, job.id)
+                    continue
                 driver.commit(job, res)
         except KeyboardInterrupt:
             stop.set()  # the stage threads are daemons: tasks in flight are journaled and polled on resume
