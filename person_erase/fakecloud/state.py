@@ -55,8 +55,8 @@ class Knobs(BaseModel):
                                        description="answer the next N submits 429 Throttling.RateQuota (no task created)")
     drop_after_submit: int = Field(default=0, ge=0, description="the next N submits create their task, then the "
                                    "connection is closed without an answer")
-    error_next_submits: int = Field(default=0, ge=0, description="answer the next N submits with --error-status (no task)")
-    error_next_queries: int = Field(default=0, ge=0, description="answer the next N task queries with --error-status")
+    error_next_submits: int = Field(default=0, ge=0, description="answer the next N submits with error_status (no task)")
+    error_next_queries: int = Field(default=0, ge=0, description="answer the next N task queries with error_status")
     error_status: int = Field(default=500, ge=500, le=599,
                               description="status of injected errors (503 answers ModelUnavailable, else InternalError)")
     drop_next_downloads: int = Field(default=0, ge=0, description="send half of the next N result downloads, then drop")
