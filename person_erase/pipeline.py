@@ -277,7 +277,7 @@ def _run(
                         orientation=img.metadata.orientation, format=img.metadata.format),
         instances=instance_rows(people, sel),
         policy=sel.policy,
-        notes=list(sel.notes),
+        notes=[*(str(n) for n in people.meta.get("notes", ())), *sel.notes],
         erase_area_px=int(pair.erase.sum()),
         keep_area_px=int(pair.keep.sum()),
         overlap_resolved_px=pair.overlap_resolved_px,

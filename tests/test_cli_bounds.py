@@ -67,3 +67,57 @@ def test_fifo_as_label_map_is_refused_not_waited_on(tmp_path, photo):
     line = _error_line(proc)
     assert "not a regular file" in line and str(fifo) in line
     assert not out.exists()
+
+
+# --- detections (issue 18 item 2) -----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def astronaut_png(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from skimage import data
+
+    p = tmp_path_factory.mktemp("astro") / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(p)
+    return p
+
+
+@pytest.mark.parametrize(("flags", "fragment"), [
+    (["--min-score", "1e-30"], "--min-score, the detector confidence, must be in [0.01, 1), got 1e-30"),
+    (["--min-score", "nan"], "must be in [0.01, 1), got nan"),
+    (["--min-score", "1"], "must be in [0.01, 1), got 1.0"),
+    (["--max-people", "0"], "--max-people, the most people per photo, must be a whole number in 1..1000, got 0"),
+    (["--max-people", "5000"], "must be a whole number in 1..1000, got 5000"),
+])
+def test_absurd_detector_settings_are_refused_before_work(astronaut_png, tmp_path, flags, fragment):
+    out = tmp_path / "out.png"
+    proc = _cli(["erase", str(astronaut_png), "-o", str(out), *flags], timeout=60)
+    assert fragment in _error_line(proc)
+    assert not out.exists()
+
+
+def test_detections_are_capped_and_the_cap_is_reported(astronaut_png):
+    import json
+
+    # at the lowest allowed threshold YOLOX finds ~10 boxes on the one-person astronaut
+    proc = _cli(["segment", str(astronaut_png), "--min-score", "0.01", "--max-people", "3", "--no-files", "--json"])
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert len(doc["people"]) == 3
+    assert any("more than 3 people; the 3 highest-scoring were kept" in n for n in doc["notes"])
+    assert max(r["score"] for r in doc["people"]) > 0.9  # the astronaut herself is among the kept
+
+
+@pytest.mark.parametrize(("kwargs", "fragment"), [
+    (dict(score_threshold=1e-30), "`score_threshold`, the detector confidence, must be in [0.01, 1)"),
+    (dict(score_threshold="0.5"), "`score_threshold` must be a number, got '0.5'"),
+    (dict(nms_iou=0.0), "`nms_iou` must be in (0, 1], got 0.0"),
+    (dict(max_detections=2.5), "`max_detections`, the most people per photo, must be a whole number in 1..1000"),
+    (dict(max_detections=True), "must be a whole number in 1..1000, got True"),
+])
+def test_local_segmenter_options_name_the_parameter(kwargs, fragment):
+    from person_erase.errors import InputError
+    from person_erase.segmenters.local import LocalSegmenter
+
+    with pytest.raises(InputError) as info:
+        LocalSegmenter(**kwargs)
+    assert fragment in str(info.value) and info.value.param == next(iter(kwargs))

@@ -83,6 +83,8 @@ def params_from_args(args: argparse.Namespace) -> Any:
             seg_opts["quality"] = args.quality
         if args.min_score is not None:
             seg_opts["score_threshold"] = args.min_score
+        if args.max_people is not None:
+            seg_opts["max_detections"] = args.max_people
     er_opts: dict[str, Any] = {}
     if mode == "erase" and args.eraser == "dashscope":
         er_opts["fast_mode"] = bool(args.fast)

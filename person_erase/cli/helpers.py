@@ -26,6 +26,7 @@ def one_line(text: str) -> str:
 #: library parameter -> the ``dest`` of the flag that sets it, where the two names differ
 PARAM_DEST = {
     "score_threshold": "min_score",
+    "max_detections": "max_people",
     "dilate_px": "dilate",
     "privacy_margin": "margin",
     "box_below_px": "box_below",

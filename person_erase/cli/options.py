@@ -57,7 +57,10 @@ def add_local_options(p: argparse.ArgumentParser, *, privacy_hint: bool = False)
                    help="local segmenter speed/quality preset (default balanced)")
     hint = "; lower finds more people and more false ones: for privacy, e.g. 0.1" if privacy_hint else ""
     p.add_argument("--min-score", type=float, default=None, metavar="S",
-                   help=f"local detector confidence to accept a person, 0-1 (default 0.25{hint})")
+                   help=f"local detector confidence to accept a person, 0.01-1 (default 0.25{hint})")
+    p.add_argument("--max-people", type=int, default=None, metavar="N",
+                   help="local detector: report at most N people per photo, the highest-scoring "
+                   "(default 100, at most 1000)")
 
 
 def add_common_out(p: argparse.ArgumentParser, *, metadata_default: str) -> None:
@@ -84,7 +87,7 @@ def add_common_out(p: argparse.ArgumentParser, *, metadata_default: str) -> None
 
 
 #: segmenter flags: (argparse dest, the segmenter's keyword option)
-SEGMENTER_FLAGS = (("quality", "quality"), ("min_score", "score_threshold"))
+SEGMENTER_FLAGS = (("quality", "quality"), ("min_score", "score_threshold"), ("max_people", "max_detections"))
 
 
 def segmenter_options(args: argparse.Namespace, engine: str, *, flag: str = "--segmenter") -> dict[str, Any]:

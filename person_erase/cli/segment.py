@@ -98,17 +98,18 @@ def run(args: argparse.Namespace, say: Say) -> int:
         atomic_pil(PILImage.fromarray(labels), lp)
         op = save_image(np.asarray(people.overlay(img.pixels)), out_dir / f"{stem}.overlay.png", metadata="strip-all")
         files = {"labels": str(lp), "overlay": str(op)}
+    notes = [*(str(n) for n in people.meta.get("notes", ())), *(sel.notes if sel else ())]
     if args.json:
         print(json.dumps({"image": str(args.image), "width": w, "height": h, "people": rows, "files": files,
-                          **({"policy": sel.policy, "notes": list(sel.notes)} if sel else {})}, indent=2))
+                          **({"policy": sel.policy} if sel else {}), **({"notes": notes} if sel or notes else {})},
+                         indent=2))
     else:
         n = len(rows)
         print(f"{Path(args.image).name}: {n} {'person' if n == 1 else 'people'} found ({w}x{h})")
         if rows:
             print(_table(rows, with_reasons=sel is not None))
-        if sel is not None:
-            for note in sel.notes:
-                print(f"note: {note}")
+        for note in notes:
+            print(f"note: {note}")
         for v in files.values():
             print(f"wrote {v}")
     return 0

@@ -37,7 +37,7 @@ SEGMENTERS = Registry("segmenter", [
     EngineSpec("labels", "segment", "person_erase.segmenters.labels:LabelSegmenter", summary="your own label map",
                arg="PATH", options=frozenset()),
     EngineSpec("local", "segment", "person_erase.segmenters.local:LocalSegmenter", summary="offline",
-               options=frozenset({"quality", "score_threshold", "nms_iou", "threads"})),
+               options=frozenset({"quality", "score_threshold", "nms_iou", "max_detections", "threads"})),
 ])
 
 

@@ -210,12 +210,14 @@ class YoloxPersons:
         nms_iou: float = 0.45,
         flip: bool = False,
         max_box_px: float = 320.0,
+        max_detections: int | None = None,
     ) -> Detections:
         """Person boxes, merged over the given input sizes (and a horizontal flip) with one NMS.
 
         Passes above the smallest size only contribute boxes whose longer side is under
         ``max_box_px`` canvas pixels: upscaled big people break into fragments, and the smallest
-        pass already sees them whole.
+        pass already sees them whole. At most ``max_detections`` boxes are returned (the
+        highest-scoring ones; all when None).
         """
         h, w = image.shape[:2]
         all_b, all_s = [], []
@@ -248,4 +250,6 @@ class YoloxPersons:
         idx = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), score_threshold, nms_iou)
         idx = np.asarray(idx, dtype=np.int64).reshape(-1)
         order = idx[np.argsort(-scores[idx], kind="stable")]
+        if max_detections is not None:
+            order = order[: max(0, int(max_detections))]
         return Detections(boxes[order].astype(np.float32), scores[order].astype(np.float32))

@@ -72,6 +72,13 @@ class _Models(NamedTuple):
 
 WORK_SIDE = 1024  # longest side of a person crop while its mask is computed
 
+#: Most people the detector may report in one photo (the highest-scoring are kept; COCO's
+#: evaluation uses the same 100). Each costs a mask computation, so this bounds the time per photo.
+MAX_DETECTIONS = 100
+#: Lowest detector confidence accepted as ``score_threshold``: below it YOLOX reports thousands of
+#: background boxes (1e-30 on a one-person photo: 2,651 "people" in 100 s).
+MIN_SCORE_THRESHOLD = 0.01
+
 PRESETS: dict[str, _Preset] = {
     "fast": _Preset(det_sizes=(416,), shape_max_h=64),
     "balanced": _Preset(det_sizes=(416, 832), shape_max_h=64, pose_min_h=0.0, select=True),
@@ -108,8 +115,12 @@ class LocalSegmenter:
 
     Args:
         quality: ``"fast"``, ``"balanced"`` or ``"best"``.
-        score_threshold: detector confidence (objectness x person) to keep a box, in (0, 1).
-        nms_iou: IoU above which overlapping boxes are merged.
+        score_threshold: detector confidence (objectness x person) to keep a box, in
+            [``MIN_SCORE_THRESHOLD`` = 0.01, 1).
+        nms_iou: IoU above which overlapping boxes are merged, in (0, 1].
+        max_detections: most people reported per photo (the highest-scoring; default
+            ``MAX_DETECTIONS`` = 100, at most ``instances.MAX_INSTANCES``); when the detector finds
+            more, ``meta["notes"]`` says so (and so does the report).
         threads: onnxruntime threads per session (default: up to 2).
         **overrides: expert knobs of the preset (fields of ``_Preset``), for experiments.
 
@@ -127,17 +138,31 @@ class LocalSegmenter:
         *,
         score_threshold: float = 0.25,
         nms_iou: float = 0.45,
+        max_detections: int = MAX_DETECTIONS,
         threads: int | None = None,
         **overrides: Any,
     ) -> None:
+        from ..instances import MAX_INSTANCES
+
         if quality not in PRESETS:
             raise InputError(f"unknown quality {quality!r}; choose one of: {', '.join(PRESETS)}", param="quality")
-        if not 0.0 < score_threshold < 1.0:
-            raise InputError(f"`score_threshold`, the detector confidence, must be in (0, 1), got {score_threshold}",
+        score_threshold = _number(score_threshold, "score_threshold")
+        if not MIN_SCORE_THRESHOLD <= score_threshold < 1.0:
+            raise InputError(f"`score_threshold`, the detector confidence, must be in [{MIN_SCORE_THRESHOLD}, 1), "
+                             f"got {score_threshold}" + (" (lower values only add background boxes)"
+                                                         if score_threshold < MIN_SCORE_THRESHOLD else ""),
                              param="score_threshold")
+        nms_iou = _number(nms_iou, "nms_iou")
+        if not 0.0 < nms_iou <= 1.0:
+            raise InputError(f"`nms_iou` must be in (0, 1], got {nms_iou}", param="nms_iou")
+        if isinstance(max_detections, bool) or not isinstance(max_detections, (int, np.integer)) \
+                or not 1 <= int(max_detections) <= MAX_INSTANCES:
+            raise InputError(f"`max_detections`, the most people per photo, must be a whole number in "
+                             f"1..{MAX_INSTANCES}, got {max_detections!r}", param="max_detections")
         self.quality = quality
-        self.score_threshold = float(score_threshold)
-        self.nms_iou = float(nms_iou)
+        self.score_threshold = score_threshold
+        self.nms_iou = nms_iou
+        self.max_detections = int(max_detections)
         self.threads = threads
         self.preset = replace(PRESETS[quality], **overrides)
         self._detector: Any = None
@@ -175,8 +200,12 @@ class LocalSegmenter:
         p = self.preset
         t0 = time.perf_counter()
         det = self._det().detect(
-            image, sizes=p.det_sizes, score_threshold=self.score_threshold, nms_iou=self.nms_iou, flip=p.flip
+            image, sizes=p.det_sizes, score_threshold=self.score_threshold, nms_iou=self.nms_iou, flip=p.flip,
+            max_detections=self.max_detections + 1,  # one more, to tell whether the cap cut anything
         )
+        capped = len(det.scores) > self.max_detections
+        if capped:
+            det = type(det)(det.boxes[: self.max_detections], det.scores[: self.max_detections])
         t1 = time.perf_counter()
         self.last_boxes = det.boxes.copy()
         n = len(det.scores)
@@ -213,7 +242,11 @@ class LocalSegmenter:
             "detector_sizes": list(p.det_sizes),
             "mask_sources": {k: sources.count(k) for k in sorted(set(sources))},
             "timings_ms": {k: round(v, 1) for k, v in self.last_timings.items()},
+            "max_detections": self.max_detections,
         }
+        if capped:
+            meta["notes"] = [f"the detector found more than {self.max_detections} people; the "
+                             f"{self.max_detections} highest-scoring were kept (raise max_detections for more)"]
         return Instances.from_engine(masks, scores=det.scores, meta=meta)
 
     def _ownerships(self, image: np.ndarray, boxes: np.ndarray) -> list[tuple[np.ndarray | None, tuple, str]]:
@@ -413,6 +446,13 @@ def _clean(masks: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         keep[1:] = areas >= 0.1 * areas.max()
         out[i, ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1] = keep[lab]
     return out
+
+
+def _number(value: Any, name: str) -> float:
+    """``value`` as a float, or an InputError naming ``name`` (bools and strings are not numbers)."""
+    if isinstance(value, (bool, str)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InputError(f"`{name}` must be a number, got {value!r}", param=name)
+    return float(value)
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
