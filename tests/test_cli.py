@@ -109,7 +109,7 @@ def test_cli_errors_for_choices_paths_and_limits(photo, tmp_path, capsys, monkey
         (base + ["--policy", "nobody"], "unknown policy"),
         (base[:-2] + ["--segmenter", "magic"], "unknown segmenter 'magic'; choose one of: dashscope, "),  # + labels:PATH, local (and any test plugin's)
         (["-q", "erase", p, "-o", out, "--eraser", "sponge"], "unknown eraser 'sponge'"),
-        (["-q", "erase", p, "-o", out, "--eraser", "telea", "--min-score", "1.5"], "must be in (0, 1)"),
+        (["-q", "erase", p, "-o", out, "--eraser", "telea", "--min-score", "1.5"], "must be in [0.01, 1)"),
     ]
     small = tmp_path / "small.labels.png"
     PILImage.fromarray(np.zeros((10, 10), np.uint8)).save(small)
