@@ -14,6 +14,9 @@ Two sets: the photos at native size (~0.2-0.5 MP) and the same holes with the ph
 hole in a 1024^2 vs a 4096^2 photo (goal: time ratio <= 1.5).
 
 Usage: python benchmarks/bench_erase.py [--holes N] [--only NAME,...] [--no-1mp] [--no-scale]
+                                       [--eraser SPEC ...]
+``--eraser`` adds any eraser the pipeline accepts, e.g. ``lama:lama_fp32.onnx``, ``migan:migan_pipeline_v2.onnx``
+or a name from ``person-erase models list``; it is measured next to the default PatchMatch (unless ``--only``).
 Prints a JSON document, then a table. Needs ../shared/data/persons (skips with a message otherwise).
 """
 
@@ -181,13 +184,27 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--only", default="", help="comma-separated candidate names (substring match)")
     ap.add_argument("--no-1mp", action="store_true")
     ap.add_argument("--no-scale", action="store_true")
+    ap.add_argument("--eraser", action="append", default=[], metavar="SPEC",
+                    help="also measure this eraser (lama:FILE.onnx, migan:FILE.onnx, a model-store name, ...)")
     args = ap.parse_args(argv)
+    from person_erase.erasers import get_eraser
+    from person_erase.errors import PersonEraseError
+
+    for spec in args.eraser:
+        try:
+            get_eraser(spec)  # fail now, with the engine's own message, not after the baseline ran
+        except PersonEraseError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        CANDIDATES[spec] = lambda spec=spec: get_eraser(spec)
+    if args.eraser and not args.only:
+        args.only = ",".join(["patchmatch (default)", *args.eraser])
     if not DATA.is_dir():
         print(json.dumps({"skipped": f"{DATA} not found"}))
         return 0
     holes = make_holes(load_devset(), args.holes)
     holes_1mp = [to_1mp(h) for h in holes]
-    names = [n for n in CANDIDATES if not args.only or any(o in n for o in args.only.split(","))]
+    names = [n for n in CANDIDATES if not args.only or any(o == n or o in n for o in args.only.split(","))]
     results: dict[str, Any] = {"holes": len(holes), "native": {}, "1mp": {}}
     for n in names:
         results["native"][n] = run(CANDIDATES[n], holes)
@@ -195,16 +212,18 @@ def main(argv: list[str] | None = None) -> int:
             results["1mp"][n] = run(CANDIDATES[n], holes_1mp)
         print(f"# done {n}", file=sys.stderr, flush=True)
     if not args.no_scale:
-        results["scale"] = {n: scale_check(CANDIDATES[n]) for n in names if n in ("patchmatch (default)", "telea")}
+        scaled = ("patchmatch (default)", "telea", *args.eraser)
+        results["scale"] = {n: scale_check(CANDIDATES[n]) for n in names if n in scaled}
     print(json.dumps(results, indent=1))
     print()
-    print(f"{'method':34s} {'set':6s} {'psnr_db':>8s} {'texture':>8s} {'tex_med':>8s} {'s/hole':>7s} {'s_max':>6s} {'hole_px':>8s}")
+    width = max([34, *(len(n) for n in names)])
+    print(f"{'method':{width}s} {'set':6s} {'psnr_db':>8s} {'texture':>8s} {'tex_med':>8s} {'s/hole':>7s} {'s_max':>6s} {'hole_px':>8s}")
     for set_name in ("native", "1mp"):
         for n, r in results[set_name].items():
-            print(f"{n:34s} {set_name:6s} {r['psnr_db']:8.2f} {r['texture_ratio']:8.2f} {r['texture_ratio_median']:8.2f} "
+            print(f"{n:{width}s} {set_name:6s} {r['psnr_db']:8.2f} {r['texture_ratio']:8.2f} {r['texture_ratio_median']:8.2f} "
                   f"{r['s']:7.2f} {r['s_max']:6.2f} {r['hole_px_mean']:8.0f}")
     for n, r in results.get("scale", {}).items():
-        print(f"{n:34s} one hole 1024^2 {r['s_1024']:.2f} s, 4096^2 {r['s_4096']:.2f} s, ratio {r['ratio_4096_vs_1024']:.2f}")
+        print(f"{n:{width}s} one hole 1024^2 {r['s_1024']:.2f} s, 4096^2 {r['s_4096']:.2f} s, ratio {r['ratio_4096_vs_1024']:.2f}")
     return 0
 
 

@@ -79,6 +79,24 @@ def crop_box(box: Box, shape: tuple[int, ...], *, margin: float = DEFAULT_MARGIN
     return max(0, x0 - m), max(0, y0 - m), min(w, x1 + m), min(h, y1 + m)
 
 
+def square_box(box: Box, shape: tuple[int, ...]) -> Box:
+    """``box`` grown along its shorter side to a square (centred, shifted to stay inside an image of
+    ``shape``); where the image is too small the square is cut to it."""
+    h, w = shape[:2]
+    x0, y0, x1, y1 = box
+    side = max(x1 - x0, y1 - y0)
+
+    def grow(lo: int, hi: int, limit: int) -> tuple[int, int]:
+        size = min(side, limit)
+        lo -= (size - (hi - lo)) // 2
+        lo = min(max(0, lo), limit - size)
+        return lo, lo + size
+
+    x0, x1 = grow(x0, x1, w)
+    y0, y1 = grow(y0, y1, h)
+    return x0, y0, x1, y1
+
+
 def find_clusters(erase: np.ndarray, *, gap: float = 0.1, min_gap_px: int = 8) -> list[tuple[Box, np.ndarray]]:
     """Group the erase mask's connected components into clusters of nearby holes.
 
@@ -170,7 +188,8 @@ def apply_eraser(
 
     Args:
         eraser: any :class:`~person_erase.erasers.Eraser`; ``crops`` (class attribute, default False)
-            says whether it may be called on a crop.
+            says whether it may be called on a crop, ``square_crops`` (default False) that each crop
+            is grown to a square where the photo allows (networks with a square input).
         image: (H, W, 3) uint8 RGB; not modified.
         erase: (H, W) bool, the pixels to fill or redact.
         keep: (H, W) bool or None, pixels that must neither change nor be copied from (kept people,
@@ -206,11 +225,14 @@ def apply_eraser(
     if not clusters:
         return out, ComposeStats(0, (), 0, (time.perf_counter() - t0) * 1000)
     honours_keep = bool(getattr(eraser, "honours_keep_mask", False))
+    square = bool(getattr(eraser, "square_crops", False))
     done = np.zeros(erase.shape, dtype=bool)  # erase pixels already filled in ``out``
     crops: list[Box] = []
     raw_changed = 0
     for k, (box, members) in enumerate(clusters):
         x0, y0, x1, y1 = crop_box(box, image.shape, margin=margin)
+        if square:
+            x0, y0, x1, y1 = square_box((x0, y0, x1, y1), image.shape)
         crops.append((x0, y0, x1, y1))
         sl = (slice(y0, y1), slice(x0, x1))
         mine = labels.members_in((x0, y0, x1, y1), members)

@@ -24,7 +24,7 @@ from .errors import InputError, SelectionError
 from .instances import Instances
 from .io import Image, MetadataPolicy, load_image, save_image
 from .plan import Plan
-from .report import FaceAdded, ImageReport, InputInfo, instance_rows
+from .report import FaceAdded, ImageReport, InputInfo, ModelInfo, instance_rows
 from .segmenters import Segmenter, get_segmenter
 from .selection import Selection, select_people
 from .verify import verify_removal
@@ -52,6 +52,18 @@ class _Timer:
 REDACT_MARGIN = 0.05
 #: Redaction covers people shorter than this (px) with their whole box (see ``redact``).
 REDACT_BOX_BELOW = 96
+
+
+def _model_files(people: Instances, eraser: Any) -> dict[str, ModelInfo]:
+    """The user-supplied model files behind the segmentation and the eraser (name, size, sha256)."""
+    out: dict[str, ModelInfo] = {}
+    seg_model = people.meta.get("model")
+    if isinstance(seg_model, dict):
+        out["segmenter"] = ModelInfo(**seg_model)
+    info = getattr(eraser, "model_info", None)
+    if callable(info):
+        out["eraser"] = ModelInfo(**info())
+    return out
 
 
 def segment(image: Any, engine: str | Segmenter = "local", **options: Any) -> Instances:
@@ -271,6 +283,7 @@ def _run(
         params.update({k: v for k, v in engine_params.items() if isinstance(v, (int, float, str, bool))})
     if "quality" in people.meta:
         params["segment_quality"] = people.meta["quality"]
+    models = _model_files(people, eng)
     report = ImageReport(
         mode=mode,
         input=InputInfo(name=img.name, sha256=img.sha256, width=img.width, height=img.height,
@@ -283,6 +296,7 @@ def _run(
         overlap_resolved_px=pair.overlap_resolved_px,
         segmenter=seg_name,
         eraser=engine_name(eng),
+        models=models,
         parameters=params,
         cloud_task_ids=task_ids,
         timings_ms=timer.ms,

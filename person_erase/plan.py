@@ -88,8 +88,9 @@ class Plan:
             InputError: negative or non-finite growth, an option the eraser does not take.
             EngineError: unknown engine names.
         """
-        from .erasers import ERASERS, REDACT_STYLES
-        from .segmenters import SEGMENTERS
+        from .erasers import REDACT_STYLES
+        from .erasers import eraser_spec as spec_of_eraser
+        from .segmenters import segmenter_spec as spec_of_segmenter
 
         sel, kp = check_request(select=select, keep=keep, policy=policy)
         if dilate is not None:
@@ -101,7 +102,7 @@ class Plan:
         options = dict(eraser_options or {})
         eraser_spec = None
         if isinstance(eraser, str):
-            eraser_spec = ERASERS.spec(eraser)
+            eraser_spec = spec_of_eraser(eraser)  # a model-store name: its family's spec
             if mode == "redact" and eraser_spec.kind != "redact":
                 raise SelectionError(f"redact needs a redaction style; choose one of: {', '.join(REDACT_STYLES)}",
                                      param="style")
@@ -109,9 +110,9 @@ class Plan:
         elif mode == "redact" and getattr(eraser, "kind", "") != "redact":
             raise SelectionError(f"redact needs a redaction style; choose one of: {', '.join(REDACT_STYLES)}",
                                  param="style")
-        segmenter_spec = SEGMENTERS.spec(segmenter) if isinstance(segmenter, str) else None
+        segmenter_spec = spec_of_segmenter(segmenter) if isinstance(segmenter, str) else None
         if isinstance(verify, str):
-            SEGMENTERS.spec(verify)
+            spec_of_segmenter(verify)
         return cls(mode=mode, eraser=eraser, segmenter=segmenter, select=None if sel is None else tuple(sel),
                    keep=None if kp is None else tuple(kp), policy=policy, dilate=dilate, margin=margin,
                    box_below=box_below, face_net=bool(face_net), target=target, verify=verify,

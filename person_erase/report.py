@@ -104,6 +104,15 @@ class Verification(_Model):
     ok: bool
 
 
+class ModelInfo(_Model):
+    """A user-supplied model file an engine ran (``lama:``, ``migan:``, ``yolo-seg:`` or a model-store name)."""
+
+    family: str
+    name: str = Field(description="file name")
+    size: int = Field(description="bytes")
+    sha256: str
+
+
 class ImageReport(_Model):
     """Everything about one processed photo (DESIGN.md, "Report")."""
 
@@ -119,6 +128,7 @@ class ImageReport(_Model):
     overlap_resolved_px: int
     segmenter: str
     eraser: str
+    models: dict[str, ModelInfo] = Field(default_factory=dict, description="model files by role: segmenter, eraser")
     parameters: dict[str, Any] = Field(default_factory=dict)
     cloud_task_ids: dict[str, list[str]] = Field(default_factory=dict)
     timings_ms: dict[str, float] = Field(default_factory=dict)

@@ -35,6 +35,8 @@ class Settings(BaseSettings):
     max_pixels: int = 100_000_000
     #: Default dilation of the erase mask, pixels at 1 MP (scaled with the photo's size).
     dilate_px: int = 9
+    #: The model store folder (``PERSON_ERASE_MODELS``; default: the platform's user data dir).
+    models: str | None = None
 
     def __repr__(self) -> str:  # SecretStr already hides the key; keep the repr short
         return f"Settings(dashscope_base_url={self.dashscope_base_url!r}, api_key={'set' if self.dashscope_api_key else 'unset'})"

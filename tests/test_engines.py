@@ -121,7 +121,7 @@ def test_unknown_names_list_the_valid_ones():
     with pytest.raises(EngineError, match=r"unknown segmenter 'x'; choose one of: dashscope, labels:PATH, local") as e:
         pe.get_segmenter("x")
     assert e.value.param == "segmenter"
-    with pytest.raises(EngineError, match=r"unknown eraser 'x'; choose one of: blur, dashscope, patchmatch"):
+    with pytest.raises(EngineError, match=r"unknown eraser 'x'; choose one of: blur, dashscope, lama:PATH, migan:PATH, patchmatch"):
         pe.get_eraser("x")
 
 

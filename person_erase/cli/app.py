@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import NoReturn
 
-from . import batch, erase, segment, serve
+from . import batch, erase, models, segment, serve
 from .helpers import Formatter, command_parser, flags_of, one_line, progress, to_flags
 
 EXAMPLES_TOP = """\
@@ -25,7 +25,7 @@ People are numbered 0, 1, 2, ... from left to right; run `segment` first to see 
 """
 
 # command modules in --help order; each has register(subparsers) and run(args, say) -> int
-COMMANDS: tuple[ModuleType, ...] = (segment, erase, batch, serve)
+COMMANDS: tuple[ModuleType, ...] = (segment, erase, batch, models, serve)
 
 # commands that show their own progress (no spinner from here)
 _OWN_PROGRESS = ("serve-dashscope", "batch")

@@ -25,7 +25,7 @@ def segmenter_help(default: str = "local") -> str:
     """The registered segmenters, for ``--segmenter`` / ``--engine`` help."""
     from ..segmenters import SEGMENTERS
 
-    return engine_help(SEGMENTERS, default=default, kinds=("segment",))
+    return f"{engine_help(SEGMENTERS, default=default, kinds=('segment',))}, or a name from `models list`"
 
 
 def eraser_help(default: str = "patchmatch") -> str:
@@ -33,7 +33,8 @@ def eraser_help(default: str = "patchmatch") -> str:
     from ..erasers import ERASERS
 
     styles = ", ".join(ERASERS.labels("redact"))
-    return f"{engine_help(ERASERS, default=default, kinds=('erase',))}, or a redaction style: {styles}"
+    return (f"{engine_help(ERASERS, default=default, kinds=('erase',))}, a name from `models list`, "
+            f"or a redaction style: {styles}")
 
 
 def style_help(default: str = "blur") -> str:
@@ -98,9 +99,9 @@ def segmenter_options(args: argparse.Namespace, engine: str, *, flag: str = "--s
         InputError: a flag was given that this segmenter does not use (refused, not dropped).
     """
     from ..errors import InputError
-    from ..segmenters import SEGMENTERS
+    from ..segmenters import SEGMENTERS, segmenter_spec
 
-    spec = SEGMENTERS.spec(engine)
+    spec = segmenter_spec(engine)
     opts: dict[str, Any] = {}
     for dest, option in SEGMENTER_FLAGS:
         value = getattr(args, dest, None)
@@ -122,10 +123,10 @@ def eraser_options(args: argparse.Namespace, eraser: str) -> dict[str, Any]:
         EngineError: unknown eraser.
         InputError: ``--fast`` with an eraser that has no fast mode.
     """
-    from ..erasers import ERASERS
+    from ..erasers import ERASERS, eraser_spec
     from ..errors import InputError
 
-    spec = ERASERS.spec(eraser)
+    spec = eraser_spec(eraser)
     if spec.takes("fast_mode"):
         return {"fast_mode": bool(args.fast)}
     if args.fast:

@@ -17,7 +17,9 @@ back, and ``compose.apply_eraser`` (used by the pipeline for every engine) paste
 mask's pixels onto the input and counts how many the engine changed outside it.
 
 Names: ``patchmatch`` (default, offline), ``telea`` (fast, offline, smeary on big holes),
-``dashscope`` (DashScope ``image-erase-completion``), ``blur`` / ``pixelate`` / ``solid`` (redaction).
+``dashscope`` (DashScope ``image-erase-completion``), ``blur`` / ``pixelate`` / ``solid`` (redaction),
+``lama:PATH.onnx`` / ``migan:PATH.onnx`` (the user's own LaMa / MI-GAN ONNX file), or the name of an
+eraser model registered in the model store (:mod:`person_erase.modelstore`).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from ..engines import EngineSpec, Registry
+from ..errors import EngineError
 
 
 @runtime_checkable
@@ -48,6 +51,10 @@ ERASERS = Registry("eraser", [
                options=frozenset({"strength"}), defaults={"style": "blur"}),
     EngineSpec("dashscope", "erase", "person_erase.erasers.dashscope:DashScopeEraser", summary="cloud",
                needs_network=True, honours_keep_mask=True),
+    EngineSpec("lama", "erase", "person_erase.erasers.lama:LamaEraser", summary="your LaMa ONNX file", crops=True,
+               honours_keep_mask=True, arg="PATH", options=frozenset({"output_range", "sha256", "threads"})),
+    EngineSpec("migan", "erase", "person_erase.erasers.migan:MiganEraser", summary="your MI-GAN pipeline ONNX file",
+               crops=True, honours_keep_mask=True, arg="PATH", options=frozenset({"work_side", "sha256", "threads"})),
     EngineSpec("patchmatch", "erase", "person_erase.erasers.patchmatch:PatchMatchEraser", summary="offline",
                crops=True, honours_keep_mask=True,
                options=frozenset({"patch_size", "seed", "work_px", "min_scale", "detail"})),
@@ -74,13 +81,39 @@ def register_eraser(name: str, factory: EngineSpec | Callable[..., Eraser], **ca
     return spec
 
 
-def get_eraser(spec: str | Eraser = "patchmatch", **options: Any) -> Eraser:
-    """An eraser by name (``"patchmatch"``, ``"blur"``, ...) or passed through.
+def eraser_spec(text: str) -> EngineSpec:
+    """The spec behind ``text``: an eraser name, ``lama:PATH``, or a model-store name (its family's spec).
 
     Raises:
-        EngineError: unknown name (the message lists the valid ones).
+        EngineError: unknown name, or a model-store name that is not an eraser.
+    """
+    from ..modelstore import lookup
+
+    found = lookup(text, ERASERS)
+    return found[0] if found else _spec(text)
+
+
+def _spec(text: str) -> EngineSpec:
+    if text.partition(":")[0] not in ERASERS:
+        raise EngineError(f"unknown eraser {text!r}; choose one of: {', '.join(ERASERS.labels())}, or the name of an "
+                          "eraser model in the model store", param="eraser")
+    return ERASERS.spec(text)
+
+
+def get_eraser(spec: str | Eraser = "patchmatch", **options: Any) -> Eraser:
+    """An eraser by name (``"patchmatch"``, ``"blur"``, ``"lama:PATH.onnx"``, a model-store name) or passed through.
+
+    Raises:
+        EngineError: unknown name (the message lists the valid ones), a model-store name that is not
+            an eraser or whose file changed.
         InputError: an option the eraser does not take.
     """
     if not isinstance(spec, str):
         return spec
+    from ..modelstore import build_stored
+
+    stored = build_stored(spec, ERASERS, **options)
+    if stored is not None:
+        return stored  # type: ignore[no-any-return]
+    _spec(spec)
     return ERASERS.build(spec, **options)  # type: ignore[no-any-return]

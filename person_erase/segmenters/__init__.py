@@ -7,7 +7,8 @@ dashscope) happen when an engine is built, so importing this package is cheap.
 
 Names: ``local`` (YOLOX-nano boxes + masks from MediaPipe's models on onnxruntime, offline, the default), ``dashscope``
 (DashScope ``image-instance-segmentation``), ``labels:PATH`` (bring your own label map PNG, or a
-folder of binary masks).
+folder of binary masks), ``yolo-seg:PATH.onnx`` (the user's Ultralytics -seg ONNX export), or the
+name of a segmenter model registered in the model store (:mod:`person_erase.modelstore`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from ..engines import EngineSpec, Registry
+from ..errors import EngineError
 from ..instances import Instances
 
 
@@ -38,6 +40,10 @@ SEGMENTERS = Registry("segmenter", [
                arg="PATH", options=frozenset()),
     EngineSpec("local", "segment", "person_erase.segmenters.local:LocalSegmenter", summary="offline",
                options=frozenset({"quality", "score_threshold", "nms_iou", "max_detections", "threads"})),
+    EngineSpec("yolo-seg", "segment", "person_erase.segmenters.yolo_seg:YoloSegSegmenter",
+               summary="your Ultralytics -seg ONNX file", arg="PATH",
+               options=frozenset({"score_threshold", "nms_iou", "max_detections", "imgsz", "person_class", "sha256",
+                                  "threads"})),
 ])
 
 
@@ -52,13 +58,40 @@ def register_segmenter(name: str, factory: EngineSpec | Callable[..., Segmenter]
     return spec
 
 
-def get_segmenter(spec: str | Segmenter = "local", **options: Any) -> Segmenter:
-    """A segmenter by name (``"local"``, ``"dashscope"``, ``"labels:PATH"``) or passed through.
+def segmenter_spec(text: str) -> EngineSpec:
+    """The spec behind ``text``: a segmenter name, ``yolo-seg:PATH``, or a model-store name (its family's spec).
 
     Raises:
-        EngineError: unknown name (the message lists the valid ones).
+        EngineError: unknown name, or a model-store name that is not a segmenter.
+    """
+    from ..modelstore import lookup
+
+    found = lookup(text, SEGMENTERS)
+    return found[0] if found else _spec(text)
+
+
+def _spec(text: str) -> EngineSpec:
+    if text.partition(":")[0] not in SEGMENTERS:
+        raise EngineError(f"unknown segmenter {text!r}; choose one of: {', '.join(SEGMENTERS.labels())}, or the name "
+                          "of a segmenter model in the model store", param="segmenter")
+    return SEGMENTERS.spec(text)
+
+
+def get_segmenter(spec: str | Segmenter = "local", **options: Any) -> Segmenter:
+    """A segmenter by name (``"local"``, ``"dashscope"``, ``"labels:PATH"``, ``"yolo-seg:PATH.onnx"``, a
+    model-store name) or passed through.
+
+    Raises:
+        EngineError: unknown name (the message lists the valid ones), a model-store name that is not
+            a segmenter or whose file changed.
         InputError: an option the segmenter does not take.
     """
     if not isinstance(spec, str):
         return spec
+    from ..modelstore import build_stored
+
+    stored = build_stored(spec, SEGMENTERS, **options)
+    if stored is not None:
+        return stored  # type: ignore[no-any-return]
+    _spec(spec)
     return SEGMENTERS.build(spec, **options)  # type: ignore[no-any-return]
