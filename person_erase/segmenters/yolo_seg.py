@@ -182,13 +182,15 @@ def decode(
         photo_hw: (h, w) of the photo.
 
     Returns:
-        ``(masks, scores, boxes)``: (N, h, w) bool masks (overlaps resolved), (N,) float32 person
-        scores and (N, 4) float32 boxes x0, y0, x1, y1 in photo pixels (detector boxes), by score.
+        ``(label, scores, boxes)``: an (h, w) int32 map of who owns each pixel (-1 nobody; k = the
+        k-th detection, overlaps resolved), (N,) float32 person scores and (N, 4) float32 boxes
+        x0, y0, x1, y1 in photo pixels (detector boxes), by score. A label map, not N masks: memory
+        stays H·W whatever N is.
     """
     nm, mh, mw = protos.shape
     nc = pred.shape[0] - 4 - nm
     h, w = photo_hw
-    empty = (np.zeros((0, h, w), bool), np.zeros((0,), np.float32), np.zeros((0, 4), np.float32))
+    empty = (np.full((h, w), -1, np.int32), np.zeros((0,), np.float32), np.zeros((0, 4), np.float32))
     if nc < 1 or person_class >= nc:
         raise EngineError(f"the model has {max(nc, 0)} classes; person_class {person_class} does not exist")
     cls = pred[4 : 4 + nc]
@@ -232,8 +234,29 @@ def decode(
         takes = (win > 0) & (win > sub_best)
         sub_best[takes] = win[takes]
         sub_label[takes] = k
-    masks = label[None] == np.arange(len(keep), dtype=np.int32)[:, None, None]
-    return masks, scores, boxes.astype(np.float32)
+    return label, scores, boxes.astype(np.float32)
+
+
+def to_instances(label: np.ndarray, scores: np.ndarray, boxes: np.ndarray, meta: dict[str, Any]) -> Instances:
+    """Instances from :func:`decode`'s label map: each person's mask cropped to their tight box."""
+    h, w = label.shape
+    crops, crop_boxes, kept = [], [], []
+    for k in range(len(scores)):
+        bx0, by0, bx1, by1 = boxes[k]
+        x0, y0 = max(0, int(np.floor(bx0))), max(0, int(np.floor(by0)))
+        x1, y1 = min(w, int(np.ceil(bx1)) + 1), min(h, int(np.ceil(by1)) + 1)
+        sub = label[y0:y1, x0:x1] == k
+        ys, xs = np.nonzero(sub.any(axis=1))[0], np.nonzero(sub.any(axis=0))[0]
+        if ys.size == 0:
+            continue
+        ty0, ty1, tx0, tx1 = int(ys[0]), int(ys[-1]) + 1, int(xs[0]), int(xs[-1]) + 1
+        crops.append(np.ascontiguousarray(sub[ty0:ty1, tx0:tx1]))
+        crop_boxes.append((x0 + tx0, y0 + ty0, x0 + tx1, y0 + ty1))
+        kept.append(k)
+    if not kept:
+        return Instances.empty(h, w).with_meta(meta)
+    cb = np.asarray(crop_boxes, np.int64)
+    return Instances._numbered((h, w), crops, cb, cb.copy(), np.asarray(scores, np.float32)[kept], meta)
 
 
 class YoloSegSegmenter:
@@ -331,8 +354,8 @@ class YoloSegSegmenter:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise InputError(f"image must be an (H, W, 3) uint8 RGB array, got shape {image.shape} dtype {image.dtype}")
         pred, protos, lb = self.raw(image)
-        masks, scores, boxes = decode(pred, protos, lb, (image.shape[0], image.shape[1]), score_threshold=self.score_threshold,
+        label, scores, boxes = decode(pred, protos, lb, (image.shape[0], image.shape[1]), score_threshold=self.score_threshold,
                                       nms_iou=self.nms_iou, max_det=self.max_detections, person_class=self.person_class)
         meta = {"engine": "yolo-seg", "model": self.model_info(), "input_size": list(self.input_hw),
                 "detector_boxes": boxes.round(2).tolist()}
-        return Instances.from_engine(masks, scores=scores, meta=meta)
+        return to_instances(label, scores, boxes, meta)
