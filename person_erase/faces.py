@@ -33,6 +33,7 @@ import cv2
 import numpy as np
 
 from .errors import EngineError, InputError
+from .pixels import check_rgb
 
 MODEL_PATH = Path(__file__).resolve().parent / "models" / "centerface.onnx"
 
@@ -219,10 +220,7 @@ class FaceDetector:
         overlapping tiles of at most ``tile_px``; peaks from all tiles are merged with one NMS
         (``FACE_NMS_IOU``).
         """
-        img = np.asarray(image)
-        if img.ndim != 3 or img.shape[2] != 3 or img.dtype != np.uint8:
-            raise InputError(f"the photo must be (H, W, 3) uint8 RGB, got shape {img.shape} dtype {img.dtype}",
-                             param="image")
+        img = check_rgb(image, who="face detection")
         h, w = img.shape[:2]
         long = max(h, w)
         r = min(self.max_px, max(self.min_px, long)) / long
@@ -296,7 +294,7 @@ def face_ellipse(shape: tuple[int, int], box: Any, *, grow: float = FACE_GROW) -
     bw, bh = x1 - x0, y1 - y0
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     ax, ay = max(1.0, bw * (0.5 + grow)), max(1.0, bh * (0.5 + grow))
-    cv2.ellipse(out, (int(round(cx)), int(round(cy))), (int(np.ceil(ax)), int(np.ceil(ay))), 0, 0, 360, 1, -1)
+    cv2.ellipse(out, (int(round(cx)), int(round(cy))), (int(np.ceil(ax)), int(np.ceil(ay))), 0, 0, 360, (1,), -1)
     return out.astype(bool)
 
 
@@ -340,7 +338,7 @@ def body_from_face(shape: tuple[int, int], box: Any, landmarks: np.ndarray, *,
     end = c + d * (long * fh)
     poly = np.array([c + half, c - half, end - half, end + half])
     out = np.zeros((h, w), np.uint8)
-    cv2.fillConvexPoly(out, np.round(poly).astype(np.int32), 1)
+    cv2.fillConvexPoly(out, np.round(poly).astype(np.int32), (1,))
     m = out.astype(bool)
     rows, cols = np.flatnonzero(m.any(axis=1)), np.flatnonzero(m.any(axis=0))
     bbox = [int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1] if rows.size else [0, 0, 0, 0]

@@ -25,23 +25,6 @@ MAX_INSTANCES = 1000
 #: ``masks`` stack (1e9 = 1 GB of bool).
 MAX_MASK_PIXELS = 1_000_000_000
 
-# A colour-blind-friendly palette (Okabe–Ito, plus a few), RGB.
-PALETTE = np.array(
-    [
-        (230, 159, 0),
-        (86, 180, 233),
-        (0, 158, 115),
-        (240, 228, 66),
-        (0, 114, 178),
-        (213, 94, 0),
-        (204, 121, 167),
-        (120, 200, 80),
-        (170, 120, 255),
-        (255, 90, 120),
-    ],
-    dtype=np.uint8,
-)
-
 
 def _as_array(value: Any, dtype: Any, name: str, shape_hint: str) -> np.ndarray:
     arr = np.asarray(value)

@@ -41,23 +41,25 @@ import re
 import struct
 import tempfile
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, BinaryIO, Literal
 
 import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageCms, PngImagePlugin, UnidentifiedImageError
 
 from .errors import InputError
+from .pixels import check_rgb
+from .settings import DEFAULT_MAX_PIXELS
 
 MetadataPolicy = Literal["keep", "strip-gps", "strip-all"]
 METADATA_POLICIES: tuple[str, ...] = ("keep", "strip-gps", "strip-all")
 
-#: Refuse images with more pixels than this (decompression-bomb guard); 100 MP by default.
-#: Checked from the header, before any pixel is decoded. PIL's own hard limit
-#: (2 x ``PIL.Image.MAX_IMAGE_PIXELS``, about 179 MP) still applies on top of a larger ``max_pixels``.
-DEFAULT_MAX_PIXELS = 100_000_000
+# DEFAULT_MAX_PIXELS (settings): images with more pixels are refused, checked from the header before
+# any pixel is decoded. PIL's own hard limit (2 x ``PIL.Image.MAX_IMAGE_PIXELS``, about 179 MP) still
+# applies on top of a larger ``max_pixels``.
 
 #: Formats accepted on input (PIL format ids). MPO is what PIL calls a JPEG with extra pictures.
 LOAD_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "WEBP", "TIFF")
@@ -171,9 +173,7 @@ class Image:
     sha256: str = ""
 
     def __post_init__(self) -> None:
-        px = np.asarray(self.pixels)
-        if px.ndim != 3 or px.shape[2] != 3 or px.dtype != np.uint8:
-            raise InputError(f"Image.pixels must be (H, W, 3) uint8 RGB, got shape {px.shape} dtype {px.dtype}")
+        px = check_rgb(self.pixels, who="Image", param="pixels")
         px = px.copy() if px.flags.writeable else px
         px.setflags(write=False)
         object.__setattr__(self, "pixels", px)
@@ -463,7 +463,7 @@ def _read_exif(im: PILImage.Image, fmt: str | None) -> tuple[int, bytes | None]:
         return 1, None
 
 
-def _read_dpi(info: dict[str, Any]) -> tuple[float, float] | None:
+def _read_dpi(info: Mapping[Any, Any]) -> tuple[float, float] | None:
     dpi = info.get("dpi")
     try:
         if dpi and len(dpi) == 2 and float(dpi[0]) > 0 and float(dpi[1]) > 0:
@@ -654,9 +654,7 @@ def save_image(pixels: np.ndarray | Image, path: str | os.PathLike[str], *, like
                          f"end the name with one of {', '.join(sorted(SAVE_FORMATS))}")
     if metadata not in METADATA_POLICIES:
         raise InputError(f"unknown metadata policy {metadata!r}; choose one of: {', '.join(METADATA_POLICIES)}")
-    arr = np.asarray(pixels)
-    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:
-        raise InputError(f"save_image needs (H, W, 3) uint8 RGB pixels, got shape {arr.shape} dtype {arr.dtype}")
+    arr = check_rgb(pixels, who="save_image", param="pixels")
     h, w = arr.shape[:2]
     if max(h, w) > _MAX_SIDE[fmt]:
         raise InputError(f"{out}: {w}x{h} is too large for {fmt} (max side {_MAX_SIDE[fmt]} px); "
@@ -674,22 +672,47 @@ def save_image(pixels: np.ndarray | Image, path: str | os.PathLike[str], *, like
     kwargs = _save_kwargs(fmt, like, metadata, quality, (w, h))
 
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
+        atomic_write(out, lambda fh: im.save(fh, format=fmt, **kwargs))
+    except _TempFileError as exc:
         raise InputError(f"{out}: the folder {folder} is not writable ({exc.strerror or exc}); "
                          "choose another output folder") from None
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{out}: could not write the {fmt} file ({exc}); "
+                         "check free space and permissions, or try another format") from exc
+    return out
+
+
+class _TempFileError(OSError):
+    """The temporary file next to the target could not be created (the folder is not writable)."""
+
+
+def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> Path:
+    """Write a file atomically: ``write(fh)`` fills a temp file in the same folder, which is flushed,
+    fsynced, given the usual permissions (0666 minus umask, or those of the file it replaces) and
+    renamed over ``path``. On any failure the temp file is removed and ``path`` is untouched.
+
+    The one atomic write of the package (images, label maps, reports, masks).
+
+    Raises:
+        OSError: the write failed (a subclass, when the temp file could not even be created).
+    """
+    out = Path(path)
+    folder = out.parent if str(out.parent) else Path(".")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise _TempFileError(exc.errno, exc.strerror, exc.filename) from None
     try:
         with os.fdopen(fd, "wb") as fh:
-            im.save(fh, format=fmt, **kwargs)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, _file_mode(out))
         os.replace(tmp, out)
-    except BaseException as exc:
+    except BaseException:
         Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, (OSError, ValueError)) and not isinstance(exc, InputError):
-            raise InputError(f"{out}: could not write the {fmt} file ({exc}); "
-                             "check free space and permissions, or try another format") from exc
         raise
     return out
 

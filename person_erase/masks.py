@@ -111,7 +111,7 @@ def _dilate_into(out: np.ndarray, mask: np.ndarray, radius: int) -> None:
     win = _window(box, radius, mask.shape)
     crop = np.ascontiguousarray(mask[win]).view(np.uint8)
     if radius < _DISTANCE_FROM:
-        grown = cv2.dilate(crop, _disk(radius), borderType=cv2.BORDER_CONSTANT, borderValue=0).view(bool)
+        grown = cv2.dilate(crop, _disk(radius), borderType=cv2.BORDER_CONSTANT, borderValue=(0,)).view(bool)
     else:
         # a disk kernel costs O(radius) per pixel (a 150 px margin on a 3000 px person: ~10 s); the
         # exact Euclidean distance is linear. <= r + 0.5 contains cv2's ellipse kernel (a few px more).

@@ -10,6 +10,23 @@ import numpy as np
 if TYPE_CHECKING:
     from .instances import Instances
 
+# A colour-blind-friendly palette (Okabe–Ito, plus a few), RGB.
+PALETTE = np.array(
+    [
+        (230, 159, 0),
+        (86, 180, 233),
+        (0, 158, 115),
+        (240, 228, 66),
+        (0, 114, 178),
+        (213, 94, 0),
+        (204, 121, 167),
+        (120, 200, 80),
+        (170, 120, 255),
+        (255, 90, 120),
+    ],
+    dtype=np.uint8,
+)
+
 
 def _pixels(image: Any, shape: tuple[int, int]) -> np.ndarray:
     if image is None:
@@ -44,8 +61,6 @@ def draw_overlay(
     Returns:
         (H, W, 3) uint8 RGB, a new array.
     """
-    from .instances import PALETTE
-
     h, w = people.shape
     base = _pixels(image, (h, w))
     out = base.astype(np.float32)

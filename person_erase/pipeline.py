@@ -303,7 +303,7 @@ def _run(
         outside_mask_changed_px=outside,
         engine_outside_changed_px=raw_outside,
         verification=verification,
-        target=target if mode == "redact" else None,
+        target=plan.target if mode == "redact" else None,
         faces_added=faces_added,
     )
     out.setflags(write=False)

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from . import masks as masks_mod
 from .engines import EngineSpec
@@ -24,9 +24,10 @@ from .errors import SelectionError
 from .selection import check_request
 
 Mode = Literal["erase", "redact"]
+Target = Literal["body", "faces"]
 
 #: What ``redact`` hides: whole people (the default) or only their faces.
-TARGETS = ("body", "faces")
+TARGETS: tuple[Target, ...] = ("body", "faces")
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class Plan:
     margin: float = 0.0
     box_below: int = 0
     face_net: bool = False
-    target: str = "body"
+    target: Target = "body"
     verify: Any = False
     eraser_spec: EngineSpec | None = None
     segmenter_spec: EngineSpec | None = None
@@ -115,7 +116,7 @@ class Plan:
             spec_of_segmenter(verify)
         return cls(mode=mode, eraser=eraser, segmenter=segmenter, select=None if sel is None else tuple(sel),
                    keep=None if kp is None else tuple(kp), policy=policy, dilate=dilate, margin=margin,
-                   box_below=box_below, face_net=bool(face_net), target=target, verify=verify,
+                   box_below=box_below, face_net=bool(face_net), target=cast(Target, target), verify=verify,
                    eraser_spec=eraser_spec, segmenter_spec=segmenter_spec,
                    eraser_options=MappingProxyType(options))
 

@@ -5,9 +5,10 @@ Policies name who is **erased** (or redacted):
 * ``all`` — everyone (the default).
 * ``largest:N`` — the N largest people by mask area.
 * ``passersby`` — everyone but the main subject; ``passersby+group`` also keeps the people standing
-  with the subject. (Registered by ``person_erase.subject``.)
+  with the subject. (Computed by ``person_erase.subject``, imported when first used.)
 
-A policy is a small pure function ``(instances, image, arg) -> (erase_numbers, reasons)``, kept in
+A policy is a small pure function ``(instances, image, arg) -> (erase_numbers, reasons)`` (optionally
+a third item: cue scores per person number), kept in
 ``POLICIES`` so new ones can be added by name. ``select_people`` returns a ``Selection`` — data,
 nothing drawn or erased yet.
 """
@@ -22,7 +23,9 @@ import numpy as np
 from .errors import SelectionError
 from .instances import Instances
 
-PolicyFn = Callable[[Instances, "np.ndarray | None", "str | None"], "tuple[list[int], dict[int, str]]"]
+#: What a policy returns: erase numbers and reasons, optionally cue scores per person number.
+PolicyResult = tuple[list[int], dict[int, str]] | tuple[list[int], dict[int, str], dict[int, dict[str, float]]]
+PolicyFn = Callable[[Instances, "np.ndarray | None", "str | None"], PolicyResult]
 
 
 @dataclass(frozen=True)
@@ -81,9 +84,21 @@ def _policy_largest(people: Instances, image: np.ndarray | None, arg: str | None
     return chosen, reasons
 
 
+def _passersby(group: bool) -> PolicyFn:
+    def policy(people: Instances, image: np.ndarray | None, arg: str | None) -> PolicyResult:
+        from .subject import passersby_policy  # the main-subject cues (and their models) only when used
+
+        return passersby_policy(people, image, arg, group=group)
+
+    policy.__name__ = "policy_passersby_group" if group else "policy_passersby"
+    return policy
+
+
 POLICIES: dict[str, PolicyFn] = {
     "all": _policy_all,
     "largest": _policy_largest,
+    "passersby": _passersby(False),
+    "passersby+group": _passersby(True),
 }
 
 
@@ -93,18 +108,10 @@ def register_policy(name: str, fn: PolicyFn) -> None:
 
 
 def _policy_names() -> str:
-    _load_builtin_policies()
     names = []
     for n in sorted(POLICIES):
         names.append("largest:N" if n == "largest" else n)
     return ", ".join(names)
-
-
-def _load_builtin_policies() -> None:
-    try:  # passersby / passersby+group live with the main-subject cues
-        from . import subject  # noqa: F401
-    except ImportError:
-        pass
 
 
 def parse_indices(text: str | Sequence[int] | None, *, param: str | None = None) -> list[int] | None:
@@ -153,7 +160,6 @@ def check_request(
         raise SelectionError(f"use only one of `select`, `keep` and `policy` "
                              f"(got {' and '.join(f'`{g}`' for g in given)})", param=tuple(given))
     if policy is not None:
-        _load_builtin_policies()
         if policy.partition(":")[0] not in POLICIES:
             raise SelectionError(f"unknown policy {policy!r}; choose one of: {_policy_names()}", param="policy")
     return sel, kp
@@ -209,11 +215,11 @@ def select_people(
     else:
         how = policy or "all"
         name, colon, arg = how.partition(":")
-        fn = POLICIES[name]  # check_request has loaded the policies and refused unknown names
+        fn = POLICIES[name]  # check_request has refused unknown names
         result = fn(people, image, arg if colon else None)
         erase_list, reasons = result[0], result[1]
-        if len(result) > 2:  # policies may return cue scores too
-            scores = result[2]  # type: ignore[misc]
+        if len(result) == 3:  # policies may return cue scores too
+            scores = result[2]
         erase = sorted(int(i) for i in erase_list)
         for i in all_nums:
             reasons.setdefault(i, "erased" if i in erase else "kept")

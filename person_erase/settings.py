@@ -11,6 +11,8 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DASHSCOPE_BASE_URL = "https://dashscope.aliyuncs.com/api/v1"
+#: Largest photo accepted by default, in pixels (decompression-bomb guard); ``PERSON_ERASE_MAX_PIXELS``.
+DEFAULT_MAX_PIXELS = 100_000_000
 
 
 class Settings(BaseSettings):
@@ -32,9 +34,7 @@ class Settings(BaseSettings):
     #: ``host=ip`` pairs (comma-separated) that pin a result host's address, like curl's ``--resolve``.
     cloud_resolve: str = ""
     #: Largest photo accepted, in pixels (decompression-bomb guard).
-    max_pixels: int = 100_000_000
-    #: Default dilation of the erase mask, pixels at 1 MP (scaled with the photo's size).
-    dilate_px: int = 9
+    max_pixels: int = DEFAULT_MAX_PIXELS
     #: The model store folder (``PERSON_ERASE_MODELS``; default: the platform's user data dir).
     models: str | None = None
 

@@ -27,7 +27,7 @@ stand right next to a member — boxes overlapping, or the gap between their box
 ``GROUP_SCALE``) and on a similar foot line (bottom edges within ``GROUP_FOOT`` × the member's
 height). Growth repeats, so a row of people holding hands is kept whole.
 
-Importing this module registers both policies with ``person_erase.selection``.
+``selection.POLICIES`` runs ``passersby_policy`` for both (importing this module only when used).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ import numpy as np
 
 from .errors import InputError, SelectionError
 from .instances import Instances
-from .selection import register_policy
+from .pixels import check_rgb
 
 #: Weights of the cues in the subject score (documented in the module docstring).
 WEIGHTS: dict[str, float] = {"area": 0.35, "centre": 0.20, "sharpness": 0.15, "face": 0.20, "foot": 0.10}
@@ -255,8 +255,8 @@ def _sharpness(image: np.ndarray, people: Instances) -> np.ndarray:
         x0, y0, x1, y1 = (int(v) for v in people.boxes[k])
         pad = 2
         x0, y0, x1, y1 = max(0, x0 - pad), max(0, y0 - pad), min(w, x1 + pad), min(h, y1 + pad)
-        g = grey[y0:y1, x0:x1]
-        m = people.mask(k, window=(x0, y0, x1, y1)).astype(np.uint8)
+        g: np.ndarray = grey[y0:y1, x0:x1]
+        m: np.ndarray = people.mask(k, window=(x0, y0, x1, y1)).astype(np.uint8)
         f = min(1.0, SHARPNESS_REF_PX / max(1, y1 - y0))
         if f < 1.0:
             size = (max(1, round(g.shape[1] * f)), max(1, round(g.shape[0] * f)))
@@ -292,9 +292,7 @@ def score_people(
     """
     h, w = people.shape
     if image is not None:
-        image = np.asarray(image)
-        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-            raise InputError(f"the photo must be (H, W, 3) uint8 RGB, got shape {image.shape} dtype {image.dtype}")
+        image = check_rgb(image, who="the main-subject cues")
         if image.shape[:2] != (h, w):
             raise InputError(
                 f"the photo is {image.shape[1]}x{image.shape[0]} but the people's masks are {w}x{h}; "
@@ -323,7 +321,7 @@ def score_people(
     cues["foot"] = people.boxes[:, 3].astype(np.float64) / h
     used = [c for c in WEIGHTS if c in cues]
     total_w = sum(WEIGHTS[c] for c in used)
-    score = sum(WEIGHTS[c] * cues[c] for c in used) / total_w
+    score = np.asarray(sum(WEIGHTS[c] * cues[c] for c in used), dtype=np.float64) / total_w
     out: dict[int, dict[str, float]] = {}
     for k, num in enumerate(people.index.tolist()):
         row = {"score": float(score[k])}
@@ -447,22 +445,14 @@ def _reasons(people: Instances, pick: SubjectPick) -> tuple[list[int], dict[int,
     return erase, reasons
 
 
-def _policy(group: bool, name: str) -> Any:
-    def policy(
-        people: Instances, image: np.ndarray | None, arg: str | None
-    ) -> tuple[list[int], dict[int, str], dict[int, dict[str, float]]]:
-        if arg is not None:
-            raise SelectionError(f"policy {name} takes no argument, got {name}:{arg}")
-        pick = pick_subject(people, image, group=group)
-        erase, reasons = _reasons(people, pick)
-        return erase, reasons, pick.cues
-
-    policy.__name__ = f"policy_{name.replace('+', '_')}"
-    policy.__doc__ = f"``{name}``: erase everyone but the main subject" + (
-        " and the people with them." if group else "."
-    )
-    return policy
-
-
-register_policy("passersby", _policy(False, "passersby"))
-register_policy("passersby+group", _policy(True, "passersby+group"))
+def passersby_policy(
+    people: Instances, image: np.ndarray | None, arg: str | None, *, group: bool
+) -> tuple[list[int], dict[int, str], dict[int, dict[str, float]]]:
+    """``passersby`` (``group=False``): erase everyone but the main subject; ``passersby+group``: also
+    keep the people standing with them. Returns (erase numbers, reasons, cue scores per person)."""
+    name = "passersby+group" if group else "passersby"
+    if arg is not None:
+        raise SelectionError(f"policy {name} takes no argument, got {name}:{arg}", param="policy")
+    pick = pick_subject(people, image, group=group)
+    erase, reasons = _reasons(people, pick)
+    return erase, reasons, pick.cues

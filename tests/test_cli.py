@@ -275,6 +275,16 @@ def test_every_registered_engine_is_in_the_help(capsys):
         assert label in helps["redact"], label
 
 
+def test_segment_files_get_the_usual_permissions(photo, tmp_path, capsys):
+    p, lp, img, labels = photo
+    code, _, err = run(["-q", "segment", p, "--engine", "scene", "--out-dir", tmp_path / "seg"], capsys)
+    assert code == 0, err
+    umask = os.umask(0)
+    os.umask(umask)
+    modes = {f.name: f.stat().st_mode & 0o777 for f in (tmp_path / "seg").iterdir()}
+    assert modes == {"scene.labels.png": 0o666 & ~umask, "scene.overlay.png": 0o666 & ~umask}  # labels was 0600
+
+
 def test_report_gets_the_usual_file_permissions(photo, tmp_path, capsys):
     p, lp, img, labels = photo
     report = tmp_path / "r.json"

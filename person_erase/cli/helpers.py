@@ -86,37 +86,22 @@ def progress(quiet: bool) -> Iterator[Say]:
 
 
 def atomic_pil(im: Any, path: Path) -> None:
-    import tempfile
+    """Write a PIL image as PNG with ``io.atomic_write`` (usual permissions, like the overlay)."""
+    from ..io import atomic_write
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            im.save(fh, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda fh: im.save(fh, format="PNG"))
 
 
 def write_json_atomic(path: Path, text: str) -> None:
-    import tempfile
-
-    from ..io import _file_mode
+    """Write the report with ``io.atomic_write``; a failure names the report."""
+    from ..errors import InputError
+    from ..io import atomic_write
 
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-        os.chmod(tmp, _file_mode(path))  # like the image (mkstemp makes it 0600)
-        os.replace(tmp, path)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            from ..errors import InputError
-
-            raise InputError(f"{path}: cannot write the report ({exc.strerror or type(exc).__name__})") from None
-        raise
+        atomic_write(path, lambda fh: fh.write(text.encode()))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot write the report ({exc.strerror or type(exc).__name__})") from None
 
 
 def check_side_outputs(args: argparse.Namespace, out: Path, input_path: Path | None) -> list[Path]:

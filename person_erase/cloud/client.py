@@ -50,7 +50,7 @@ import numpy as np
 from pydantic import SecretStr
 
 from ..errors import CloudError, InputError, QuotaExhausted
-from ..settings import Settings
+from ..settings import DEFAULT_MAX_PIXELS, Settings
 from . import protocol as P
 from .limits import Limiters
 from .transport import Reply, SdkTransport, Transport, TransportError, UploadRefused, bounded, quote
@@ -804,7 +804,7 @@ class _Unknown(Exception):
 
 
 def decode_image_bytes(
-    data: bytes, *, task_id: str | None = None, max_pixels: int = 100_000_000, rgb: bool = False
+    data: bytes, *, task_id: str | None = None, max_pixels: int = DEFAULT_MAX_PIXELS, rgb: bool = False
 ) -> np.ndarray:
     """Decode image bytes into a numpy array.
 

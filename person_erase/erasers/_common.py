@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 
 from ..errors import InputError
+from ..pixels import check_rgb
 
 
 def check_inputs(image: np.ndarray, erase: np.ndarray, keep: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
@@ -14,10 +15,10 @@ def check_inputs(image: np.ndarray, erase: np.ndarray, keep: np.ndarray | None) 
     Raises:
         InputError: wrong shape or dtype, or ``erase`` and ``keep`` overlap.
     """
-    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        shape = getattr(image, "shape", None)
-        dtype = getattr(image, "dtype", type(image).__name__)
-        raise InputError(f"image must be an (H, W, 3) uint8 RGB array, got shape {shape} and dtype {dtype}")
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"an eraser needs an (H, W, 3) uint8 RGB `image` array, got {type(image).__name__}",
+                         param="image")
+    check_rgb(image, who="an eraser")
     h, w = image.shape[:2]
     given_keep = keep is not None
     erase = np.asarray(erase)
@@ -62,7 +63,7 @@ def masked_blur(img: np.ndarray, weight: np.ndarray, sigma: float) -> tuple[np.n
     h, w = wf.shape
     f = int(sigma // 4) if sigma >= PYRAMID_FROM_SIGMA else 1
     if f < 2 or min(h, w) < 4 * f:
-        num = cv2.GaussianBlur(num, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
+        num = np.asarray(cv2.GaussianBlur(num, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT), np.float32)
         den = cv2.GaussianBlur(wf, (0, 0), sigma, borderType=cv2.BORDER_CONSTANT)
         num /= np.maximum(den, 1e-6)[..., None]
         return num, den

@@ -53,12 +53,11 @@ from ..cloud.adapt import (
 )
 from ..cloud.client import ERASE_MODEL, CallLog, DashScopeClient
 from ..errors import InputError
+from ..pixels import check_rgb
 
 
 def _check(image: np.ndarray, erase: np.ndarray, keep: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    image = np.asarray(getattr(image, "pixels", image))
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise InputError(f"the dashscope eraser needs an (H, W, 3) uint8 RGB image, got shape {image.shape} dtype {image.dtype}")
+    image = check_rgb(image, who="the dashscope eraser")
     erase = np.asarray(erase)
     if erase.shape != image.shape[:2] or erase.dtype != bool:
         raise InputError(f"erase must be a {image.shape[:2]} bool mask, got shape {erase.shape} dtype {erase.dtype}")

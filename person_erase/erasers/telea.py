@@ -58,7 +58,7 @@ class TeleaEraser:
             s = float(np.sqrt(self.work_px / area))
             size = (max(1, round(w * s)), max(1, round(h * s)))
             # a shrunk pixel is a hole if any of it was (grown by one more: nothing of the hole is averaged in)
-            small_hole = (cv2.resize(hole, size, interpolation=cv2.INTER_AREA) > 0).astype(np.uint8) * 255
+            small_hole: np.ndarray = (cv2.resize(hole, size, interpolation=cv2.INTER_AREA) > 0).astype(np.uint8) * 255
             small_hole = cv2.dilate(small_hole, np.ones((3, 3), np.uint8))
             # thin, scattered or frame-filling holes swell on the small copy: not worth it, or nothing is
             # left to fill from; then fill at full size

@@ -474,7 +474,7 @@ def encode_labels(labels: np.ndarray) -> bytes:
 def visualise(image: np.ndarray, labels: np.ndarray) -> bytes:
     import cv2
 
-    from ..instances import PALETTE
+    from ..overlay import PALETTE
 
     lut = np.zeros((65536 if labels.dtype.itemsize > 1 else 256, 3), np.uint8)
     lut[1:] = PALETTE[np.arange(len(lut) - 1) % len(PALETTE)]

@@ -21,15 +21,13 @@ import numpy as np
 
 from ..cloud.adapt import adapt_image, check_result_size, encode_image, plan_adaptation, restore_labels, write_file
 from ..cloud.client import SEGMENT_MODEL, CallLog, DashScopeClient
-from ..errors import CloudError, InputError
+from ..errors import CloudError
 from ..instances import Instances
+from ..pixels import check_rgb
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:
-    image = np.asarray(getattr(image, "pixels", image))
-    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
-        raise InputError(f"the dashscope segmenter needs an (H, W, 3) uint8 RGB image, got shape {image.shape} dtype {image.dtype}")
-    return image
+    return check_rgb(image, who="the dashscope segmenter")
 
 
 def label_map_from_result(raw: np.ndarray, *, task_id: str | None = None) -> np.ndarray:
