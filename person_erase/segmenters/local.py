@@ -104,8 +104,9 @@ class LocalSegmenter:
       pose. 5 people: ~3 Y. Misses most people under ~40 px tall. Recall 0.96 / 0.50, IoU 0.80 / 0.72.
     * ``"balanced"`` (default) — detector at 416 and 832 px; pose + selfie per person (selfie or
       ellipse when pose finds nobody), replaced by the square-padded selfie mask when that fits the
-      box better. 5 people: ~12 Y (~200 ms with Y = 17 ms; pose is ~2 Y per person, run on two
-      threads). Recall 0.96 / 0.66 (COCO small 0.52, medium 0.62, large 0.90), IoU 0.84 / 0.73.
+      box better. 5 people: ~12 Y (~200 ms with Y = 17 ms; pose detection + landmarks are
+      ~2.5 Y of CPU per person, batched per photo). Recall 0.96 / 0.66 (COCO small 0.52, medium
+      0.62, large 0.90), IoU 0.84 / 0.73.
       Mask threshold and selfie join stay at 0.5: 0.6 / 0.7 gave IoU 0.85 / 0.735 but dropped
       whole hands, bags and legs, so the erase mask covered >= 95 % of 74 % of the annotated people
       instead of 84 %, and erasing left a re-detectable remnant in 5 of 54 dev photos instead of 2.
