@@ -121,3 +121,31 @@ def test_local_segmenter_options_name_the_parameter(kwargs, fragment):
     with pytest.raises(InputError) as info:
         LocalSegmenter(**kwargs)
     assert fragment in str(info.value) and info.value.param == next(iter(kwargs))
+
+
+# --- settings (issue 18 item 16) ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["erase", "redact", "segment", "batch"])
+@pytest.mark.parametrize(("env", "fragment"), [
+    ({"PERSON_ERASE_MAX_PIXELS": "-1"}, "PERSON_ERASE_MAX_PIXELS must be a whole number of pixels >= 1"),
+    ({"PERSON_ERASE_DILATE_PX": "4"}, "PERSON_ERASE_DILATE_PX is not a setting"),
+    ({"PERSON_ERASE_CLOUD_TIMEOUT_S": "inf"}, "PERSON_ERASE_CLOUD_TIMEOUT_S must be a finite number"),
+])
+def test_every_command_refuses_a_bad_setting_in_one_line(tmp_path, photo, command, env, fragment):
+    out = tmp_path / ("out" if command == "batch" else "out.png")
+    args = {"erase": ["erase", str(photo), "-o", str(out), "--eraser", "telea"],
+            "redact": ["redact", str(photo), "-o", str(out)],
+            "segment": ["segment", str(photo), "--out-dir", str(out)],
+            "batch": ["batch", str(tmp_path), "-o", str(out), "--eraser", "telea"]}[command]
+    line = _error_line(_cli(args, env=env, timeout=60))
+    assert line.startswith("error: bad setting in the environment: ") and fragment in line
+    assert not out.exists()
+
+
+def test_max_pixels_in_scientific_notation_is_used(tmp_path, photo):
+    out = tmp_path / "out.png"
+    line = _error_line(_cli(["erase", str(photo), "-o", str(out), "--segmenter", "local"],
+                            env={"PERSON_ERASE_MAX_PIXELS": "1e5"}))  # the photo is 455x414 = 188,370 px
+    assert "over the 0.1 MP limit" in line and "PERSON_ERASE_MAX_PIXELS" in line
+    assert not out.exists()

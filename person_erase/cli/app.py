@@ -81,6 +81,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ..errors import PersonEraseError
 
     try:
+        from ..settings import get_settings
+
+        # one validated Settings for every command, read here (the edge): a bad variable is one line
+        args.settings = get_settings()
         with progress(args.quiet or args.command in _OWN_PROGRESS) as say:
             return int(_runner(args.command).run(args, say))
     except KeyboardInterrupt:

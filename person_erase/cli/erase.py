@@ -88,7 +88,7 @@ def run(args: argparse.Namespace, say: Say) -> int:
     from ..settings import get_settings
 
     mode = args.command
-    img = load_image(args.image, max_pixels=get_settings().max_pixels)
+    img = load_image(args.image, max_pixels=(getattr(args, "settings", None) or get_settings()).max_pixels)
     out = check_output_path(args.output, input_path=img.path, overwrite=args.overwrite)
     side = helpers.check_side_outputs(args, out, img.path)
     segmenter = get_segmenter(args.segmenter, **segmenter_options(args, args.segmenter))

@@ -70,7 +70,7 @@ def run(args: argparse.Namespace, say: Say) -> int:
     from ..segmenters import get_segmenter
     from ..settings import get_settings
 
-    img = load_image(args.image, max_pixels=get_settings().max_pixels)
+    img = load_image(args.image, max_pixels=(getattr(args, "settings", None) or get_settings()).max_pixels)
     say(f"finding people with {args.engine}")
     seg = get_segmenter(args.engine, **segmenter_options(args, args.engine, flag="--engine"))
     people = seg.segment(img.pixels)
