@@ -149,3 +149,26 @@ def test_max_pixels_in_scientific_notation_is_used(tmp_path, photo):
                             env={"PERSON_ERASE_MAX_PIXELS": "1e5"}))  # the photo is 455x414 = 188,370 px
     assert "over the 0.1 MP limit" in line and "PERSON_ERASE_MAX_PIXELS" in line
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("flags", "fragment"), [
+    (["--max-people", "0"], "--max-people, the most people per photo, must be a whole number in 1..1000"),
+    (["--min-score", "1e-30"], "--min-score, the detector confidence, must be in [0.01, 1)"),
+])
+def test_batch_checks_segmenter_options_before_any_image(tmp_path, photo, flags, fragment):
+    out = tmp_path / "out"
+    line = _error_line(_cli(["batch", str(tmp_path), "-o", str(out), "--eraser", "telea", *flags], timeout=60))
+    assert fragment in line
+    assert not out.exists()
+
+
+def test_batch_refuses_a_fifo_label_map_before_any_image(tmp_path, photo):
+    fifo = tmp_path / "labels.png"
+    os.mkfifo(fifo)
+    src = tmp_path / "src"
+    src.mkdir()
+    photo.rename(src / photo.name)
+    out = tmp_path / "out"
+    line = _error_line(_cli(["batch", str(src), "-o", str(out), "--segmenter", f"labels:{fifo}", "--eraser", "telea"],
+                            timeout=60))
+    assert "not a regular file" in line and not out.exists()

@@ -207,6 +207,12 @@ class BatchParams:
         check_growth(self.dilate)
         _options(self.segmenter_options, name="segmenter_options")
         _options(self.eraser_options, name="eraser_options")
+        if str(self.segmenter).partition(":")[0] in ("local", "labels"):
+            # cheap to build (models load on first use): bad options or a FIFO as the label map are
+            # one error before any image, not the same failure once per image
+            from ..segmenters import get_segmenter
+
+            get_segmenter(self.segmenter, **self.segmenter_options)
 
     @property
     def metadata_policy(self) -> str:
