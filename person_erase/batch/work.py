@@ -93,7 +93,9 @@ class _Staging:
         local = self.job.source.local_path(self.job.src)
         if local is not None:
             return local
-        path = self._dir() / ("in" + Path(self.job.src).suffix)
+        folder = self._dir() / "in"
+        folder.mkdir(exist_ok=True)
+        path = folder / Path(self.job.src).name  # the report names the input as it is called
         self.job.source.download(self.job.src, path)
         return path
 

@@ -72,6 +72,19 @@ def init_worker(plugins: Sequence[str], threads: int | None, parent_pid: int) ->
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     limit_threads(threads)
     import_plugins(plugins)
+    from multiprocessing.util import Finalize
+
+    Finalize(None, _finalize_s3, exitpriority=0)  # pool workers end with os._exit: atexit hooks do not run
+
+
+def _finalize_s3() -> None:
+    """pyarrow's S3 client must be finalised before the process ends, or it may crash on the way out."""
+    import sys
+
+    if "pyarrow._s3fs" in sys.modules:
+        import pyarrow.fs
+
+        pyarrow.fs.finalize_s3()
 
 
 def _worker(job: Job) -> JobResult:
