@@ -158,7 +158,7 @@ def test_bad_invocations_raise(tree: Path, tmp_path: Path, setup: str, error: st
 
 def test_existing_journal_needs_resume(tree: Path, tmp_path: Path) -> None:
     B.run_batch(tree, tmp_path / "out", params=PARAMS, workers=1)
-    with pytest.raises(InputError, match="--resume"):
+    with pytest.raises(InputError, match="`resume=True`"):
         B.run_batch(tree, tmp_path / "out", params=PARAMS, workers=1)
 
 
@@ -336,7 +336,7 @@ def test_failures_are_isolated_and_retried_on_request(tree: Path, tmp_path: Path
     assert not (out / "broken.png").exists() and not (out / "marked.png").exists()
     again = B.run_batch(tree, out, params=PARAMS, workers=1, resume=True)
     assert (again.done, again.failed, again.skipped) == (0, 2, 5)
-    assert "--retry-failed" in next(it.reason for it in again.items if it.input == "marked.png")
+    assert "earlier run" in next(it.reason for it in again.items if it.input == "marked.png")
     monkeypatch.setenv("PE_FAKE_HEAL", "1")
     retry = B.run_batch(tree, out, params=PARAMS, workers=1, retry_failed=True)
     assert (retry.done, retry.failed, retry.skipped) == (1, 1, 5)
@@ -380,7 +380,9 @@ def test_summary_table_lists_failures(tmp_path: Path) -> None:
     s = BatchSummary(input_dir="in", output_dir=str(tmp_path), total=3, done=1, failed=1, skipped=1, seconds=2.0,
                      images_per_s=0.5, engine="local, 1 worker",
                      items=[B.BatchItem(input="x.png", status="failed", stage="erase", reason="boom")])
-    text = B.format_summary(s)
+    from person_erase.cli.batch import format_summary
+
+    text = format_summary(s)
     assert "x.png  [erase] boom" in text and "summary:" in text
 
 
@@ -509,8 +511,8 @@ def test_max_pixels_setting_applies_in_batch(tree: Path, tmp_path: Path, monkeyp
         ({"policy": "nobody"}, SelectionError, "unknown policy"),
         ({"select": (0,), "keep": (1,)}, SelectionError, "only one of"),
         ({"select": "0,x"}, SelectionError, "not a number"),
-        ({"output_format": "gif"}, InputError, "unknown output format"),
-        ({"metadata": "all"}, InputError, "unknown metadata policy"),
+        ({"output_format": "gif"}, InputError, "unknown `output_format`"),
+        ({"metadata": "all"}, InputError, "unknown `metadata` policy"),
     ],
 )
 def test_batch_params_refuse_what_erase_refuses(kwargs: dict, exc: type[Exception], match: str) -> None:

@@ -205,10 +205,6 @@ def test_to_flags_rewrites_backticked_parameters():
 
 # files that still hold flags outside person_erase/cli/, each with its reason
 _FLAGS_ALLOWED = {
-    # issue 15 (batch) still to do: resume / retry hints in library messages name the CLI's flags
-    "batch/driver.py": "resume/retry hint names --retry-failed (issue 15)",
-    "batch/progress.py": "the summary table names --resume / --retry-failed (issue 15)",
-    "batch/run.py": "the journal-exists error names --resume (issue 15)",
     "fakecloud/cli.py": "the serve-dashscope arguments move to cli/serve.py (issue 14)",
     "cloud/client.py": "the missing-key help quotes a shell command to run (person-erase serve-dashscope --port)",
     "__main__.py": "python -m person_erase is the CLI",

@@ -40,7 +40,7 @@ from .executors import EXECUTORS, Executor, ExecutorOptions
 from .job import Job, JobResult
 from .layout import JOURNAL_NAME, STATE_DIR, SUMMARY_NAME, output_path, sidecar_path
 from .params import CLOUD_ENGINES, BatchParams, Choice, ItemParams, parse_numbers
-from .progress import BatchProgress, LogProgress, NoProgress, TqdmProgress, format_summary, iter_items
+from .progress import BatchProgress, LogProgress, NoProgress, TqdmProgress, iter_items
 from .run import run_batch, validate_engines
 from .sources import IMAGE_EXTENSIONS, MANIFEST_COLUMNS, Discovered, ItemSpec, discover, read_manifest
 from .storage import ArrowStorage, LocalStorage, Storage, open_storage
@@ -84,7 +84,6 @@ __all__ = [
     "cacheable",
     "discover",
     "file_sha256",
-    "format_summary",
     "iter_items",
     "load_segmentation",
     "open_storage",

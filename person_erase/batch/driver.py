@@ -75,7 +75,7 @@ class Driver:
             return None
         if row is not None and row.state == "failed" and not self.retry_failed:
             self.record(BatchItem(input=spec.rel, output=None, status="failed", stage=row.stage,
-                                  reason=f"{row.reason} (an earlier run; --retry-failed retries it)"))
+                                  reason=f"{row.reason} (in an earlier run; not retried unless asked)"))
             return None
         save = self.journal.stage(item_id, "save")
         if row is not None and row.state == "running" and save is not None and save[0] == "written":

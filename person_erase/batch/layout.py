@@ -24,7 +24,7 @@ JOURNAL_NAME = "journal.sqlite"
 LOCK_NAME = "lock"
 SUMMARY_NAME = "summary.json"
 SIDECAR_SUFFIX = ".json"
-#: Names the batch uses for its temporary files (and those of earlier versions, which ``--resume`` also
+#: Names the batch uses for its temporary files (and those of earlier versions, which a resumed run also
 #: removes): ``.pe-<12 hex>.part.<ext>`` / ``.pe-<12 hex>.part.json``; ``save_image``'s own ``.pe-…tmp``;
 #: the former ``.<name>.<12 hex>.part.<ext>`` and their ``..<name>.<12 hex>.part.<ext>.<random>.tmp``.
 TEMP_PATTERNS = (

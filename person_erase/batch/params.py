@@ -191,19 +191,20 @@ class BatchParams:
         from ..masks import check_growth
 
         if self.mode not in MODES:
-            raise InputError(f"unknown batch mode {self.mode!r}; choose erase or redact")
+            raise InputError(f"unknown batch `mode` {self.mode!r}; choose erase or redact", param="mode")
         if self.metadata is not None and self.metadata not in METADATA_POLICIES:
-            raise InputError(f"unknown metadata policy {self.metadata!r}; choose one of: {', '.join(METADATA_POLICIES)}")
+            raise InputError(f"unknown `metadata` policy {self.metadata!r}; choose one of: {', '.join(METADATA_POLICIES)}",
+                             param="metadata")
         fmt = str(self.output_format).lower().lstrip(".")
         if fmt != "same" and f".{fmt}" not in SAVE_FORMATS:
-            raise InputError(f"unknown output format {self.output_format!r}; use same or one of "
-                             f"{', '.join(s.lstrip('.') for s in sorted(SAVE_FORMATS))}")
+            raise InputError(f"unknown `output_format` {self.output_format!r}; use same or one of "
+                             f"{', '.join(s.lstrip('.') for s in sorted(SAVE_FORMATS))}", param="output_format")
         object.__setattr__(self, "output_format", fmt)
         for name in ("select", "keep"):
             object.__setattr__(self, name, parse_numbers(getattr(self, name), what=name))
         check_choice(self.select, self.keep, self.policy, where="the batch options")
         if self.dilate is not None and (isinstance(self.dilate, bool) or not isinstance(self.dilate, int)):
-            raise InputError(f"dilate must be a whole number of pixels, got {self.dilate!r}")
+            raise InputError(f"`dilate` must be a whole number of pixels, got {self.dilate!r}", param="dilate")
         check_growth(self.dilate)
         _options(self.segmenter_options, name="segmenter_options")
         _options(self.eraser_options, name="eraser_options")

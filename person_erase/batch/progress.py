@@ -1,7 +1,7 @@
 """Progress of a run: a ``BatchProgress`` receives each finished image; the end-of-run table.
 
 ``TqdmProgress`` draws a bar on a terminal, ``LogProgress`` writes one line per image (pipes, CI),
-``NoProgress`` is silent. ``format_summary`` is the table every executor ends with.
+``NoProgress`` is silent.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from typing import Any, Protocol
 
 from ..report import BatchItem, BatchSummary
-from .layout import SUMMARY_NAME
 
 
 class BatchProgress(Protocol):
@@ -92,36 +91,6 @@ class LogProgress:
 
     def close(self) -> None:
         pass
-
-
-def format_summary(summary: BatchSummary, *, max_failures: int = 20) -> str:
-    """The end-of-run table (plain text)."""
-    rate = f", {summary.images_per_s:.2f} img/s" if summary.images_per_s else ""
-    lines = [f"batch: {summary.total} images in {summary.seconds:.1f} s{rate} ({summary.engine}) -> {summary.output_dir}"]
-    rows = [
-        ("done", summary.done, ""),
-        ("skipped", summary.skipped, "already done in an earlier run"),
-        ("failed", summary.failed, "see reasons below" if summary.failed else ""),
-        ("non-images", summary.non_images, "other files, left alone"),
-        ("cache hits", summary.cache_hits, "segmentations reused"),
-    ]
-    if summary.pending:
-        why = (f"{summary.stopped}: rerun with --resume once quota is available" if summary.stopped
-               else "interrupted: rerun with --resume")
-        rows.append(("not started", summary.pending, why))
-    w = max(len(r[0]) for r in rows)
-    for name, n, note in rows:
-        lines.append(f"  {name.ljust(w)}  {n:>6}  {note}".rstrip())
-    failed = [it for it in summary.items if it.status == "failed"]
-    if failed:
-        lines.append("failed:")
-        for it in failed[:max_failures]:
-            lines.append(f"  {it.input}  [{it.stage or '?'}] {it.reason}")
-        if len(failed) > max_failures:
-            lines.append(f"  ... and {len(failed) - max_failures} more (all in summary.json)")
-        lines.append("rerun with --retry-failed to retry them")
-    lines.append(f"summary: {summary.output_dir.rstrip('/')}/{SUMMARY_NAME}")
-    return "\n".join(lines)
 
 
 def iter_items(summary: BatchSummary, status: str) -> Iterator[BatchItem]:

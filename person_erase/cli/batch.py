@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from .helpers import Formatter, Say
-from .options import add_local_options
+from .options import add_local_options, eraser_options, segmenter_options
 
 NAMES = ("batch",)
 EXECUTORS = ("local", "cloud", "ray")
@@ -72,54 +72,64 @@ def add_batch_arguments(p: argparse.ArgumentParser) -> None:
 def params_from_args(args: argparse.Namespace) -> Any:
     """``BatchParams`` from parsed ``batch`` arguments (flag names in the messages)."""
     from ..batch import BatchParams, parse_numbers
-    from ..errors import InputError, PersonEraseError
+    from ..errors import InputError
 
     mode = args.mode or ("redact" if args.style else "erase")
     if mode == "erase" and args.style:
         raise InputError("--style is for redact; use --mode redact (or drop --style)")
-    seg_opts: dict[str, Any] = {}
-    if args.segmenter == "local":
-        if args.quality:
-            seg_opts["quality"] = args.quality
-        if args.min_score is not None:
-            seg_opts["score_threshold"] = args.min_score
-        if args.max_people is not None:
-            seg_opts["max_detections"] = args.max_people
-    er_opts: dict[str, Any] = {}
-    if mode == "erase" and args.eraser == "dashscope":
-        er_opts["fast_mode"] = bool(args.fast)
+    seg_opts = segmenter_options(args, args.segmenter)
+    er_opts = eraser_options(args, args.eraser) if mode == "erase" else {}
+    if mode == "redact" and args.fast:
+        raise InputError("--fast is for erase (the dashscope eraser's fast mode)")
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be 1 or more, got {args.workers}")
     if args.address is not None and args.executor != "ray":
         raise InputError("--address is for --executor ray")
-    try:
-        return BatchParams(
-            mode=mode,
-            eraser=args.eraser,
-            style=args.style or "blur",
-            segmenter=args.segmenter,
-            segmenter_options=seg_opts,
-            eraser_options=er_opts,
-            select=parse_numbers(args.select, what="--select"),
-            keep=parse_numbers(args.keep, what="--keep"),
-            policy=args.policy,
-            dilate=args.dilate,
-            metadata=args.metadata,
-            verify=bool(args.verify),
-            output_format=args.output_format,
-        )
-    except PersonEraseError as exc:
-        raise type(exc)(_flags(str(exc))) from None
+    return BatchParams(
+        mode=mode,
+        eraser=args.eraser,
+        style=args.style or "blur",
+        segmenter=args.segmenter,
+        segmenter_options=seg_opts,
+        eraser_options=er_opts,
+        select=parse_numbers(args.select, what="--select"),
+        keep=parse_numbers(args.keep, what="--keep"),
+        policy=args.policy,
+        dilate=args.dilate,
+        metadata=args.metadata,
+        verify=bool(args.verify),
+        output_format=args.output_format,
+    )
 
 
-_FLAG_NAMES = {"output_format": "--format", "eraser_options": "--fast", "segmenter_options": "--quality/--min-score",
-               "executor=": "--executor ", "address": "--address", "workers": "--workers"}
-
-
-def _flags(message: str) -> str:
-    for name, flag in _FLAG_NAMES.items():
-        message = message.replace(name, flag)
-    return message
+def format_summary(summary: Any, *, max_failures: int = 20) -> str:
+    """The end-of-run table (plain text)."""
+    rate = f", {summary.images_per_s:.2f} img/s" if summary.images_per_s else ""
+    lines = [f"batch: {summary.total} images in {summary.seconds:.1f} s{rate} ({summary.engine}) -> {summary.output_dir}"]
+    rows = [
+        ("done", summary.done, ""),
+        ("skipped", summary.skipped, "already done in an earlier run"),
+        ("failed", summary.failed, "see reasons below" if summary.failed else ""),
+        ("non-images", summary.non_images, "other files, left alone"),
+        ("cache hits", summary.cache_hits, "segmentations reused"),
+    ]
+    if summary.pending:
+        why = (f"{summary.stopped}: rerun with --resume once quota is available" if summary.stopped
+               else "interrupted: rerun with --resume")
+        rows.append(("not started", summary.pending, why))
+    w = max(len(r[0]) for r in rows)
+    for name, n, note in rows:
+        lines.append(f"  {name.ljust(w)}  {n:>6}  {note}".rstrip())
+    failed = [it for it in summary.items if it.status == "failed"]
+    if failed:
+        lines.append("failed:")
+        for it in failed[:max_failures]:
+            lines.append(f"  {it.input}  [{it.stage or '?'}] {it.reason}")
+        if len(failed) > max_failures:
+            lines.append(f"  ... and {len(failed) - max_failures} more (all in summary.json)")
+        lines.append("rerun with --retry-failed to retry them")
+    lines.append(f"summary: {summary.output_dir.rstrip('/')}/summary.json")
+    return "\n".join(lines)
 
 
 def _sigterm_as_interrupt() -> Any:
@@ -135,11 +145,11 @@ def _sigterm_as_interrupt() -> Any:
 
 def run(args: argparse.Namespace, say: Say) -> int:
     """Run ``person-erase batch``; returns the exit status (see the module docstring)."""
-    from ..batch import LogProgress, NoProgress, TqdmProgress, format_summary, run_batch
+    from ..batch import LogProgress, NoProgress, TqdmProgress, run_batch
     from ..batch.executors import import_plugins
 
+    import_plugins(args.plugin)  # engines registered by plugins are valid choices below
     params = params_from_args(args)
-    import_plugins(args.plugin)
     quiet = getattr(args, "quiet", False) or args.no_progress
     progress: Any
     if quiet:

@@ -75,20 +75,21 @@ def check_executor(name: str, params: BatchParams, options: ExecutorOptions) -> 
             ``address`` without ray, ``workers`` < 1.
     """
     if name not in EXECUTORS:
-        raise InputError(f"unknown executor {name!r}; choose one of: {', '.join(EXECUTORS)}")
+        raise InputError(f"unknown executor {name!r}; choose one of: {', '.join(EXECUTORS)}", param="executor")
     if options.workers is not None and (isinstance(options.workers, bool) or int(options.workers) < 1):
-        raise InputError(f"workers must be 1 or more, got {options.workers}")
+        raise InputError(f"`workers` must be 1 or more, got {options.workers}", param="workers")
     if options.address is not None and name != "ray":
-        raise InputError(f"address is for executor='ray' (got executor={name!r})")
+        raise InputError(f"`address` is for `executor='ray'` (got {name!r})", param="address")
     if params.cloud and name == "ray":
-        raise InputError("executor='ray' runs local engines only: the DashScope models allow one task in flight "
+        raise InputError("`executor='ray'` runs local engines only: the DashScope models allow one task in flight "
                          "per account, which the cloud executor already keeps busy from one machine; "
-                         "use executor='cloud' (the default for dashscope engines)")
+                         "use `executor='cloud'` (the default for dashscope engines)", param="executor")
     if params.cloud and name == "local":
         raise InputError("dashscope engines run in the cloud executor (pipelined under the service's limits); "
-                         "use executor='cloud' or leave executor unset")
+                         "use `executor='cloud'` or leave it unset", param="executor")
     if not params.cloud and name == "cloud":
-        raise InputError("executor='cloud' is for the dashscope engines; local engines use executor='local' or 'ray'")
+        raise InputError("`executor='cloud'` is for the dashscope engines; local engines use `executor='local'` "
+                         "or `executor='ray'`", param="executor")
 
 
 def get_executor(name: str, options: ExecutorOptions) -> Executor:
