@@ -577,6 +577,57 @@ def _filter_irb(irb: bytes, *, drop: set[int]) -> bytes:
 # --------------------------------------------------------------------------------------------- save
 
 
+#: ``save_image`` writes ``.pe-<8 random>.tmp`` next to the output, then renames it: a short name whatever
+#: the output is called (a 250-character output name still fits). Such files older than
+#: ``STALE_TEMP_S`` (a write killed half-way) are removed by the next save to that folder, with those of
+#: earlier versions (``.<output name>.<8 random>.tmp``).
+TEMP_PREFIX = ".pe-"
+STALE_TEMP_S = 900.0
+_TEMP_NAMES = re.compile(r"^(\.pe-[A-Za-z0-9_]{8}|\..+\.(?:" + "|".join(sorted(e.lstrip(".") for e in SAVE_FORMATS))
+                         + r")\.[A-Za-z0-9_]{8})\.tmp$", re.IGNORECASE)
+_SWEPT: set[str] = set()
+
+
+def remove_stale_temps(folder: str | os.PathLike[str], *, older_than_s: float = STALE_TEMP_S) -> list[Path]:
+    """Remove our temporary files in ``folder`` (by their name pattern) older than ``older_than_s``.
+
+    Files being written by another save right now are young and stay. Returns what was removed.
+    """
+    import time
+
+    removed: list[Path] = []
+    now = time.time()
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for e in entries:
+        if not _TEMP_NAMES.match(e.name):
+            continue
+        try:
+            if not e.is_file(follow_symlinks=False) or now - e.stat(follow_symlinks=False).st_mtime < older_than_s:
+                continue
+            os.unlink(e.path)
+            removed.append(Path(e.path))
+        except OSError:
+            continue
+    return removed
+
+
+def _sweep_once(folder: Path) -> None:
+    key = os.path.abspath(folder)
+    if key not in _SWEPT:  # once per folder and process: a batch saves thousands of files into one folder
+        _SWEPT.add(key)
+        remove_stale_temps(folder)
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return int(os.pathconf(folder, "PC_NAME_MAX"))
+    except (OSError, ValueError, AttributeError):
+        return 255
+
+
 def check_output_path(out: str | os.PathLike[str], *, input_path: str | os.PathLike[str] | None = None,
                       overwrite: bool = False) -> Path:
     """Validate an output path before any heavy work; returns it as a ``Path``.
@@ -597,6 +648,10 @@ def check_output_path(out: str | os.PathLike[str], *, input_path: str | os.PathL
         raise InputError(f"{path}: the folder {folder} does not exist; create it first")
     if not folder.is_dir():
         raise InputError(f"{path}: {folder} is a file, not a folder; choose another output path")
+    limit = _name_max(folder)
+    if len(path.name.encode()) > limit:  # before anything stats the path (that fails with "File name too long")
+        raise InputError(f"{path.name[:40]}…: the file name is {len(path.name.encode())} bytes; the folder {folder} "
+                         f"allows {limit}; choose a shorter name")
     if path.is_dir():
         raise InputError(f"{path}: is a folder; give a file name such as {path / 'out.jpg'}")
     try:
@@ -671,6 +726,9 @@ def save_image(pixels: np.ndarray | Image, path: str | os.PathLike[str], *, like
         im.putalpha(PILImage.fromarray(np.ascontiguousarray(like.alpha), mode="L"))
     kwargs = _save_kwargs(fmt, like, metadata, quality, (w, h))
 
+    if len(out.name.encode()) > _name_max(folder):
+        raise InputError(f"{out.name[:40]}…: the file name is {len(out.name.encode())} bytes; the folder {folder} "
+                         f"allows {_name_max(folder)}; choose a shorter name")
     try:
         atomic_write(out, lambda fh: im.save(fh, format=fmt, **kwargs))
     except _TempFileError as exc:
@@ -700,8 +758,9 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
     """
     out = Path(path)
     folder = out.parent if str(out.parent) else Path(".")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=folder)
+    _sweep_once(folder)
+    try:  # a short temp name: any output name that fits the folder also fits while it is written
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=folder)
     except OSError as exc:
         raise _TempFileError(exc.errno, exc.strerror, exc.filename) from None
     try:
