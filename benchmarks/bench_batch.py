@@ -14,9 +14,17 @@ Local: images/s of the process pool with 1 and 2 workers, on the same pictures w
 eraser (``telea`` by default, ``--eraser patchmatch`` for the slow one) and the fast figure segmenter
 from ``tests/_fake_engines.py`` (so the numbers measure the batch machinery plus the eraser).
 
+Ray: the same pictures through ``executor="ray"`` with 1 and 2 actors on a local Ray (started once,
+before the timed runs, like a cluster that is already up; actor start-up and model loading are in the
+timed runs, as the pool's process start-up is for local). ``ray_overhead_2`` = local img/s / ray img/s
+at 2 workers (goal <= 1.15). Driver memory: the peak RSS of the driver process (each in a fresh
+subprocess) over ``--rss-small`` and ``--rss-large`` small images with the ray executor (goal: the
+large run's peak <= 1.2x the small run's).
+
 Prints JSON, then a table. Not a test: nothing here asserts.
 
     python benchmarks/bench_batch.py [--n 20] [--seg 1.0] [--erase 2.0] [--local-n 24] [--skip-cloud]
+        [--skip-ray] [--rss-small 200] [--rss-large 2000] [--skip-rss]
 """
 
 from __future__ import annotations
@@ -125,6 +133,79 @@ def bench_local(n: int, eraser: str, work: Path) -> dict:
     return out
 
 
+def _start_ray(cpus: int = 2) -> None:
+    os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # loopback only
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=cpus, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False,
+                 configure_logging=False)
+
+
+def bench_ray(n: int, eraser: str, work: Path, local: dict | None) -> dict:
+    from person_erase.batch import BatchParams, run_batch
+
+    src = work / "local_in"
+    if not src.exists():
+        make_images(src, n, (480, 640))
+    _start_ray()
+    out: dict = {"images": n, "eraser": eraser, "size": "640x480"}
+    for actors in (1, 2):
+        dest = work / f"ray_out_{actors}"
+        t0 = time.monotonic()
+        summary = run_batch(src, dest, params=BatchParams(segmenter="figures", eraser=eraser), executor="ray",
+                            workers=actors, plugins=("tests._fake_engines_plugin",))
+        wall = time.monotonic() - t0
+        out[f"actors_{actors}"] = {"wall_s": round(wall, 2), "img_per_s": round(summary.done / wall, 3), "done": summary.done}
+        if local is not None:
+            out[f"ray_overhead_{actors}"] = round(local[f"workers_{actors}"]["img_per_s"] / out[f"actors_{actors}"]["img_per_s"], 3)
+            same = all((work / f"local_out_{actors}" / it.input).read_bytes() == (dest / it.input).read_bytes()
+                       for it in summary.items)
+            out[f"byte_identical_{actors}"] = same
+    import ray
+
+    ray.shutdown()
+    return out
+
+
+def _rss_child(n: int, executor: str) -> None:
+    """Run in a fresh process: n small images through the batch, print the driver's peak RSS (MB)."""
+    import resource
+
+    from person_erase.batch import BatchParams, run_batch
+
+    with tempfile.TemporaryDirectory(prefix="pe-bench-rss-") as tmp:
+        src = Path(tmp) / "in"
+        make_images(src, n, (48, 64))
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        t0 = time.monotonic()
+        s = run_batch(src, Path(tmp) / "out", params=BatchParams(segmenter="figures", eraser="telea"), executor=executor,
+                      workers=2, plugins=("tests._fake_engines_plugin",))
+        wall = time.monotonic() - t0
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"images": n, "done": s.done, "peak_rss_mb": round(peak, 1), "rss_before_mb": round(base, 1),
+                      "wall_s": round(wall, 2)}))
+
+
+def bench_rss(small: int, large: int, executor: str = "ray") -> dict:
+    import subprocess
+
+    out: dict = {"executor": executor}
+    for n in (small, large):
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+               "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0", "RAY_USAGE_STATS_ENABLED": "0"}
+        r = subprocess.run([sys.executable, __file__, "--rss-child", str(n), "--rss-executor", executor], cwd=REPO,
+                           env=env, capture_output=True, text=True, timeout=1800)
+        line = [ln for ln in r.stdout.splitlines() if ln.startswith("{")]
+        out[str(n)] = json.loads(line[-1]) if line else {"error": r.stderr[-500:]}
+    try:
+        out["ratio"] = round(out[str(large)]["peak_rss_mb"] / out[str(small)]["peak_rss_mb"], 3)
+    except (KeyError, ZeroDivisionError):
+        out["ratio"] = None
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=20, help="images for the cloud run")
@@ -134,8 +215,17 @@ def main() -> None:
     ap.add_argument("--eraser", default="telea", help="local eraser (telea, patchmatch)")
     ap.add_argument("--skip-cloud", action="store_true")
     ap.add_argument("--skip-local", action="store_true")
+    ap.add_argument("--skip-ray", action="store_true")
+    ap.add_argument("--skip-rss", action="store_true")
+    ap.add_argument("--rss-small", type=int, default=200)
+    ap.add_argument("--rss-large", type=int, default=2000)
+    ap.add_argument("--rss-executor", default="ray", help=argparse.SUPPRESS)
+    ap.add_argument("--rss-child", type=int, default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     os.chdir(REPO)
+    if args.rss_child is not None:
+        _rss_child(args.rss_child, args.rss_executor)
+        return
     results: dict = {}
     with tempfile.TemporaryDirectory(prefix="pe-bench-batch-") as tmp:
         work = Path(tmp)
@@ -143,6 +233,10 @@ def main() -> None:
             results["cloud"] = bench_cloud(args.n, args.seg, args.erase, work)
         if not args.skip_local:
             results["local"] = bench_local(args.local_n, args.eraser, work)
+        if not args.skip_ray:
+            results["ray"] = bench_ray(args.local_n, args.eraser, work, results.get("local"))
+    if not args.skip_rss:
+        results["driver_rss"] = bench_rss(args.rss_small, args.rss_large)
     print(json.dumps(results, indent=2))
     if "cloud" in results:
         c = results["cloud"]
@@ -160,6 +254,19 @@ def main() -> None:
             r = lo[f"workers_{w}"]
             print(f"  {w} worker{'s' if w > 1 else ' '}  {r['img_per_s']:.2f} img/s  ({r['wall_s']} s)")
         print(f"  speed-up 2 vs 1: {lo['speedup_2_vs_1']}x")
+    if "ray" in results:
+        ra = results["ray"]
+        print(f"\nray executor (local Ray), {ra['images']} images {ra['size']}, eraser {ra['eraser']}")
+        for a in (1, 2):
+            r = ra[f"actors_{a}"]
+            extra = f"  local/ray {ra[f'ray_overhead_{a}']:.3f}x" if f"ray_overhead_{a}" in ra else ""
+            print(f"  {a} actor{'s' if a > 1 else ' '}   {r['img_per_s']:.2f} img/s  ({r['wall_s']} s){extra}")
+    if "driver_rss" in results:
+        d = results["driver_rss"]
+        for k, v in d.items():
+            if isinstance(v, dict):
+                print(f"  driver peak RSS, {k} images: {v.get('peak_rss_mb')} MB ({v.get('wall_s')} s)")
+        print(f"  ratio large/small: {d['ratio']}")
 
 
 if __name__ == "__main__":
