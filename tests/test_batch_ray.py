@@ -117,7 +117,7 @@ def test_ray_reads_and_writes_s3(cluster, tmp_path: Path) -> None:
 
 
 def test_cloud_engines_are_refused_before_any_work(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match="executor='ray' runs local engines only"):
+    with pytest.raises(InputError, match="executor='ray'` runs local engines only"):
         B.run_batch(tmp_path, tmp_path / "o", params=B.BatchParams(segmenter="dashscope", eraser="dashscope"),
                     executor="ray")
     assert not (tmp_path / "o").exists()
