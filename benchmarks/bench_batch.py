@@ -84,14 +84,19 @@ def bench_cloud(n: int, seg_s: float, erase_s: float, work: Path) -> dict:
 
         times = _Times()
         t0 = time.monotonic()
-        summary = run_batch(src, work / "cloud_out", params=BatchParams(segmenter="dashscope", eraser="dashscope"), progress=times)
+        summary = run_batch(
+            src, work / "cloud_out", params=BatchParams(segmenter="dashscope", eraser="dashscope"), progress=times
+        )
         wall = time.monotonic() - t0
         stats = fake.stats()
         # the same work as a plain loop (segment, then erase, one image at a time), on a few images
         import person_erase as pe
 
         seq_n = min(5, n)
-        seg, er = pe.get_segmenter("dashscope", poll_interval_s=0.025), pe.get_eraser("dashscope", poll_interval_s=0.025)
+        seg, er = (
+            pe.get_segmenter("dashscope", poll_interval_s=0.025),
+            pe.get_eraser("dashscope", poll_interval_s=0.025),
+        )
         t1 = time.monotonic()
         for path in sorted(src.glob("*.png"))[:seq_n]:
             pe.erase(path, segmenter=seg, eraser=er)
@@ -128,7 +133,11 @@ def bench_local(n: int, eraser: str, work: Path) -> dict:
         summary = run_batch(src, dest, params=BatchParams(segmenter="figures", eraser=eraser), workers=workers,
                             plugins=("tests._fake_engines_plugin",))
         wall = time.monotonic() - t0
-        out[f"workers_{workers}"] = {"wall_s": round(wall, 2), "img_per_s": round(summary.done / wall, 3), "done": summary.done}
+        out[f"workers_{workers}"] = {
+            "wall_s": round(wall, 2),
+            "img_per_s": round(summary.done / wall, 3),
+            "done": summary.done,
+        }
     out["speedup_2_vs_1"] = round(out["workers_2"]["img_per_s"] / out["workers_1"]["img_per_s"], 2)
     return out
 

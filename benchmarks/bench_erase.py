@@ -217,13 +217,22 @@ def main(argv: list[str] | None = None) -> int:
     print(json.dumps(results, indent=1))
     print()
     width = max([34, *(len(n) for n in names)])
-    print(f"{'method':{width}s} {'set':6s} {'psnr_db':>8s} {'texture':>8s} {'tex_med':>8s} {'s/hole':>7s} {'s_max':>6s} {'hole_px':>8s}")
+    print(
+        f"{'method':{width}s} {'set':6s} {'psnr_db':>8s} {'texture':>8s} {'tex_med':>8s} {'s/hole':>7s} {'s_max':>6s} "
+        f"{'hole_px':>8s}"
+    )
     for set_name in ("native", "1mp"):
         for n, r in results[set_name].items():
-            print(f"{n:{width}s} {set_name:6s} {r['psnr_db']:8.2f} {r['texture_ratio']:8.2f} {r['texture_ratio_median']:8.2f} "
-                  f"{r['s']:7.2f} {r['s_max']:6.2f} {r['hole_px_mean']:8.0f}")
+            print(
+                f"{n:{width}s} {set_name:6s} {r['psnr_db']:8.2f} {r['texture_ratio']:8.2f} "
+                f"{r['texture_ratio_median']:8.2f} "
+                f"{r['s']:7.2f} {r['s_max']:6.2f} {r['hole_px_mean']:8.0f}"
+            )
     for n, r in results.get("scale", {}).items():
-        print(f"{n:{width}s} one hole 1024^2 {r['s_1024']:.2f} s, 4096^2 {r['s_4096']:.2f} s, ratio {r['ratio_4096_vs_1024']:.2f}")
+        print(
+            f"{n:{width}s} one hole 1024^2 {r['s_1024']:.2f} s, 4096^2 {r['s_4096']:.2f} s, ratio "
+            f"{r['ratio_4096_vs_1024']:.2f}"
+        )
     return 0
 
 

@@ -86,7 +86,9 @@ def bench_rss(size: int, people: int, mode: str = "erase") -> dict:
     labels = scene_labels(size, people, seed=1)
     rng = np.random.default_rng(2)
     yy, xx = np.mgrid[0:size, 0:size]
-    img = np.stack([(128 + 60 * np.sin(xx / 23.0)), (128 + 60 * np.cos(yy / 17.0)), rng.integers(60, 200, (size, size))], 2)
+    img = np.stack(
+        [(128 + 60 * np.sin(xx / 23.0)), (128 + 60 * np.cos(yy / 17.0)), rng.integers(60, 200, (size, size))], 2
+    )
     img = img.clip(0, 255).astype(np.uint8)
     img[labels > 0] = (200, 30, 30)
     with tempfile.TemporaryDirectory() as d:
@@ -97,10 +99,19 @@ def bench_rss(size: int, people: int, mode: str = "erase") -> dict:
         PILImage.fromarray(labels).save(lp)
         del img, labels
         t0 = time.perf_counter()
-        out = subprocess.run([sys.executable, "-c", CHILD, str(ip), str(lp), mode], capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-c", CHILD, str(ip), str(lp), mode], capture_output=True, text=True, check=True
+        )
         secs = time.perf_counter() - t0
     kb = int(out.stdout.strip().splitlines()[-1])
-    return {"mode": mode, "size": size, "people": people, "peak_rss_mb": round(kb / 1024, 1), "goal_mb": 1536, "seconds": round(secs, 1)}
+    return {
+        "mode": mode,
+        "size": size,
+        "people": people,
+        "peak_rss_mb": round(kb / 1024, 1),
+        "goal_mb": 1536,
+        "seconds": round(secs, 1),
+    }
 
 
 def bench_redact_scale(size: int, people: int) -> dict:
@@ -113,7 +124,9 @@ def bench_redact_scale(size: int, people: int) -> dict:
         rng = np.random.default_rng(4)
         img = rng.integers(0, 255, (s, s, 3), np.uint8)
         inst = Instances.from_label_map(labels)
-        out[s] = best_of(lambda img=img, inst=inst: pe.redact(img, inst, policy="all", style="blur"), repeat=2 if s < size else 1)
+        out[s] = best_of(
+            lambda img=img, inst=inst: pe.redact(img, inst, policy="all", style="blur"), repeat=2 if s < size else 1
+        )
     small, big = out[size // 4], out[size]
     return {"people": people, "small": size // 4, "big": size, "small_ms": round(small, 1), "big_ms": round(big, 1),
             "ratio": round(big / small, 1), "pixel_ratio": 16}
@@ -129,14 +142,21 @@ def main() -> None:
     rss = bench_rss(args.size, args.rss_people)
     rss_red = bench_rss(args.size, args.rss_people, mode="redact")
     red = bench_redact_scale(args.size, 5)
-    print(json.dumps({"mask_algebra": alg, "pipeline_memory": rss, "redact_memory": rss_red, "redact_scale": red}, indent=2))
+    print(
+        json.dumps(
+            {"mask_algebra": alg, "pipeline_memory": rss, "redact_memory": rss_red, "redact_scale": red}, indent=2
+        )
+    )
     print()
     print(f"{'measure':<44}{'value':>12}{'goal':>10}")
-    print(f"{'build_masks / bare cv2.dilate (' + str(alg['people']) + ' people, ' + str(args.size) + '²)':<44}{alg['ratio']:>12}{'<= 3':>10}")
+    what = f"build_masks / bare cv2.dilate ({alg['people']} people, {args.size}²)"
+    print(f"{what:<44}{alg['ratio']:>12}{'<= 3':>10}")
     print(f"{'  build_masks ms':<44}{alg['build_masks_ms']:>12}")
     print(f"{'  bare dilate ms':<44}{alg['bare_cv2_dilate_ms']:>12}")
-    print(f"{'peak RSS MB (' + str(rss['people']) + ' people, ' + str(args.size) + '², erase all)':<44}{rss['peak_rss_mb']:>12}{'<= 1536':>10}")
-    print(f"{'peak RSS MB (' + str(rss_red['people']) + ' people, ' + str(args.size) + '², redact all)':<44}{rss_red['peak_rss_mb']:>12}{'<= 1536':>10}")
+    what = f"peak RSS MB ({rss['people']} people, {args.size}², erase all)"
+    print(f"{what:<44}{rss['peak_rss_mb']:>12}{'<= 1536':>10}")
+    what = f"peak RSS MB ({rss_red['people']} people, {args.size}², redact all)"
+    print(f"{what:<44}{rss_red['peak_rss_mb']:>12}{'<= 1536':>10}")
     print(f"{'redact time ' + str(red['big']) + '² / ' + str(red['small']) + '² (pixels 16x)':<44}{red['ratio']:>12}")
     print(f"{'  redact ms at ' + str(red['big']) + '², 5 people':<44}{red['big_ms']:>12}")
     _ = resource  # keep the import for readers of CHILD

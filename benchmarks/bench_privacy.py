@@ -238,7 +238,10 @@ def run(dirs: list[Path], *, style: str, limit: int | None, quality: str = "bala
         "sets": per_set,
     }
     if residue:
-        out["residue"] = {**resid, "image_rate": round(resid["images_with_residue"] / max(1, resid["images_with_people"]), 4)}
+        out["residue"] = {
+            **resid,
+            "image_rate": round(resid["images_with_residue"] / max(1, resid["images_with_people"]), 4),
+        }
     return out
 
 

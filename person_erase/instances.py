@@ -48,7 +48,7 @@ def boxes_from_masks(masks: np.ndarray) -> np.ndarray:
         return boxes
     rows = masks.any(axis=2)  # (N, H)
     cols = masks.any(axis=1)  # (N, W)
-    return _boxes_from_projections(rows, cols)
+    return _boxes_from_projections(rows, cols)  # type: ignore[arg-type]
 
 
 def _boxes_from_projections(rows: np.ndarray, cols: np.ndarray) -> np.ndarray:

@@ -264,7 +264,9 @@ def load_image(source: str | os.PathLike[str] | np.ndarray | PILImage.Image | Im
         ) from None
 
 
-def check_regular_file(path: Path, *, what: str = "an image file", folder_hint: str = " (use 'person-erase batch' for folders)") -> None:
+def check_regular_file(
+    path: Path, *, what: str = "an image file", folder_hint: str = " (use 'person-erase batch' for folders)"
+) -> None:
     """Refuse a path that cannot be read as one file without blocking: missing, a folder, or not a
     regular file (a FIFO or a device would block the read forever or never end).
 
@@ -341,8 +343,10 @@ def _from_array(arr: np.ndarray, *, max_pixels: int) -> Image:
 
 
 def _too_big(what: str, w: int, h: int, max_pixels: int) -> str:
-    return (f"{what}: {w}x{h} is {w * h / 1e6:.1f} MP, over the {max_pixels / 1e6:.1f} MP limit; "
-            "downscale it first or raise the limit (PERSON_ERASE_MAX_PIXELS, or max_pixels in Python) if you trust the file")
+    return (
+        f"{what}: {w}x{h} is {w * h / 1e6:.1f} MP, over the {max_pixels / 1e6:.1f} MP limit; "
+        "downscale it first or raise the limit (PERSON_ERASE_MAX_PIXELS, or max_pixels in Python) if you trust the file"
+    )
 
 
 def _decode(im: PILImage.Image, *, path: Path | None, digest: str, data: bytes | None,

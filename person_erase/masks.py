@@ -232,7 +232,9 @@ class MaskPair:
     dilate: int
 
 
-def _privacy_grow(out: np.ndarray, mask: np.ndarray, box: np.ndarray, *, margin: float, box_below_px: int, radius: int) -> None:
+def _privacy_grow(
+    out: np.ndarray, mask: np.ndarray, box: np.ndarray, *, margin: float, box_below_px: int, radius: int
+) -> None:
     """Paint one person's redaction region into ``out``: the mask grown by ``margin`` × its box height
     (at least ``radius``), or the whole box (grown by ``radius``) when the box is shorter than
     ``box_below_px``. Works in the person's window, so 20 people at 4096² need no 20 full frames."""
@@ -309,7 +311,7 @@ def build_masks(
     if (privacy_margin > 0 or box_below_px > 0) and chosen.any():
         grown = np.zeros((h, w), dtype=bool)
         for k in np.flatnonzero(chosen):
-            _privacy_grow(grown, instances.mask(k), instances.boxes[k], margin=privacy_margin,
+            _privacy_grow(grown, instances.mask(k), instances.boxes[k], margin=privacy_margin,  # type: ignore[arg-type]
                           box_below_px=box_below_px, radius=radius)
     else:
         grown = dilate(instances.union(np.flatnonzero(chosen)), radius)

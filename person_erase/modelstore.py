@@ -344,8 +344,10 @@ def add_model(
 def _register(folder: Path, entry: StoredModel, *, overwrite: bool) -> None:
     models = _read_index(folder)
     if entry.name in models and not overwrite:
-        raise InputError(f"a model named {entry.name!r} is already registered; remove it first or pass `overwrite=True`",
-                         param="overwrite")
+        raise InputError(
+            f"a model named {entry.name!r} is already registered; remove it first or pass `overwrite=True`",
+            param="overwrite",
+        )
     old = models.get(entry.name)
     models[entry.name] = {k: v for k, v in asdict(entry).items() if k != "name"}
     _write_index(folder, models)
@@ -423,7 +425,9 @@ def _download(url: str, folder: Path, *, max_bytes: int, timeout: float,
                         raise EngineError(f"download of {url} failed: HTTP {resp.status_code}; nothing was stored")
                     total = _content_length(resp.headers.get("content-length"))
                     if total is not None and total > max_bytes:
-                        raise EngineError(f"{url} is {total} bytes, over the {max_bytes}-byte limit; nothing was stored")
+                        raise EngineError(
+                            f"{url} is {total} bytes, over the {max_bytes}-byte limit; nothing was stored"
+                        )
                     got = 0
                     for block in resp.iter_bytes(1 << 20):
                         got += len(block)
@@ -433,7 +437,9 @@ def _download(url: str, folder: Path, *, max_bytes: int, timeout: float,
                         if progress is not None:
                             progress(got, total)
                     if total is not None and got != total:
-                        raise EngineError(f"download of {url} was interrupted ({got} of {total} bytes); nothing was stored")
+                        raise EngineError(
+                            f"download of {url} was interrupted ({got} of {total} bytes); nothing was stored"
+                        )
                     if got == 0:
                         raise EngineError(f"{url} sent an empty body; nothing was stored")
                     break

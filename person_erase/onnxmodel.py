@@ -183,7 +183,9 @@ def open_session(path: str | os.PathLike[str], *, threads: int | None = None) ->
         else:
             why = f"onnxruntime cannot load it ({text})"
         size = p.stat().st_size
-        raise EngineError(f"cannot open model {p.name} ({size} bytes): {why}; check the file's size and sha256") from None
+        raise EngineError(
+            f"cannot open model {p.name} ({size} bytes): {why}; check the file's size and sha256"
+        ) from None
     with _lock:
         _sessions[key] = sess
         while len(_sessions) > MAX_SESSIONS:
@@ -239,7 +241,9 @@ def require_family(path: str | os.PathLike[str], family: str, *, threads: int | 
     if others:
         o = others[0]
         article = "an" if o.kind[0] in "aeiou" else "a"
-        hint = f"; it fits the {o.family} contract ({article} {o.kind}): use {o.family}:{Path(path).name} as the {o.kind}"
+        hint = (
+            f"; it fits the {o.family} contract ({article} {o.kind}): use {o.family}:{Path(path).name} as the {o.kind}"
+        )
     raise EngineError(f"model {Path(path).name} is not a {family} model: {'; '.join(fit.problems)}{hint}")
 
 

@@ -144,7 +144,9 @@ def preview_png(picture: np.ndarray, max_side: int = PREVIEW_MAX_SIDE) -> bytes:
     h, w = picture.shape[:2]
     scale = max_side / max(h, w)
     if scale < 1:
-        picture = cv2.resize(picture, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+        picture = cv2.resize(
+            picture, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA
+        )
     buf = _io.BytesIO()
     PILImage.fromarray(np.ascontiguousarray(picture)).save(buf, format="PNG")
     return buf.getvalue()

@@ -242,7 +242,10 @@ def _run(
     raw_outside = 0
     if pair.erase.any():
         n = len(sel.erase)
-        say(f"{'erasing' if mode == 'erase' else 'redacting'} {n} {'person' if n == 1 else 'people'} with {engine_name(eng)}")
+        say(
+            f"{'erasing' if mode == 'erase' else 'redacting'} {n} {'person' if n == 1 else 'people'} with "
+            f"{engine_name(eng)}"
+        )
         with timer.stage("erase"):
             body = pair.erase if face_only is None else pair.erase & ~face_only
             out = img.pixels
@@ -307,7 +310,9 @@ def _run(
         faces_added=faces_added,
     )
     out.setflags(write=False)
-    return Result(image=out, erase_mask=pair.erase, keep_mask=pair.keep, report=report, source=img, people=people, selection=sel)
+    return Result(
+        image=out, erase_mask=pair.erase, keep_mask=pair.keep, report=report, source=img, people=people, selection=sel
+    )
 
 
 def erase(

@@ -132,8 +132,12 @@ class ImageReport(_Model):
     parameters: dict[str, Any] = Field(default_factory=dict)
     cloud_task_ids: dict[str, list[str]] = Field(default_factory=dict)
     timings_ms: dict[str, float] = Field(default_factory=dict)
-    outside_mask_changed_px: int = Field(description="pixels of the output that differ from the input outside the erase mask; always 0")
-    engine_outside_changed_px: int = Field(0, description="pixels the engine itself changed outside the mask (undone by compose)")
+    outside_mask_changed_px: int = Field(
+        description="pixels of the output that differ from the input outside the erase mask; always 0"
+    )
+    engine_outside_changed_px: int = Field(
+        0, description="pixels the engine itself changed outside the mask (undone by compose)"
+    )
     metadata_policy: str | None = None
     verification: Verification | None = None
     target: Literal["body", "faces"] | None = Field(None, description="redact only: what was hidden")

@@ -228,4 +228,6 @@ def select_people(
     elif not erase:
         notes.append("nobody was chosen: the photo is unchanged")
     keep_nums = sorted(set(all_nums) - set(erase))
-    return Selection(erase=tuple(erase), keep=tuple(keep_nums), reasons=reasons, policy=how, notes=tuple(notes), scores=scores)
+    return Selection(
+        erase=tuple(erase), keep=tuple(keep_nums), reasons=reasons, policy=how, notes=tuple(notes), scores=scores
+    )

@@ -84,7 +84,10 @@ class Settings(BaseSettings):
         return int(number)
 
     def __repr__(self) -> str:  # SecretStr already hides the key; keep the repr short
-        return f"Settings(dashscope_base_url={self.dashscope_base_url!r}, api_key={'set' if self.dashscope_api_key else 'unset'})"
+        return (
+            f"Settings(dashscope_base_url={self.dashscope_base_url!r}, "
+            f"api_key={'set' if self.dashscope_api_key else 'unset'})"
+        )
 
 
 def _env_name(field: str) -> str:

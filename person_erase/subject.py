@@ -7,11 +7,13 @@ Each person gets five cues, each in [0, 1] (1 = "looks like the subject"):
   half the image diagonal (1 = dead centre, 0 = a corner).
 * ``sharpness`` — variance of the Laplacian of the grey photo inside the person's mask (eroded a
   little so the outline against the background does not count; big people shrunk to
-  ``SHARPNESS_REF_PX`` px tall first), divided by the same variance over the whole photo (``sharpness_ratio``, comparable between photos), then relative to the sharpest
+  ``SHARPNESS_REF_PX`` px tall first), divided by the same variance over the whole photo (``sharpness_ratio``,
+  comparable between photos), then relative to the sharpest
   person (``ratio / max ratio``). Out-of-focus passers-by score low.
 * ``face`` — a face found (MediaPipe's short-range face detection model, bundled as ONNX and run
   with onnxruntime by ``segmenters._mediapipe.FaceDetector``, offline; run on the upper part of
-  every person's box in one batched call, where the face is big enough for it — on the dev sets it finds about twice as many faces as the full-range model) in the
+  every person's box in one batched call, where the face is big enough for it — on the dev sets it finds about twice
+  as many faces as the full-range model) in the
   upper part of the person's box and lying on their mask, times how squarely it faces the camera
   (``detection score × frontality``; frontality from where the nose sits between the eyes). 0 when
   no face is seen (back turned, too small: box under ``MIN_FACE_BOX_PX`` px tall).

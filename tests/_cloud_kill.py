@@ -43,11 +43,23 @@ class Servers:
 
     def __enter__(self) -> Servers:
         here = Path(__file__).resolve().parent
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here.parent), str(here), os.environ.get("PYTHONPATH", "")])}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(here.parent), str(here), os.environ.get("PYTHONPATH", "")]),
+        }
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "import _cloud_kill, sys, json; _cloud_kill._serve(int(sys.argv[1]), json.loads(sys.argv[2]))",
-             str(self.k), json.dumps(self.knobs)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True)
+            [
+                sys.executable,
+                "-c",
+                "import _cloud_kill, sys, json; _cloud_kill._serve(int(sys.argv[1]), json.loads(sys.argv[2]))",
+                str(self.k),
+                json.dumps(self.knobs),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
         line = self.proc.stdout.readline()  # type: ignore[union-attr]
         try:
             self.ports = [int(p) for p in line.split()]
@@ -87,9 +99,19 @@ def _serve(k: int, knobs: dict) -> None:
 
 
 def preload() -> list[str]:
-    return ["person_erase.batch", "person_erase.batch.executors.cloud", "person_erase.cloud.transport", "person_erase.segmenters.dashscope",
-            "person_erase.erasers.dashscope", "dashscope", "dashscope.client.base_api", "dashscope.utils.oss_utils",
-            "requests", "httpx", "_cloud_kill"]
+    return [
+        "person_erase.batch",
+        "person_erase.batch.executors.cloud",
+        "person_erase.cloud.transport",
+        "person_erase.segmenters.dashscope",
+        "person_erase.erasers.dashscope",
+        "dashscope",
+        "dashscope.client.base_api",
+        "dashscope.utils.oss_utils",
+        "requests",
+        "httpx",
+        "_cloud_kill",
+    ]
 
 
 def run_batch_child(src: str, out: str, base_url: str, key: str, kill: list | None) -> None:

@@ -119,11 +119,21 @@ class ServerProcess:
         from pathlib import Path
 
         here = Path(__file__).resolve().parent
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(here.parent), str(here), os.environ.get("PYTHONPATH", "")])}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(here.parent), str(here), os.environ.get("PYTHONPATH", "")]),
+        }
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", "import _fake_engines, sys, json; _fake_engines._serve_child(json.loads(sys.argv[1]))",
-             json.dumps(self.knobs)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, text=True,
+            [
+                sys.executable,
+                "-c",
+                "import _fake_engines, sys, json; _fake_engines._serve_child(json.loads(sys.argv[1]))",
+                json.dumps(self.knobs),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
         )
         line = self.proc.stdout.readline()  # type: ignore[attr-defined]
         if not line.strip().isdigit():

@@ -53,7 +53,10 @@ def lama(path: Path, *, side: int = 64, behaviour: str = "constant", colour: tup
     nodes = [helper.make_node("Shape", [names[0]], ["shape"])]
     o = names[2]
     if behaviour == "constant":
-        nodes += [_const("c", np.array(colour, np.float32).reshape(1, 3, 1, 1)), helper.make_node("Expand", ["c", "shape"], [o])]
+        nodes += [
+            _const("c", np.array(colour, np.float32).reshape(1, 3, 1, 1)),
+            helper.make_node("Expand", ["c", "shape"], [o]),
+        ]
     elif behaviour == "channel_max":
         nodes += [_const("axes", np.array([2, 3], np.int64)), _const("s", np.array(scale, np.float32)),
                   helper.make_node("ReduceMax", [names[0]], ["mx"], axes=[2, 3], keepdims=1),
@@ -64,8 +67,12 @@ def lama(path: Path, *, side: int = 64, behaviour: str = "constant", colour: tup
         nodes += [_const("s", np.array(scale, np.float32)), helper.make_node("Mul", [names[1], "s"], ["ms"]),
                   helper.make_node("Expand", ["ms", "shape"], [o])]
     elif behaviour == "half":
-        nodes += [_const("st", np.array([0, 0], np.int64)), _const("en", np.array([side // 2, side // 2], np.int64)),
-                  _const("ax", np.array([2, 3], np.int64)), helper.make_node("Slice", [names[0], "st", "en", "ax"], [o])]
+        nodes += [
+            _const("st", np.array([0, 0], np.int64)),
+            _const("en", np.array([side // 2, side // 2], np.int64)),
+            _const("ax", np.array([2, 3], np.int64)),
+            helper.make_node("Slice", [names[0], "st", "en", "ax"], [o]),
+        ]
     else:
         raise ValueError(behaviour)
     inputs = [img, msk] if image_first else [msk, img]
@@ -84,17 +91,26 @@ def migan(path: Path, *, behaviour: str = "constant", colour: tuple[int, int, in
     h, w = dims
     img = helper.make_tensor_value_info("image", TensorProto.UINT8, [1, 3, h, w])
     msk = helper.make_tensor_value_info("mask", TensorProto.UINT8, [1, 1, h, w])
-    out = helper.make_tensor_value_info("result", TensorProto.UINT8, ["batch_size", 3, h, w] if behaviour != "shrink" else [1, 3, "a", "b"])
+    out = helper.make_tensor_value_info(
+        "result", TensorProto.UINT8, ["batch_size", 3, h, w] if behaviour != "shrink" else [1, 3, "a", "b"]
+    )
     nodes = [helper.make_node("Shape", ["image"], ["shape"]), _const("zero", np.array(0, np.uint8)),
              helper.make_node("Greater", ["mask", "zero"], ["known"])]
     if behaviour == "constant":
-        nodes += [_const("c", np.array(colour, np.uint8).reshape(1, 3, 1, 1)), helper.make_node("Expand", ["c", "shape"], ["fill"])]
+        nodes += [
+            _const("c", np.array(colour, np.uint8).reshape(1, 3, 1, 1)),
+            helper.make_node("Expand", ["c", "shape"], ["fill"]),
+        ]
     elif behaviour == "channel_max":
         nodes += [helper.make_node("ReduceMax", ["image"], ["mx"], axes=[2, 3], keepdims=1),
                   helper.make_node("Expand", ["mx", "shape"], ["fill"])]
     elif behaviour == "shrink":
-        nodes += [_const("st", np.array([0, 0], np.int64)), _const("en", np.array([2, 2], np.int64)),
-                  _const("ax", np.array([2, 3], np.int64)), helper.make_node("Slice", ["image", "st", "en", "ax"], ["result"])]
+        nodes += [
+            _const("st", np.array([0, 0], np.int64)),
+            _const("en", np.array([2, 2], np.int64)),
+            _const("ax", np.array([2, 3], np.int64)),
+            helper.make_node("Slice", ["image", "st", "en", "ax"], ["result"]),
+        ]
         return _save(helper.make_graph(nodes, "migan", [img, msk], [out]), path)
     else:
         raise ValueError(behaviour)
@@ -104,12 +120,15 @@ def migan(path: Path, *, behaviour: str = "constant", colour: tuple[int, int, in
 
 def yolo_seg(path: Path, pred: np.ndarray, protos: np.ndarray, *, in_hw: tuple[Any, Any] = (64, 64),
              names: tuple[str, str] = ("output0", "output1"), symbolic_pred: bool = False) -> Path:
-    """A YOLO-seg-signature graph whose outputs are the given constants (``pred`` (1, C, A), ``protos`` (1, nm, mh, mw)).
+    """A YOLO-seg-signature graph whose outputs are the given constants (``pred`` (1, C, A), ``protos`` (1, nm, mh,
+    mw)).
 
     ``symbolic_pred`` declares output0 as [1, "c", "a"] (so a wrong size only shows at run time).
     """
     inp = helper.make_tensor_value_info("images", TensorProto.FLOAT, ["batch" if symbolic_pred else 1, 3, *in_hw])
-    o0 = helper.make_tensor_value_info(names[0], TensorProto.FLOAT, [1, "c", "a"] if symbolic_pred else list(pred.shape))
+    o0 = helper.make_tensor_value_info(
+        names[0], TensorProto.FLOAT, [1, "c", "a"] if symbolic_pred else list(pred.shape)
+    )
     o1 = helper.make_tensor_value_info(names[1], TensorProto.FLOAT, list(protos.shape))
     nodes = [_const(names[1], protos.astype(np.float32))]
     if symbolic_pred:  # Tile by repeats computed from the input's shape: no shape inference can fix the dims

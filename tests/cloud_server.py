@@ -1,6 +1,7 @@
 """Pytest fixtures for the cloud tests: a fake DashScope server on 127.0.0.1, a random free port.
 
-Import the fixtures into a test module (``from cloud_server import fake_cloud  # noqa: F401`` — tests/ is on sys.path under pytest) or
+Import the fixtures into a test module (``from cloud_server import fake_cloud  # noqa: F401`` — tests/ is on sys.path
+under pytest) or
 list this module in ``pytest_plugins``. The server uses small latencies and, until the local engines are
 what a test wants, simple deterministic backends: ``blob_segmenter`` (connected components of pixels far
 from the photo's median colour) and OpenCV Telea inpainting.
@@ -72,8 +73,13 @@ def make_scene(height: int, width: int, people: list[tuple[float, float, float]]
 def _module_fake():
     """One ``FakeDashScope`` per test module (starting one per test costs more than the tests)."""
     before = {t.ident for t in threading.enumerate()}
-    fake = FakeDashScope(segment_backend=blob_segmenter, erase_backend=telea_erase, latency_seg=0.02, latency_erase=0.02,
-                         result_host=RESULT_HOST)
+    fake = FakeDashScope(
+        segment_backend=blob_segmenter,
+        erase_backend=telea_erase,
+        latency_seg=0.02,
+        latency_erase=0.02,
+        result_host=RESULT_HOST,
+    )
     with fake:
         yield fake
     leftover = [t for t in threading.enumerate() if t.ident not in before and t.name.startswith("fake-dashscope")]

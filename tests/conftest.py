@@ -48,7 +48,9 @@ def make_scene(n: int = 3, *, size: tuple[int, int] = (240, 360), seed: int = 0)
     h, w = size
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:h, 0:w]
-    bg = np.stack([100 + 40 * np.sin(xx / 9.0), 120 + 30 * np.cos(yy / 7.0), 90 + 20 * np.sin((xx + yy) / 13.0)], axis=2)
+    bg = np.stack(
+        [100 + 40 * np.sin(xx / 9.0), 120 + 30 * np.cos(yy / 7.0), 90 + 20 * np.sin((xx + yy) / 13.0)], axis=2
+    )
     bg += rng.normal(0, 6, bg.shape)
     img = bg.clip(0, 255).astype(np.uint8)
     labels = np.zeros((h, w), np.uint8)

@@ -34,7 +34,9 @@ PARAMS = B.BatchParams(segmenter="figures", eraser="logged_telea")
 FIGURE_RGB = fakes.FIGURE_COLOURS
 
 
-def _write_scene(path: Path, n: int, seed: int, *, size: tuple[int, int] = (72, 96), magenta: bool = False) -> np.ndarray:
+def _write_scene(
+    path: Path, n: int, seed: int, *, size: tuple[int, int] = (72, 96), magenta: bool = False
+) -> np.ndarray:
     img, _ = make_scene(n, size=size, seed=seed)
     if magenta:
         img[0, 0] = fakes.MAGENTA
@@ -166,7 +168,11 @@ def test_format_collision_is_refused(tmp_path: Path) -> None:
     _write_scene(tmp_path / "in" / "p.png", 1, 0)
     _write_scene(tmp_path / "in" / "p.bmp", 1, 1)
     with pytest.raises(InputError, match="both be written"):
-        B.run_batch(tmp_path / "in", tmp_path / "out", params=B.BatchParams(segmenter="figures", eraser="telea", output_format="png"))
+        B.run_batch(
+            tmp_path / "in",
+            tmp_path / "out",
+            params=B.BatchParams(segmenter="figures", eraser="telea", output_format="png"),
+        )
 
 
 def test_symlink_in_output_pointing_outside_is_not_followed(tree: Path, tmp_path: Path) -> None:
@@ -233,8 +239,19 @@ def test_bad_manifests_are_refused_before_any_work(tree: Path, tmp_path: Path, c
     assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize(("value", "expected"), [("0,2", (0, 2)), ("0 2", (0, 2)), ("1;3", (1, 3)), ([4], (4,)), (2, (2,)),
-                                                  ("", None), (None, None), ("[0, 1]", (0, 1))])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("0,2", (0, 2)),
+        ("0 2", (0, 2)),
+        ("1;3", (1, 3)),
+        ([4], (4,)),
+        (2, (2,)),
+        ("", None),
+        (None, None),
+        ("[0, 1]", (0, 1)),
+    ],
+)
 def test_parse_numbers(value: object, expected: object) -> None:
     assert B.parse_numbers(value) == expected
 
@@ -271,7 +288,9 @@ def test_segmentation_cache_roundtrip_keeps_overlaps_and_numbers(tmp_path: Path)
     masks[0, 2:10, 2:10] = True
     masks[1, 5:15, 8:20] = True  # overlaps person 0
     masks[2, 1:4, 25:29] = True
-    people = Instances.from_engine(masks, scores=[0.9, 0.8, 0.7], meta={"engine": "x", "task_ids": ["t1"], "obj": object()})
+    people = Instances.from_engine(
+        masks, scores=[0.9, 0.8, 0.7], meta={"engine": "x", "task_ids": ["t1"], "obj": object()}
+    )
     sub = people[[0, 2]]  # non-consecutive numbers survive
     for inst in (people, sub):
         B.store_segmentation(tmp_path, "ab" * 32, inst)
@@ -324,7 +343,9 @@ def test_crash_between_written_and_done_finishes_the_rename(tree: Path, tmp_path
 # --- failures ------------------------------------------------------------------------------------
 
 
-def test_failures_are_isolated_and_retried_on_request(tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failures_are_isolated_and_retried_on_request(
+    tree: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     (tree / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot really")
     _write_scene(tree / "marked.png", 1, 7, magenta=True)
     out = tmp_path / "out"
@@ -349,7 +370,9 @@ def test_failures_are_isolated_and_retried_on_request(tree: Path, tmp_path: Path
 # --- CLI and progress ----------------------------------------------------------------------------
 
 
-def test_cli_plain_log_lines_summary_table_and_exit_code(tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_plain_log_lines_summary_table_and_exit_code(
+    tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _write_scene(tree / "marked.png", 1, 7, magenta=True)
     out = tmp_path / "out"
     code = cli_main(["batch", str(tree), "-o", str(out), "--segmenter", "figures", "--eraser", "telea",
@@ -397,7 +420,9 @@ def test_kill_9_mid_run_then_resume_loses_nothing_and_redoes_only_unfinished(tmp
     env = {**os.environ, "PE_FAKE_LOG": str(log), "PE_FAKE_DELAY": "0.25", "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "person_erase", "batch", str(src), "-o", str(out), "--segmenter", "figures",
            "--eraser", "logged_telea", "--plugin", "tests._fake_engines_plugin", "--workers", "2"]
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
     journal = out / ".person_erase" / "journal.sqlite"
     deadline = time.monotonic() + 60
     done = 0
@@ -417,7 +442,9 @@ def test_kill_9_mid_run_then_resume_loses_nothing_and_redoes_only_unfinished(tmp
         proc.wait()
     assert 3 <= done < n, "the run was not killed mid-way"
     time.sleep(0.3)  # let any orphan worker notice its parent is gone
-    resumed = subprocess.run([*cmd, "--resume"], cwd=REPO, env={**env, "PE_FAKE_DELAY": "0"}, capture_output=True, text=True, timeout=120)
+    resumed = subprocess.run(
+        [*cmd, "--resume"], cwd=REPO, env={**env, "PE_FAKE_DELAY": "0"}, capture_output=True, text=True, timeout=120
+    )
     assert resumed.returncode == 0, resumed.stderr
     summary = BatchSummary.model_validate_json((out / "summary.json").read_text())
     assert summary.done + summary.skipped == n and summary.failed == 0

@@ -39,7 +39,9 @@ def _images(folder: Path, n: int) -> list[str]:
 def cloud(monkeypatch: pytest.MonkeyPatch):
     from person_erase.fakecloud import FakeDashScope
 
-    with FakeDashScope(segment_backend=figure_labels, erase_backend=flat_fill, latency_seg=0.05, latency_erase=0.05) as fake:
+    with FakeDashScope(
+        segment_backend=figure_labels, erase_backend=flat_fill, latency_seg=0.05, latency_erase=0.05
+    ) as fake:
         monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
         monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", fake.base_url)
         yield fake
@@ -47,7 +49,9 @@ def cloud(monkeypatch: pytest.MonkeyPatch):
 
 def _journal_tasks(out: Path) -> dict[tuple[str, str], tuple[str, str | None]]:
     with sqlite3.connect(out / ".person_erase" / "journal.sqlite", timeout=5) as db:
-        rows = db.execute("SELECT items.rel, stages.stage, stages.state, stages.task_id FROM stages JOIN items USING (id)").fetchall()
+        rows = db.execute(
+            "SELECT items.rel, stages.stage, stages.state, stages.task_id FROM stages JOIN items USING (id)"
+        ).fetchall()
     return {(rel, stage): (state, task) for rel, stage, state, task in rows}
 
 
@@ -66,8 +70,9 @@ def test_cloud_batch_journals_task_ids_and_reuses_segmentations(cloud, tmp_path:
         assert rep.outside_mask_changed_px == 0
         assert tasks[(rel, "save")][0] == "done"
     # another selection: segmentations come from the cache, only erase tasks are submitted
-    again = B.run_batch(tmp_path / "in", out, params=B.BatchParams(segmenter="dashscope", eraser="dashscope", select=(0,)),
-                        resume=True)
+    again = B.run_batch(
+        tmp_path / "in", out, params=B.BatchParams(segmenter="dashscope", eraser="dashscope", select=(0,)), resume=True
+    )
     assert (again.done, again.cache_hits) == (4, 4)
     assert cloud.stats()["submitted"] == {"image-instance-segmentation": 4, "image-erase-completion": 8}
 
@@ -126,8 +131,12 @@ def test_kill_9_at_ten_points_then_resume_does_every_image_once(tmp_path: Path) 
     points = K.POINTS
     with K.Servers(len(points), latency_seg=0.05, latency_erase=0.05, submits_per_second=50) as servers:
         def run_all(kills: list) -> list[int]:
-            procs = [ctx.Process(target=K.run_batch_child, args=(str(src), str(tmp_path / f"out{i}"), servers.base_url(i),
-                                                                  KEY, kill)) for i, kill in enumerate(kills)]
+            procs = [
+                ctx.Process(
+                    target=K.run_batch_child, args=(str(src), str(tmp_path / f"out{i}"), servers.base_url(i), KEY, kill)
+                )
+                for i, kill in enumerate(kills)
+            ]
             for p in procs:
                 p.start()
             for p in procs:
@@ -158,7 +167,17 @@ def test_quota_exhausted_mid_batch_stops_then_resume_finishes(cloud, tmp_path: P
     _images(tmp_path / "in", n)
     out = tmp_path / "out"
     cloud.configure(free_quota=2)  # per model: two photos' worth
-    cmd = ["batch", str(tmp_path / "in"), "-o", str(out), "--segmenter", "dashscope", "--eraser", "dashscope", "--no-progress"]
+    cmd = [
+        "batch",
+        str(tmp_path / "in"),
+        "-o",
+        str(out),
+        "--segmenter",
+        "dashscope",
+        "--eraser",
+        "dashscope",
+        "--no-progress",
+    ]
     code = main(cmd)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1

@@ -107,7 +107,10 @@ def test_cli_errors_for_choices_paths_and_limits(photo, tmp_path, capsys, monkey
         (["-q", "erase", p, "-o", tmp_path / "nodir" / "o.png", "--eraser", "telea"], "does not exist"),
         (["-q", "erase", p, "-o", lp / "o.png", "--eraser", "telea"], ""),
         (base + ["--policy", "nobody"], "unknown policy"),
-        (base[:-2] + ["--segmenter", "magic"], "unknown segmenter 'magic'; choose one of: dashscope, "),  # + labels:PATH, local (and any test plugin's)
+        (
+            base[:-2] + ["--segmenter", "magic"],
+            "unknown segmenter 'magic'; choose one of: dashscope, ",
+        ),  # + labels:PATH, local (and any test plugin's)
         (["-q", "erase", p, "-o", out, "--eraser", "sponge"], "unknown eraser 'sponge'"),
         (["-q", "erase", p, "-o", out, "--eraser", "telea", "--min-score", "1.5"], "must be in [0.01, 1)"),
     ]
@@ -127,14 +130,21 @@ def test_cli_errors_for_choices_paths_and_limits(photo, tmp_path, capsys, monkey
 
 def test_overwrite_flag_allows_writing_over_input(photo, tmp_path, capsys):
     p, lp, img, labels = photo
-    code, _, err = run(["-q", "erase", p, "-o", p, "--overwrite", "--eraser", "solid", "--segmenter", f"labels:{lp}"], capsys)
+    code, _, err = run(
+        ["-q", "erase", p, "-o", p, "--overwrite", "--eraser", "solid", "--segmenter", f"labels:{lp}"], capsys
+    )
     assert code == 0, err
     assert not np.array_equal(np.asarray(PILImage.open(p)), img)
 
 
 def test_help_teaches_and_module_entry_point_works():
-    r = subprocess.run([sys.executable, "-m", "person_erase", "erase", "--help"], capture_output=True, text=True, timeout=60,
-                       env={**os.environ, "COLUMNS": "100"})
+    r = subprocess.run(
+        [sys.executable, "-m", "person_erase", "erase", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "100"},
+    )
     assert r.returncode == 0
     for word in ("--select", "--keep", "--policy", "examples:", "patchmatch", "--masks-dir"):
         assert word in r.stdout
@@ -229,14 +239,23 @@ def test_options_an_engine_cannot_use_are_refused_not_dropped(photo, tmp_path, c
     monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", "http://127.0.0.1:9/api/v1")
     out = tmp_path / "o.png"
     for argv, fragment in [
-        (["erase", p, "-o", out, "--segmenter", "dashscope", "--quality", "best"],
-         "--quality is not used by --segmenter dashscope; it is an option of: local"),
+        (
+            ["erase", p, "-o", out, "--segmenter", "dashscope", "--quality", "best"],
+            "--quality is not used by --segmenter dashscope; it is an option of: local",
+        ),
         (["erase", p, "-o", out, "--segmenter", f"labels:{lp}", "--min-score", "0.1"], "--min-score is not used by"),
-        (["segment", p, "--engine", "dashscope", "--min-score", "0.1"], "--min-score is not used by --engine dashscope"),
-        (["erase", p, "-o", out, "--segmenter", f"labels:{lp}", "--fast"],
-         "--fast is not used by --eraser patchmatch; it is an option of: dashscope"),
-        (["redact", p, "-o", out, "--segmenter", f"labels:{lp}", "--style", "solid", "--strength", "0.2"],
-         "the solid eraser has no option --strength"),
+        (
+            ["segment", p, "--engine", "dashscope", "--min-score", "0.1"],
+            "--min-score is not used by --engine dashscope",
+        ),
+        (
+            ["erase", p, "-o", out, "--segmenter", f"labels:{lp}", "--fast"],
+            "--fast is not used by --eraser patchmatch; it is an option of: dashscope",
+        ),
+        (
+            ["redact", p, "-o", out, "--segmenter", f"labels:{lp}", "--style", "solid", "--strength", "0.2"],
+            "the solid eraser has no option --strength",
+        ),
     ]:
         code, _, err = run(["-q", *argv], capsys)
         assert code == 1 and err.startswith("error: ") and len(err.strip().splitlines()) == 1, err

@@ -369,19 +369,37 @@ def test_unknown_task_id(inproc):
 @pytest.mark.parametrize(
     ("url", "resolve", "ok"),
     [
-        ("http://dashscope-result-bj.oss-cn-beijing.aliyuncs.com/a.png?Expires=1", {"dashscope-result-bj.oss-cn-beijing.aliyuncs.com": "47.93.1.2"}, True),
+        (
+            "http://dashscope-result-bj.oss-cn-beijing.aliyuncs.com/a.png?Expires=1",
+            {"dashscope-result-bj.oss-cn-beijing.aliyuncs.com": "47.93.1.2"},
+            True,
+        ),
         ("https://x.oss-cn-beijing.aliyuncs.com/a.png", {"x.oss-cn-beijing.aliyuncs.com": "47.93.1.2"}, True),
         ("http://example.com/a.png", {"example.com": "93.184.216.34"}, False),
         ("http://evil.aliyuncs.com.example.com/a.png", {}, False),
-        ("http://dashscope-result-bj.oss-cn-beijing.aliyuncs.com/a.png", {"dashscope-result-bj.oss-cn-beijing.aliyuncs.com": "10.0.0.5"}, False),
-        ("http://dashscope-result-bj.oss-cn-beijing.aliyuncs.com/a.png", {"dashscope-result-bj.oss-cn-beijing.aliyuncs.com": "169.254.169.254"}, False),
-        ("http://dashscope-result-bj.oss-cn-beijing.aliyuncs.com/a.png", {"dashscope-result-bj.oss-cn-beijing.aliyuncs.com": "127.0.0.1"}, False),
+        (
+            "http://dashscope-result-bj.oss-cn-beijing.aliyuncs.com/a.png",
+            {"dashscope-result-bj.oss-cn-beijing.aliyuncs.com": "10.0.0.5"},
+            False,
+        ),
+        (
+            "http://dashscope-result-bj.oss-cn-beijing.aliyuncs.com/a.png",
+            {"dashscope-result-bj.oss-cn-beijing.aliyuncs.com": "169.254.169.254"},
+            False,
+        ),
+        (
+            "http://dashscope-result-bj.oss-cn-beijing.aliyuncs.com/a.png",
+            {"dashscope-result-bj.oss-cn-beijing.aliyuncs.com": "127.0.0.1"},
+            False,
+        ),
         ("ftp://dashscope-result-bj.oss-cn-beijing.aliyuncs.com/a.png", {}, False),
         ("file:///etc/passwd", {}, False),
     ],
 )
 def test_result_host_rules(url, resolve, ok):
-    c = DashScopeClient(api_key=TEST_KEY, base_url="https://dashscope.aliyuncs.com/api/v1", resolve=resolve, timeout_s=5)
+    c = DashScopeClient(
+        api_key=TEST_KEY, base_url="https://dashscope.aliyuncs.com/api/v1", resolve=resolve, timeout_s=5
+    )
     if ok:
         parsed, addr = c._check_url(url, "t-1", time.monotonic() + 5)
         assert addr == next(iter(resolve.values()))
@@ -530,7 +548,11 @@ def test_bomb_in_a_result_is_bad_input_with_load_images_message(inproc, scene, t
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
-    bomb = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 60000, 60000, 8, 0, 0, 0, 0)) + chunk(b"IEND", b"")
+    bomb = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 60000, 60000, 8, 0, 0, 0, 0))
+        + chunk(b"IEND", b"")
+    )
 
     def download(url, **kw):
         return Download(200, {}, bomb)
@@ -622,7 +644,13 @@ def test_small_input_padded_and_cropped_back(inproc):
 
 @pytest.mark.parametrize(
     ("h", "w", "sent"),
-    [(4000, 6000, (2731, 4096)), (400, 300, (512, 512)), (600, 800, (600, 800)), (100, 3000, (512, 3000)), (5000, 5000, (4096, 4096))],
+    [
+        (4000, 6000, (2731, 4096)),
+        (400, 300, (512, 512)),
+        (600, 800, (600, 800)),
+        (100, 3000, (512, 3000)),
+        (5000, 5000, (4096, 4096)),
+    ],
 )
 def test_plan_adaptation_fits_limits(h, w, sent):
     plan = plan_adaptation(h, w)

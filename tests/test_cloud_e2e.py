@@ -59,7 +59,12 @@ def test_cli_cloud_path_end_to_end(real_fake, astronaut, tmp_path):
     photo = tmp_path / "photo.png"
     PILImage.fromarray(astronaut).save(photo)
     out, masks = tmp_path / "out.png", tmp_path / "masks"
-    env = {**os.environ, "DASHSCOPE_API_KEY": TEST_KEY, "DASHSCOPE_HTTP_BASE_URL": real_fake.base_url, "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        "DASHSCOPE_API_KEY": TEST_KEY,
+        "DASHSCOPE_HTTP_BASE_URL": real_fake.base_url,
+        "PYTHONPATH": str(REPO),
+    }
     proc = subprocess.run(
         [sys.executable, "-m", "person_erase", "erase", str(photo), "-o", str(out), "--segmenter", "dashscope",
          "--eraser", "dashscope", "--select", "0", "--masks-dir", str(masks)],

@@ -98,7 +98,11 @@ def test_two_far_holes_are_two_crops_and_only_masked_pixels_are_pasted(astro: np
     for x0, y0, x1, y1 in stats.boxes:
         crop, hole = astro[y0:y1, x0:x1], erase[y0:y1, x0:x1]
         expected += int(np.count_nonzero(np.any(crop != 7, axis=2) & ~hole))
-    assert stats.raw_outside_changed_px == expected > 0.8 * sum((y1 - y0) * (x1 - x0) for x0, y0, x1, y1 in stats.boxes) - erase.sum()
+    assert (
+        stats.raw_outside_changed_px
+        == expected
+        > 0.8 * sum((y1 - y0) * (x1 - x0) for x0, y0, x1, y1 in stats.boxes) - erase.sum()
+    )
     assert count_changed_outside(astro, out, erase) == 0
 
 

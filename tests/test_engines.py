@@ -38,12 +38,14 @@ def _builtin(what: str, name: str) -> EngineSpec:
 
 
 def test_capabilities_are_readable_without_importing_the_engine():
-    code = ("import sys; from person_erase.erasers import ERASERS; from person_erase.segmenters import SEGMENTERS; "
-            "assert ERASERS.spec('dashscope').needs_network and SEGMENTERS.spec('dashscope').needs_network; "
-            "assert not ERASERS.spec('patchmatch').needs_network and ERASERS.spec('patchmatch').crops; "
-            "heavy = [m for m in ('person_erase.erasers.dashscope', 'person_erase.segmenters.local', "
-            "'person_erase.segmenters.dashscope', 'person_erase.cloud', 'onnxruntime', 'mediapipe') if m in sys.modules]; "
-            "assert not heavy, heavy")
+    code = (
+        "import sys; from person_erase.erasers import ERASERS; from person_erase.segmenters import SEGMENTERS; "
+        "assert ERASERS.spec('dashscope').needs_network and SEGMENTERS.spec('dashscope').needs_network; "
+        "assert not ERASERS.spec('patchmatch').needs_network and ERASERS.spec('patchmatch').crops; "
+        "heavy = [m for m in ('person_erase.erasers.dashscope', 'person_erase.segmenters.local', "
+        "'person_erase.segmenters.dashscope', 'person_erase.cloud', 'onnxruntime', 'mediapipe') if m in sys.modules]; "
+        "assert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
@@ -105,7 +107,9 @@ def test_capability_options_declared_and_read_from_the_signature():
     assert not SEGMENTERS.spec("dashscope").takes("quality")  # only **client_options: not a named option
     assert ERASERS.spec("dashscope").takes("fast_mode") and not ERASERS.spec("patchmatch").takes("fast_mode")
     assert ERASERS.spec("blur").takes("strength") and not ERASERS.spec("solid").takes("strength")
-    with pytest.raises(InputError, match=r"the patchmatch eraser has no option `dilat`; its options: .*`patch_size`") as e:
+    with pytest.raises(
+        InputError, match=r"the patchmatch eraser has no option `dilat`; its options: .*`patch_size`"
+    ) as e:
         pe.get_eraser("patchmatch", dilat=3)  # a typo is a clear error, not a TypeError from inside
     assert e.value.param == ("dilat",)
     with pytest.raises(InputError, match="the solid eraser has no option `strength`"):
@@ -121,7 +125,9 @@ def test_unknown_names_list_the_valid_ones():
     with pytest.raises(EngineError, match=r"unknown segmenter 'x'; choose one of: dashscope, labels:PATH, local") as e:
         pe.get_segmenter("x")
     assert e.value.param == "segmenter"
-    with pytest.raises(EngineError, match=r"unknown eraser 'x'; choose one of: blur, dashscope, lama:PATH, migan:PATH, patchmatch"):
+    with pytest.raises(
+        EngineError, match=r"unknown eraser 'x'; choose one of: blur, dashscope, lama:PATH, migan:PATH, patchmatch"
+    ):
         pe.get_eraser("x")
 
 
@@ -219,7 +225,9 @@ def test_flags_and_argparse_live_only_in_the_cli_package():
         if rel.startswith("cli/") or rel in _FLAGS_ALLOWED:
             continue
         text = f.read_text()
-        if re.search(r"^\s*(import argparse|from argparse |(from|import) person_erase\.cli\b|from \.+cli\b)", text, re.M):
+        if re.search(
+            r"^\s*(import argparse|from argparse |(from|import) person_erase\.cli\b|from \.+cli\b)", text, re.M
+        ):
             found.append(f"{rel}: imports argparse or the cli")
         tree = ast.parse(text)
         docstrings = {id(n.body[0].value) for n in ast.walk(tree)

@@ -198,7 +198,9 @@ def test_cli_face_net_and_target_faces(street, tmp_path, capsys):
     outs = {}
     for name, extra in runs.items():
         out, rep = tmp_path / f"{name}.png", tmp_path / f"{name}.json"
-        code = main(["-q", "redact", str(src), "-o", str(out), "--segmenter", f"labels:{lp}", "--report", str(rep), *extra])
+        code = main(
+            ["-q", "redact", str(src), "-o", str(out), "--segmenter", f"labels:{lp}", "--report", str(rep), *extra]
+        )
         stdout, err = capsys.readouterr()
         assert code == 0, err
         outs[name] = (np.asarray(PILImage.open(out).convert("RGB")), json.loads(rep.read_text()), stdout)
@@ -215,7 +217,9 @@ def test_cli_face_net_and_target_faces(street, tmp_path, capsys):
     with pytest.raises(SystemExit) as info:
         main(["redact", str(src), "-o", str(tmp_path / "x.png"), "--target", "hands"])
     err = capsys.readouterr().err
-    assert info.value.code == 2 and err.startswith("error: ") and "--target" in err and len(err.strip().splitlines()) == 1
+    assert (
+        info.value.code == 2 and err.startswith("error: ") and "--target" in err and len(err.strip().splitlines()) == 1
+    )
 
 
 @pytest.mark.parametrize("style", ["blur", "pixelate"])

@@ -67,8 +67,18 @@ def uploaded(fake, tmp_path: Path, model: str, arr: np.ndarray, name: str = "img
         (ASYNC, {"model": SEGMENT_MODEL}, 400, "BadRequest.EmptyInput"),
         (ASYNC, {"model": SEGMENT_MODEL, "input": {"mask_url": "x"}}, 400, "InvalidParameter"),
         (ASYNC, {"model": ERASE_MODEL, "input": {"image_url": "x"}}, 400, "InvalidParameter"),
-        (ASYNC, {"model": ERASE_MODEL, "input": {"image_url": "x", "mask_url": "y"}, "parameters": {"fast_mode": 1}}, 400, "InvalidParameter"),
-        (ASYNC, {"model": ERASE_MODEL, "input": {"image_url": "x", "mask_url": "y"}, "parameters": "fast"}, 400, "InvalidParameter"),
+        (
+            ASYNC,
+            {"model": ERASE_MODEL, "input": {"image_url": "x", "mask_url": "y"}, "parameters": {"fast_mode": 1}},
+            400,
+            "InvalidParameter",
+        ),
+        (
+            ASYNC,
+            {"model": ERASE_MODEL, "input": {"image_url": "x", "mask_url": "y"}, "parameters": "fast"},
+            400,
+            "InvalidParameter",
+        ),
     ],
 )
 def test_submit_validation(fake_cloud, headers, body, status, code):
@@ -77,12 +87,34 @@ def test_submit_validation(fake_cloud, headers, body, status, code):
 
 
 def test_bad_bodies_get_dashscope_errors(fake_cloud):
-    assert_ds_error(post(fake_cloud, SUBMIT, headers={**ASYNC, "Content-Type": "application/json"}, content=b"{not json"), 400, "InvalidParameter.JsonPhrase")
-    assert_ds_error(post(fake_cloud, SUBMIT, headers={**ASYNC, "Content-Type": "application/json"}, content=b"\xff\xfe\x00"), 400, "InvalidParameter.JsonPhrase")
-    assert_ds_error(post(fake_cloud, SUBMIT, headers={**ASYNC, "Content-Type": "text/plain"}, content=b"hello"), 400, "InvalidParameter")
-    assert_ds_error(post(fake_cloud, SUBMIT, headers={**ASYNC, "Content-Type": "application/json"}, content=b"x" * (3 * 1024 * 1024)), 413, "BadRequest.TooLarge")
+    assert_ds_error(
+        post(fake_cloud, SUBMIT, headers={**ASYNC, "Content-Type": "application/json"}, content=b"{not json"),
+        400,
+        "InvalidParameter.JsonPhrase",
+    )
+    assert_ds_error(
+        post(fake_cloud, SUBMIT, headers={**ASYNC, "Content-Type": "application/json"}, content=b"\xff\xfe\x00"),
+        400,
+        "InvalidParameter.JsonPhrase",
+    )
+    assert_ds_error(
+        post(fake_cloud, SUBMIT, headers={**ASYNC, "Content-Type": "text/plain"}, content=b"hello"),
+        400,
+        "InvalidParameter",
+    )
+    assert_ds_error(
+        post(
+            fake_cloud, SUBMIT, headers={**ASYNC, "Content-Type": "application/json"}, content=b"x" * (3 * 1024 * 1024)
+        ),
+        413,
+        "BadRequest.TooLarge",
+    )
     huge = b'{"model": "' + b"a" * (20 * 1024 * 1024) + b'"}'
-    assert_ds_error(post(fake_cloud, SUBMIT, headers={**ASYNC, "Content-Type": "application/json"}, content=huge), 413, "BadRequest.TooLarge")
+    assert_ds_error(
+        post(fake_cloud, SUBMIT, headers={**ASYNC, "Content-Type": "application/json"}, content=huge),
+        413,
+        "BadRequest.TooLarge",
+    )
     assert_ds_error(httpx.get(f"{fake_cloud.root_url}/api/v1/nowhere", timeout=10), 404, "NotFound")
     assert_ds_error(httpx.get(f"{fake_cloud.root_url}{SUBMIT}", timeout=10), 405, "MethodNotAllowed")
     assert_ds_error(httpx.get(f"{fake_cloud.root_url}/api/v1/tasks/abc", timeout=10), 401, "InvalidApiKey")
@@ -94,7 +126,12 @@ def test_bad_bodies_get_dashscope_errors(fake_cloud):
 
 
 def test_upload_endpoint_rejects_bad_posts(fake_cloud, tmp_path):
-    rsp = httpx.get(f"{fake_cloud.base_url}/uploads", params={"action": "getPolicy", "model": SEGMENT_MODEL}, headers=AUTH, timeout=10)
+    rsp = httpx.get(
+        f"{fake_cloud.base_url}/uploads",
+        params={"action": "getPolicy", "model": SEGMENT_MODEL},
+        headers=AUTH,
+        timeout=10,
+    )
     data = rsp.json()["data"]
     assert data["upload_host"].startswith(fake_cloud.root_url)
     form = {
@@ -110,15 +147,29 @@ def test_upload_endpoint_rejects_bad_posts(fake_cloud, tmp_path):
     assert httpx.post(data["upload_host"], data=form, files=files, timeout=10).status_code == 200
     again = httpx.post(data["upload_host"], data=form, files=files, timeout=10)
     assert again.status_code == 409 and b"FileAlreadyExists" in again.content
-    forged = httpx.post(data["upload_host"], data={**form, "Signature": "bad", "key": data["upload_dir"] + "/b.png"}, files=files, timeout=10)
+    forged = httpx.post(
+        data["upload_host"],
+        data={**form, "Signature": "bad", "key": data["upload_dir"] + "/b.png"},
+        files=files,
+        timeout=10,
+    )
     assert forged.status_code == 403 and b"SignatureDoesNotMatch" in forged.content
     outside = httpx.post(data["upload_host"], data={**form, "key": "elsewhere/c.png"}, files=files, timeout=10)
     assert outside.status_code == 403
-    plain = httpx.post(data["upload_host"], content=b"not multipart", headers={"Content-Type": "text/plain"}, timeout=10)
+    plain = httpx.post(
+        data["upload_host"], content=b"not multipart", headers={"Content-Type": "text/plain"}, timeout=10
+    )
     assert plain.status_code == 400 and b"<Error>" in plain.content
-    broken = httpx.post(data["upload_host"], content=b"--x\r\ngarbage", headers={"Content-Type": "multipart/form-data; boundary=x"}, timeout=10)
+    broken = httpx.post(
+        data["upload_host"],
+        content=b"--x\r\ngarbage",
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+        timeout=10,
+    )
     assert broken.status_code == 400
-    bad_model = httpx.get(f"{fake_cloud.base_url}/uploads", params={"action": "getPolicy", "model": "nope"}, headers=AUTH, timeout=10)
+    bad_model = httpx.get(
+        f"{fake_cloud.base_url}/uploads", params={"action": "getPolicy", "model": "nope"}, headers=AUTH, timeout=10
+    )
     assert_ds_error(bad_model, 400, "InvalidParameter")
     assert fake_cloud.stats()["uploads"] == 1
 
@@ -126,7 +177,12 @@ def test_upload_endpoint_rejects_bad_posts(fake_cloud, tmp_path):
 def test_task_lifecycle_and_result_urls(fake_cloud, tmp_path):
     fake_cloud.configure(latency_seg=0.6)
     url = uploaded(fake_cloud, tmp_path, SEGMENT_MODEL, make_scene(600, 600, [(0.5, 0.5, 0.5)]))
-    rsp = post(fake_cloud, SUBMIT, headers={**ASYNC, "X-DashScope-OssResourceResolve": "enable"}, json={"model": SEGMENT_MODEL, "input": {"image_url": url}, "parameters": {}})
+    rsp = post(
+        fake_cloud,
+        SUBMIT,
+        headers={**ASYNC, "X-DashScope-OssResourceResolve": "enable"},
+        json={"model": SEGMENT_MODEL, "input": {"image_url": url}, "parameters": {}},
+    )
     assert rsp.status_code == 200
     out = rsp.json()["output"]
     assert out["task_status"] == "PENDING"
@@ -173,8 +229,14 @@ def test_server_enforces_rate_queues_a_second_task_and_lists_and_cancels(fake_cl
 
     def submit():
         return BaseAsyncApi.async_call(
-            model=SEGMENT_MODEL, input={"image_url": url}, task_group="aigc", task="image2image", function="image-synthesis",
-            api_key=TEST_KEY, base_address=fake_cloud.base_url, headers={"X-DashScope-OssResourceResolve": "enable"},
+            model=SEGMENT_MODEL,
+            input={"image_url": url},
+            task_group="aigc",
+            task="image2image",
+            function="image-synthesis",
+            api_key=TEST_KEY,
+            base_address=fake_cloud.base_url,
+            headers={"X-DashScope-OssResourceResolve": "enable"},
         )
 
     fake_cloud.configure(latency_seg=2.0)
@@ -185,8 +247,12 @@ def test_server_enforces_rate_queues_a_second_task_and_lists_and_cancels(fake_cl
     ids = [first.output["task_id"], second.output["task_id"]]
     states = {i: fake_cloud.state.tasks[i].status for i in ids}
     assert states == {ids[0]: "RUNNING", ids[1]: "PENDING"}
-    listed = httpx.get(f"{fake_cloud.base_url}/tasks", headers=AUTH, timeout=10,
-                       params={"model_name": SEGMENT_MODEL, "page_no": 1, "page_size": 10, "start_time": "20200101000000"}).json()
+    listed = httpx.get(
+        f"{fake_cloud.base_url}/tasks",
+        headers=AUTH,
+        timeout=10,
+        params={"model_name": SEGMENT_MODEL, "page_no": 1, "page_size": 10, "start_time": "20200101000000"},
+    ).json()
     assert {d["task_id"] for d in listed["data"]} == set(ids) and listed["total"] == 2
     pending = httpx.get(f"{fake_cloud.base_url}/tasks", headers=AUTH, timeout=10, params={"status": "PENDING"}).json()
     assert [d["task_id"] for d in pending["data"]] == [ids[1]]
@@ -224,11 +290,17 @@ def test_api_key_guards_every_route_and_urls_ignore_the_host_header(tmp_path):
         assert fake.state.knobs.max_upload_bytes == 32 * 1024 * 1024  # nobody reconfigured it
         assert httpx.get(f"{root}/_fake/stats", headers=AUTH, timeout=10).status_code == 200
         url = uploaded(fake, tmp_path, SEGMENT_MODEL, make_scene(600, 600, [(0.5, 0.5, 0.5)]))
-        rsp = post(fake, SUBMIT, headers={**ASYNC, "X-DashScope-OssResourceResolve": "enable", "Host": "evil.example:1"},
-                   json={"model": SEGMENT_MODEL, "input": {"image_url": url}})
+        rsp = post(
+            fake,
+            SUBMIT,
+            headers={**ASYNC, "X-DashScope-OssResourceResolve": "enable", "Host": "evil.example:1"},
+            json={"model": SEGMENT_MODEL, "input": {"image_url": url}},
+        )
         task = rsp.json()["output"]["task_id"]
         for _ in range(100):
-            out = httpx.get(f"{root}/api/v1/tasks/{task}", headers={**AUTH, "Host": "evil.example:1"}, timeout=10).json()["output"]
+            out = httpx.get(
+                f"{root}/api/v1/tasks/{task}", headers={**AUTH, "Host": "evil.example:1"}, timeout=10
+            ).json()["output"]
             if out["task_status"] == "SUCCEEDED":
                 break
             time.sleep(0.02)
@@ -260,8 +332,22 @@ def test_serve_arguments():
     add_serve_arguments(parser)
     args = parser.parse_args([])
     assert (args.host, args.port, args.segmenter, args.eraser) == ("127.0.0.1", 8765, "local", "patchmatch")
-    args = parser.parse_args(["--port", "9000", "--latency-seg", "0.1", "--throttle-next", "2", "--result-format", "jpeg",
-                              "--free-quota", "7", "--drop-after-submit", "1"])
+    args = parser.parse_args(
+        [
+            "--port",
+            "9000",
+            "--latency-seg",
+            "0.1",
+            "--throttle-next",
+            "2",
+            "--result-format",
+            "jpeg",
+            "--free-quota",
+            "7",
+            "--drop-after-submit",
+            "1",
+        ]
+    )
     assert (args.port, args.latency_seg, args.throttle_next_submits, args.result_format) == (9000, 0.1, 2, "jpeg")
     assert (args.free_quota, args.drop_after_submit) == (7, 1)
     from person_erase.fakecloud.state import Knobs

@@ -30,7 +30,9 @@ def test_ties_broken_top_to_bottom():
     assert p.boxes[0, 1] < p.boxes[1, 1]
 
 
-@pytest.mark.parametrize("key, expected", [(1, [1]), ([0, 2], [0, 2]), (np.array([True, False, True]), [0, 2]), (slice(1, None), [1, 2])])
+@pytest.mark.parametrize(
+    "key, expected", [(1, [1]), ([0, 2], [0, 2]), (np.array([True, False, True]), [0, 2]), (slice(1, None), [1, 2])]
+)
 def test_indexing_returns_new_instances_keeping_numbers(key, expected):
     p = _people()
     sub = p[key]

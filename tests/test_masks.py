@@ -28,7 +28,11 @@ def people_and_choice(draw):
         y1 = draw(st.integers(y0 + 1, h))
         labels[y0:y1, x0:x1] = k + 1
     people = Instances.from_label_map(labels)
-    chosen = draw(st.lists(st.integers(0, max(0, len(people) - 1)), unique=True, max_size=len(people))) if len(people) else []
+    chosen = (
+        draw(st.lists(st.integers(0, max(0, len(people) - 1)), unique=True, max_size=len(people)))
+        if len(people)
+        else []
+    )
     dil = draw(st.integers(0, 6))
     return people, chosen, dil
 
@@ -73,7 +77,9 @@ def test_large_radius_dilation_contains_the_disk_kernel():
     cv2.ellipse(m.view(np.uint8), (150, 220), (60, 150), 15, 0, 360, 1, -1)
     m[0:4, 290:300] = True  # near a corner: the window is clipped there
     for r in (24, 57):
-        ref = cv2.dilate(m.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))).astype(bool)
+        ref = cv2.dilate(
+            m.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * r + 1, 2 * r + 1))
+        ).astype(bool)
         d = M.dilate(m, r)
         assert not (ref & ~d).any()
         assert (d & ~ref).sum() < 0.002 * ref.sum()

@@ -212,7 +212,9 @@ def test_only_https_or_loopback_http(store: Path, url: str) -> None:
 # --- the CLI ----------------------------------------------------------------------------------------
 
 
-def test_cli_models_add_list_check(store: Path, lama_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_models_add_list_check(
+    store: Path, lama_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from person_erase.cli import main
 
     assert main(["models", "add", "biglama", str(lama_file), "--sha256", _sha(lama_file)]) == 0
@@ -220,7 +222,11 @@ def test_cli_models_add_list_check(store: Path, lama_file: Path, tmp_path: Path,
     assert "added biglama: lama eraser" in out and "--eraser biglama" in out
     assert main(["models", "add", "biglama", str(lama_file)]) == 1
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("error: a model named 'biglama' is already registered") and "--force" in err
+    assert (
+        err.count("\n") == 1
+        and err.startswith("error: a model named 'biglama' is already registered")
+        and "--force" in err
+    )
     assert main(["models", "list"]) == 0
     out = capsys.readouterr().out
     assert "biglama" in out and "lama" in out and _sha(lama_file)[:12] in out and "ok" in out

@@ -118,7 +118,9 @@ def test_lama_wrong_output_shape_is_one_clear_error(tmp_path: Path) -> None:
     # symbolic dims (so the file itself passes the contract): runs at 512, returns 256x256
     path = graphs.lama(tmp_path / "half.onnx", side=512, behaviour="half", dims=("h", "w"))
     img, erase, keep = _scene()
-    with pytest.raises(EngineError, match=r"returned an output of shape \[1, 3, 256, 256\]; the contract is \[1, 3, 512, 512\]"):
+    with pytest.raises(
+        EngineError, match=r"returned an output of shape \[1, 3, 256, 256\]; the contract is \[1, 3, 512, 512\]"
+    ):
         apply_eraser(LamaEraser(path), img, erase, keep)
 
 

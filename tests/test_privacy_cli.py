@@ -22,7 +22,9 @@ _GPS_IFD, _ORIENTATION, _MAKE = 0x8825, 0x0112, 0x010F
 
 @pytest.fixture
 def redaction_available() -> None:
-    pytest.importorskip("person_erase.erasers.redact", reason="the redaction eraser (erasers/redact.py) is not built yet")
+    pytest.importorskip(
+        "person_erase.erasers.redact", reason="the redaction eraser (erasers/redact.py) is not built yet"
+    )
 
 
 def run(argv, capsys) -> tuple[int, str, str]:
@@ -174,8 +176,24 @@ def test_verify_with_the_local_segmenter(astronaut, tmp_path, capsys, redaction_
     assert report["metadata_policy"] == "strip-gps" and report["eraser"] == "blur"
 
     weak = tmp_path / "weak.png"
-    code, _, err = run(["-q", "redact", p, "-o", weak, "--style", "pixelate", "--strength", "0.01", "--verify", "--strict", "--report", rep],
-                       capsys)
+    code, _, err = run(
+        [
+            "-q",
+            "redact",
+            p,
+            "-o",
+            weak,
+            "--style",
+            "pixelate",
+            "--strength",
+            "0.01",
+            "--verify",
+            "--strict",
+            "--report",
+            rep,
+        ],
+        capsys,
+    )
     assert code == 3, err
     assert "1 face still detectable where someone was redacted" in err
     ver = json.loads(rep.read_text())["verification"]
@@ -221,8 +239,9 @@ def test_segment_table_shows_the_policy_reasons(scene_files, capsys):
                          capsys)
     assert code == 0, err
     assert "reason" in out and "kept: main subject" in out and out.count("erased:") == 2
-    code, out, _ = run(["-q", "segment", p, "--engine", f"labels:{lp}", "--no-files", "--policy", "passersby", "--json"],
-                       capsys)
+    code, out, _ = run(
+        ["-q", "segment", p, "--engine", f"labels:{lp}", "--no-files", "--policy", "passersby", "--json"], capsys
+    )
     rows = json.loads(out)["people"]
     assert [r["selected"] for r in rows] == [True, False, True]
     assert all("score" in r["cues"] and "face" in r["cues"] for r in rows)

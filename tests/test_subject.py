@@ -54,7 +54,9 @@ def _paste(canvas: np.ndarray, labels: np.ndarray, cut: tuple[np.ndarray, np.nda
     labels[y:y1, x:x1][m & (labels[y:y1, x:x1] == 0)] = label
 
 
-def compose(cut: tuple[np.ndarray, np.ndarray], *, companion: bool = False) -> tuple[np.ndarray, pe.Instances, dict[str, int]]:
+def compose(
+    cut: tuple[np.ndarray, np.ndarray], *, companion: bool = False
+) -> tuple[np.ndarray, pe.Instances, dict[str, int]]:
     """A 720x480 scene: subject big and central, passers-by small, off-centre, blurred.
 
     Returns the image, the people (from the label map) and {role: person number}.

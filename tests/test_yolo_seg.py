@@ -139,7 +139,9 @@ def test_wrong_output_shape_at_run_time_is_one_clear_error(tmp_path: Path) -> No
     pred = np.zeros((1, 30, 5), np.float32)
     path = graphs.yolo_seg(tmp_path / "short.onnx", pred, _protos(16, 16), symbolic_pred=True)
     seg = YoloSegSegmenter(path)  # the declared signature fits
-    with pytest.raises(EngineError, match=r"returned predictions of shape \[1, 30, 5\]; the contract is \[1, 4 \+ classes \+ 32"):
+    with pytest.raises(
+        EngineError, match=r"returned predictions of shape \[1, 30, 5\]; the contract is \[1, 4 \+ classes \+ 32"
+    ):
         seg.segment(np.zeros((40, 40, 3), np.uint8))
     # fixed dims that cannot hold a class score are refused when the engine is built
     fixed = graphs.yolo_seg(tmp_path / "short-fixed.onnx", pred, _protos(16, 16))

@@ -64,7 +64,7 @@ def store_segmentation(cache_dir: Path, key: str, people: Instances) -> Path:
     tmp = path.with_name(f".pe-{os.getpid()}-{threading.get_ident()}.tmp")
     try:
         with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)
+            np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)

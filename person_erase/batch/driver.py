@@ -61,7 +61,11 @@ class Driver:
             self.dest.make_parents(out, item=spec.rel)
             sha = self.source.sha256(spec.src)
         except (InputError, OSError) as exc:
-            msg = reason(exc) if isinstance(exc, InputError) else f"{self.source.display(spec.src)}: {exc.strerror or exc}"
+            msg = (
+                reason(exc)
+                if isinstance(exc, InputError)
+                else f"{self.source.display(spec.src)}: {exc.strerror or exc}"
+            )
             self.record(BatchItem(input=spec.rel, status="failed", stage="load", reason=msg))
             return None
         params = self.params.for_item(spec.choice)

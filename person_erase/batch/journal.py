@@ -99,12 +99,16 @@ class Journal:
             self._db.executescript(_SCHEMA)
             row = self._db.execute("SELECT v FROM meta WHERE k='schema'").fetchone()
         except sqlite3.DatabaseError as exc:
-            raise InputError(f"{self.path}: not a usable batch journal ({exc}); move it away or choose another output folder") from None
+            raise InputError(
+                f"{self.path}: not a usable batch journal ({exc}); move it away or choose another output folder"
+            ) from None
         if row is None:
             self._db.execute("INSERT INTO meta (k, v) VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             self._db.execute("INSERT OR IGNORE INTO meta (k, v) VALUES ('created', ?)", (str(time.time()),))
         elif int(row[0]) > SCHEMA_VERSION:
-            raise InputError(f"{self.path}: written by a newer person_erase (journal schema {row[0]}); upgrade to resume it")
+            raise InputError(
+                f"{self.path}: written by a newer person_erase (journal schema {row[0]}); upgrade to resume it"
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -125,14 +129,28 @@ class Journal:
     def get(self, item_id: str) -> ItemRow | None:
         with self._lock:
             r = self._db.execute(
-                "SELECT id, rel, sha256, params_hash, state, stage, reason, output, people, erased, ms, cache_hit, attempts "
+                "SELECT id, rel, sha256, params_hash, state, stage, reason, output, people, erased, ms, cache_hit, "
+                "attempts "
                 "FROM items WHERE id=?",
                 (item_id,),
             ).fetchone()
         if r is None:
             return None
-        return ItemRow(id=r[0], rel=r[1], sha256=r[2], params_hash=r[3], state=r[4], stage=r[5], reason=r[6], output=r[7],
-                       people=r[8], erased=r[9], ms=r[10], cache_hit=None if r[11] is None else bool(r[11]), attempts=int(r[12]))
+        return ItemRow(
+            id=r[0],
+            rel=r[1],
+            sha256=r[2],
+            params_hash=r[3],
+            state=r[4],
+            stage=r[5],
+            reason=r[6],
+            output=r[7],
+            people=r[8],
+            erased=r[9],
+            ms=r[10],
+            cache_hit=None if r[11] is None else bool(r[11]),
+            attempts=int(r[12]),
+        )
 
     def states(self) -> dict[str, int]:
         """Number of items per state."""
@@ -149,7 +167,8 @@ class Journal:
                 (item_id, rel, sha256, params_hash, json.dumps(params, sort_keys=True), now),
             )
             self._db.execute(
-                "UPDATE items SET state='running', reason=NULL, attempts=attempts+1, updated=? WHERE id=?", (now, item_id)
+                "UPDATE items SET state='running', reason=NULL, attempts=attempts+1, updated=? WHERE id=?",
+                (now, item_id),
             )
             return int(self._db.execute("SELECT attempts FROM items WHERE id=?", (item_id,)).fetchone()[0])
 
@@ -193,7 +212,9 @@ class Journal:
     def stage(self, item_id: str, stage: str) -> tuple[str, str | None, dict[str, Any] | None] | None:
         """(state, task_id, detail) of one stage, or None."""
         with self._lock:
-            r = self._db.execute("SELECT state, task_id, detail FROM stages WHERE id=? AND stage=?", (item_id, stage)).fetchone()
+            r = self._db.execute(
+                "SELECT state, task_id, detail FROM stages WHERE id=? AND stage=?", (item_id, stage)
+            ).fetchone()
         if r is None:
             return None
         return str(r[0]), r[1], None if r[2] is None else json.loads(r[2])

@@ -37,8 +37,10 @@ class DirLock:
                 owner = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
             finally:
                 os.close(fd)
-            raise InputError(f"another batch is running in {self.where} (pid {owner}); wait for it to finish or stop it, "
-                             "or choose another output folder") from None
+            raise InputError(
+                f"another batch is running in {self.where} (pid {owner}); wait for it to finish or stop it, "
+                "or choose another output folder"
+            ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd

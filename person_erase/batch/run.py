@@ -122,7 +122,9 @@ def run_batch(
     src = open_storage(source, param="source")
     dst = open_storage(output_dir, param="output_dir")
     if src.kind("") == "dir" and dst.kind("") == "dir" and src.same_place(dst):
-        raise InputError(f"the output folder {dst.display()} is the input folder; choose another folder (outputs mirror the inputs)")
+        raise InputError(
+            f"the output folder {dst.display()} is the input folder; choose another folder (outputs mirror the inputs)"
+        )
     if dst.kind("") == "file":
         raise InputError(f"{dst.display()}: is a file; OUT_DIR must be a folder")
     found = discover(src, dst)

@@ -62,7 +62,9 @@ def discover(source: str | os.PathLike[str] | Storage,
     store = open_storage(source, param="source")
     kind = store.kind("")
     if kind == "missing":
-        raise InputError(f"{store.display()}: no such folder or manifest; give a folder of images or a .csv/.jsonl manifest")
+        raise InputError(
+            f"{store.display()}: no such folder or manifest; give a folder of images or a .csv/.jsonl manifest"
+        )
     if kind == "file":
         name = store.display()
         suffix = PurePosixPath(name).suffix.lower()
@@ -91,8 +93,10 @@ def _safe_rel(text: str, *, where: str) -> str:
         raise InputError(f"{where}: empty path")
     p = PurePosixPath(raw.replace("\\", "/"))
     if p.is_absolute() or raw.startswith(("/", "\\")) or (len(raw) > 1 and raw[1] == ":"):
-        raise InputError(f"{where}: {raw!r} is an absolute path; manifest paths must be relative to the manifest's folder "
-                         "(outputs mirror them under OUT_DIR)")
+        raise InputError(
+            f"{where}: {raw!r} is an absolute path; manifest paths must be relative to the manifest's folder "
+            "(outputs mirror them under OUT_DIR)"
+        )
     if any(part == ".." for part in p.parts):
         raise InputError(f"{where}: {raw!r} contains '..'; manifest paths must stay inside the manifest's folder")
     parts = [x for x in p.parts if x not in (".", "")]
@@ -120,7 +124,9 @@ def read_manifest(path: str | os.PathLike[str] | Storage) -> list[ItemSpec]:
         reader = csv.DictReader(_io.StringIO(text))
         cols = [c.strip() for c in (reader.fieldnames or [])]
         if "path" not in cols:
-            raise InputError(f"{mpath}: the CSV manifest needs a header row with a 'path' column (and optional select, keep, policy)")
+            raise InputError(
+                f"{mpath}: the CSV manifest needs a header row with a 'path' column (and optional select, keep, policy)"
+            )
         unknown = [c for c in cols if c not in MANIFEST_COLUMNS]
         if unknown:
             raise InputError(f"{mpath}: unknown column {unknown[0]!r}; the columns are {', '.join(MANIFEST_COLUMNS)}")
@@ -138,7 +144,9 @@ def read_manifest(path: str | os.PathLike[str] | Storage) -> list[ItemSpec]:
                 raise InputError(f"{mpath}:{lineno}: each line must be a JSON object with a 'path'")
             unknown = [c for c in rec if c not in MANIFEST_COLUMNS]
             if unknown:
-                raise InputError(f"{mpath}:{lineno}: unknown field {unknown[0]!r}; the fields are {', '.join(MANIFEST_COLUMNS)}")
+                raise InputError(
+                    f"{mpath}:{lineno}: unknown field {unknown[0]!r}; the fields are {', '.join(MANIFEST_COLUMNS)}"
+                )
             rows.append((lineno, rec))
     items: list[ItemSpec] = []
     seen: dict[str, int] = {}

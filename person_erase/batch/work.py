@@ -118,7 +118,9 @@ def load(job: Job, staging: _Staging) -> Any:
 
     img = load_image(staging.input(), max_pixels=job.max_pixels)
     if img.sha256 != job.sha256:
-        raise InputError(f"{job.rel}: the file changed while the batch was running; run again to process the new version")
+        raise InputError(
+            f"{job.rel}: the file changed while the batch was running; run again to process the new version"
+        )
     return img
 
 
@@ -138,7 +140,9 @@ def segment(job: Job, img: Any, hooks: StageHooks | None) -> tuple[Instances, bo
     else:
         people = seg.segment(img.pixels)
     if people.shape != (img.height, img.width):
-        raise InputError(f"the segmenter returned masks of {people.shape[1]}x{people.shape[0]} for a {img.width}x{img.height} photo")
+        raise InputError(
+            f"the segmenter returned masks of {people.shape[1]}x{people.shape[0]} for a {img.width}x{img.height} photo"
+        )
     if "task_id" in people.meta and "task_ids" not in people.meta:
         people = Instances(people.masks, people.boxes, people.scores, people.index,
                            meta={**people.meta, "task_ids": [people.meta["task_id"]]})
@@ -183,9 +187,14 @@ def process_item(job: Job, hooks: StageHooks | None = None,
         verify: Any = False
         if p.verify:
             verify = engine("segmenter", p.segmenter, p.segmenter_options)
-        common: dict[str, Any] = dict(select=None if p.select is None else list(p.select),
-                                      keep=None if p.keep is None else list(p.keep), policy=p.policy,
-                                      segmenter=str(people.meta.get("engine", p.segmenter)), dilate=p.dilate, verify=verify)
+        common: dict[str, Any] = dict(
+            select=None if p.select is None else list(p.select),
+            keep=None if p.keep is None else list(p.keep),
+            policy=p.policy,
+            segmenter=str(people.meta.get("engine", p.segmenter)),
+            dilate=p.dilate,
+            verify=verify,
+        )
         if p.mode == "erase":
             eng = engine("eraser", p.eraser, p.eraser_options)
             if hooks is not None and hasattr(eng, "submit") and hasattr(eng, "collect"):

@@ -35,20 +35,28 @@ def add_batch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-o", "--output", required=True, metavar="OUT_DIR",
                    help="output folder (path or URI): mirrors the input's relative paths; holds summary.json "
                    "(and, for a local folder, the journal)")
-    p.add_argument("--mode", choices=["erase", "redact"], default=None, help="erase (default) or redact; --style implies redact")
+    p.add_argument(
+        "--mode", choices=["erase", "redact"], default=None, help="erase (default) or redact; --style implies redact"
+    )
     g = p.add_mutually_exclusive_group()
     g.add_argument("--select", metavar="0,2", help="erase these person numbers in every image")
     g.add_argument("--keep", metavar="1", help="keep these person numbers, erase everyone else")
     g.add_argument("--policy", metavar="NAME", help="all (default), largest:N, passersby, passersby+group")
-    p.add_argument("--segmenter", default="local", metavar="NAME", help="local (default), dashscope, or a registered name")
+    p.add_argument(
+        "--segmenter", default="local", metavar="NAME", help="local (default), dashscope, or a registered name"
+    )
     add_local_options(p, privacy_hint=True)
     p.add_argument("--eraser", default="patchmatch", metavar="NAME", help="patchmatch (default), telea, dashscope")
     p.add_argument("--style", default=None, metavar="STYLE", help="redaction style: blur (default), pixelate, solid")
     p.add_argument("--fast", action="store_true", help="quicker, rougher fill (dashscope fast_mode)")
-    p.add_argument("--dilate", type=int, metavar="PX", help="grow the erase mask by PX pixels (default scales with the photo)")
+    p.add_argument(
+        "--dilate", type=int, metavar="PX", help="grow the erase mask by PX pixels (default scales with the photo)"
+    )
     p.add_argument("--metadata", choices=list(METADATA_POLICIES), default=None,
                    help="EXIF/XMP/ICC policy (default keep for erase, strip-gps for redact)")
-    p.add_argument("--verify", action="store_true", help="look for people again in each output (reported in the sidecar)")
+    p.add_argument(
+        "--verify", action="store_true", help="look for people again in each output (reported in the sidecar)"
+    )
     p.add_argument("--format", dest="output_format", default="same", metavar="EXT",
                    help="output format: same (default: the input's) or png, jpg, webp, ...")
     p.add_argument("--resume", action="store_true", help="continue the run journaled in OUT_DIR (skips what is done)")
@@ -160,9 +168,20 @@ def run(args: argparse.Namespace, say: Say) -> int:
         progress = LogProgress()
     previous = _sigterm_as_interrupt()
     try:
-        summary = run_batch(args.input, args.output, params=params, resume=args.resume, retry_failed=args.retry_failed,
-                            workers=args.workers, executor=args.executor, address=args.address, cache_dir=args.cache_dir,
-                            state_dir=args.state_dir, plugins=args.plugin, progress=progress)
+        summary = run_batch(
+            args.input,
+            args.output,
+            params=params,
+            resume=args.resume,
+            retry_failed=args.retry_failed,
+            workers=args.workers,
+            executor=args.executor,
+            address=args.address,
+            cache_dir=args.cache_dir,
+            state_dir=args.state_dir,
+            plugins=args.plugin,
+            progress=progress,
+        )
     except KeyboardInterrupt:
         print("interrupted: finished images are kept; rerun with --resume to continue", file=sys.stderr)
         return 130

@@ -76,8 +76,12 @@ def register(sub: Any) -> None:
     p.add_argument("--target", default="body", choices=("body", "faces"),
                    help="body (default): hide whole people; faces: hide only faces (face detector + heads of "
                    "the chosen people), bodies stay visible")
-    p.add_argument("--no-face-net", dest="face_net", action="store_false",
-                   help="do not look for faces the body masks missed (on by default; faces of kept people are never touched)")
+    p.add_argument(
+        "--no-face-net",
+        dest="face_net",
+        action="store_false",
+        help="do not look for faces the body masks missed (on by default; faces of kept people are never touched)",
+    )
 
 
 def run(args: argparse.Namespace, say: Say) -> int:

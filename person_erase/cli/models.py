@@ -44,7 +44,9 @@ def register(sub: Any) -> None:
     a.add_argument("name", metavar="NAME", help="the name to use it by (--eraser NAME / --segmenter NAME)")
     a.add_argument("source", metavar="FILE_OR_URL", help="an .onnx file, or an https:// URL to download once")
     a.add_argument("--sha256", metavar="HEX", help="expected sha256 of the file; refused when it differs")
-    a.add_argument("--copy", action="store_true", help="copy a local file into the store (default: reference it in place)")
+    a.add_argument(
+        "--copy", action="store_true", help="copy a local file into the store (default: reference it in place)"
+    )
     a.add_argument("--force", action="store_true", help="replace a model already registered under NAME")
     a.add_argument("--max-mb", type=float, default=2048.0, metavar="MB",
                    help="largest download accepted, in MB (default 2048)")

@@ -37,8 +37,12 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8765, help="TCP port (default 8765)")
     parser.add_argument("--allow-remote", action="store_true",
                         help="allow a non-loopback --host (then also set --api-key)")
-    parser.add_argument("--segmenter", default="local", help="segmenter behind image-instance-segmentation (default local)")
-    parser.add_argument("--eraser", default="patchmatch", help="eraser behind image-erase-completion (default patchmatch)")
+    parser.add_argument(
+        "--segmenter", default="local", help="segmenter behind image-instance-segmentation (default local)"
+    )
+    parser.add_argument(
+        "--eraser", default="patchmatch", help="eraser behind image-erase-completion (default patchmatch)"
+    )
     parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     knobs = parser.add_argument_group("service knobs")
     for name, info in Knobs.model_fields.items():
@@ -84,7 +88,8 @@ def run(args: argparse.Namespace, say: Say) -> int:
         raise InputError(f"bad server option ({bad})") from None
     host = f"[{args.host}]" if ":" in args.host else args.host
     print(
-        f"fake DashScope on http://{host}:{args.port}  —  export DASHSCOPE_API_KEY={'<your --api-key>' if knobs.api_key else 'sk-test'} "
+        f"fake DashScope on http://{host}:{args.port}  —  export "
+        f"DASHSCOPE_API_KEY={'<your --api-key>' if knobs.api_key else 'sk-test'} "
         f"DASHSCOPE_HTTP_BASE_URL=http://{host}:{args.port}/api/v1  (stats: /_fake/stats)",
         file=sys.stderr,
     )

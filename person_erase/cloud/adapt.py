@@ -1,6 +1,7 @@
 """Fit photos and masks into DashScope's input limits, and undo it on the results.
 
-DashScope's image models accept JPEG/PNG/BMP/WEBP files of at most 10 MB (read strictly: 10,000,000 bytes) whose sides are each within
+DashScope's image models accept JPEG/PNG/BMP/WEBP files of at most 10 MB (read strictly: 10,000,000 bytes) whose sides
+are each within
 512..4096 px. ``plan_adaptation`` decides, for an H×W photo:
 
 * sides above 4096: downscale keeping the aspect ratio (the longer side becomes 4096);

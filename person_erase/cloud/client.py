@@ -331,7 +331,9 @@ class DashScopeClient:
         except UploadRefused as exc:
             raise self._reply_error(f"the upload credential request for {model}", exc.reply) from None
         except TransportError as exc:
-            code = "Timeout" if exc.kind == "timeout" else ("ConnectionError" if exc.kind == "connect" else "UploadFailed")
+            code = (
+                "Timeout" if exc.kind == "timeout" else ("ConnectionError" if exc.kind == "connect" else "UploadFailed")
+            )
             raise self._error(f"uploading {path.name} for {model} to DashScope temporary storage failed: {exc}",
                               code=code) from None
         logger.debug("uploaded %s for %s", path.name, model)
@@ -382,7 +384,9 @@ class DashScopeClient:
                 output = reply.output if isinstance(reply.output, dict) else {}
                 if reply.status_code == 200:
                     if "task_id" not in output:
-                        raise _Unknown(f"the {model} submit was answered without a task id: received {reply.received()}")
+                        raise _Unknown(
+                            f"the {model} submit was answered without a task id: received {reply.received()}"
+                        )
                     task_id = self.check_task_id(output.get("task_id"))
                     slot.bind(task_id)
                     self._known.add(task_id)
@@ -413,7 +417,7 @@ class DashScopeClient:
             except _Unknown as u:
                 logger.warning("%s; looking for the task in the task list", u.message)
                 try:
-                    task_id = self._adopt(model, since=intent.time, exclude=exclude, deadline=deadline)
+                    task_id = self._adopt(model, since=intent.time, exclude=exclude, deadline=deadline)  # type: ignore[assignment]
                 except CloudError as exc:
                     slot.release()
                     raise self._error(f"{u.message}; a task may have been created, and listing the tasks to find "
@@ -465,11 +469,17 @@ class DashScopeClient:
                 item = {**item, "task_status": item.get("task_status", item.get("status"))}
                 found.append(item)
             total = reply.json_object.get("total")
-            if not data or len(data) < P.LIST_PAGE_SIZE or (isinstance(total, int) and page * P.LIST_PAGE_SIZE >= total):
+            if (
+                not data
+                or len(data) < P.LIST_PAGE_SIZE
+                or (isinstance(total, int) and page * P.LIST_PAGE_SIZE >= total)
+            ):
                 break
         return found
 
-    def adopt(self, model: str, *, since: float, exclude: Iterable[str] = (), timeout_s: float | None = None) -> str | None:
+    def adopt(
+        self, model: str, *, since: float, exclude: Iterable[str] = (), timeout_s: float | None = None
+    ) -> str | None:
         """The task of ``model`` created at or after ``since`` (minus a margin) that is not in ``exclude``.
 
         For a resumed batch with a journaled intent and no task id: returns the task to poll instead of
@@ -494,7 +504,9 @@ class DashScopeClient:
             slot.bind(task)
         return task
 
-    def _adopt(self, model: str, *, since: float, exclude: Iterable[str] = (), deadline: float | None = None) -> str | None:
+    def _adopt(
+        self, model: str, *, since: float, exclude: Iterable[str] = (), deadline: float | None = None
+    ) -> str | None:
         skip = set(exclude) | self._known
 
         def recent(t: dict[str, Any]) -> bool:  # created after the intent (small clock skew allowed)
@@ -739,8 +751,12 @@ class DashScopeClient:
                         break
                     except TransportError as exc:
                         if exc.kind == "too_large":
-                            raise self._error(f"the result of task {task_id} is larger than {self.max_download_bytes} "
-                                              f"bytes ({exc}); refusing it", code="ResultTooLarge", task_id=task_id) from None
+                            raise self._error(
+                                f"the result of task {task_id} is larger than {self.max_download_bytes} "
+                                f"bytes ({exc}); refusing it",
+                                code="ResultTooLarge",
+                                task_id=task_id,
+                            ) from None
                         if exc.kind == "timeout" or time.monotonic() >= deadline:
                             raise self._error(f"downloading the result of task {task_id} did not finish within the "
                                               f"deadline ({exc})", code="Timeout", task_id=task_id) from None
@@ -771,7 +787,9 @@ class DashScopeClient:
                 last = f"HTTP {got.status_code}"
                 break
             else:
-                raise self._error(f"the result of task {task_id} redirects too often", code="BadResultUrl", task_id=task_id)
+                raise self._error(
+                    f"the result of task {task_id} redirects too often", code="BadResultUrl", task_id=task_id
+                )
             logger.warning("download of task %s result failed (%s); retrying", task_id, last)
             if time.monotonic() >= deadline:
                 break

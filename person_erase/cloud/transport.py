@@ -86,7 +86,11 @@ class Reply:
     def received(self) -> str:
         """What was received, in a few words (for error messages)."""
         if self.body is None:
-            return f"HTTP {self.status_code} with a non-JSON body {self.text!r}" if self.text else f"HTTP {self.status_code} with an empty body"
+            return (
+                f"HTTP {self.status_code} with a non-JSON body {self.text!r}"
+                if self.text
+                else f"HTTP {self.status_code} with an empty body"
+            )
         if not isinstance(self.body, dict):
             return f"HTTP {self.status_code} with JSON {type(self.body).__name__} {quote(self.body)}"
         return f"HTTP {self.status_code} {quote(self.body)}"
@@ -165,7 +169,9 @@ def _http() -> Any:
         if _HTTP is None:
             import httpx
 
-            _HTTP = httpx.Client(follow_redirects=False, trust_env=False, limits=httpx.Limits(max_keepalive_connections=8))
+            _HTTP = httpx.Client(
+                follow_redirects=False, trust_env=False, limits=httpx.Limits(max_keepalive_connections=8)
+            )
         return _HTTP
 
 
@@ -309,7 +315,9 @@ class SdkTransport:
         try:
             rsp = bounded(call, deadline, what="submit")
         except _ResendRefused:
-            raise TransportError("the connection dropped after the submit was sent", sent=None, kind="dropped") from None
+            raise TransportError(
+                "the connection dropped after the submit was sent", sent=None, kind="dropped"
+            ) from None
         except requests.exceptions.ConnectTimeout:
             raise TransportError("connecting timed out", sent=False, kind="connect") from None
         except requests.exceptions.ConnectionError as exc:
@@ -317,15 +325,18 @@ class SdkTransport:
             name = type(getattr(inner, "reason", inner)).__name__
             if name in ("NewConnectionError", "ConnectTimeoutError", "NameResolutionError") and session.sent <= 1:
                 raise TransportError(f"cannot connect ({name})", sent=False, kind="connect") from None
-            raise TransportError(f"the connection failed after the submit was sent ({name})", sent=None, kind="dropped") from None
+            raise TransportError(
+                f"the connection failed after the submit was sent ({name})", sent=None, kind="dropped"
+            ) from None
         except requests.exceptions.Timeout:
             raise TransportError("no answer to the submit before the deadline", sent=None, kind="timeout") from None
         except requests.RequestException as exc:
             raise TransportError(f"the submit failed ({type(exc).__name__})", sent=None, kind="dropped") from None
         except (DashScopeException, ValueError, KeyError, TypeError) as exc:
             # the SDK could not read the answer (e.g. not JSON): a task may exist
-            raise TransportError(f"the SDK could not read the submit's answer ({type(exc).__name__})", sent=None,
-                                 kind="other") from None
+            raise TransportError(
+                f"the SDK could not read the submit's answer ({type(exc).__name__})", sent=None, kind="other"
+            ) from None
         body: dict[str, Any] = {"request_id": rsp.request_id or None, "output": rsp.output}
         if rsp.status_code != 200:
             body.update(code=rsp.code, message=rsp.message)
@@ -336,7 +347,12 @@ class SdkTransport:
 
     def list(self, *, model: str, start_time: str, end_time: str | None, status: str | None,
              page_no: int, page_size: int, deadline: float) -> Reply:
-        params: dict[str, Any] = {"page_no": page_no, "page_size": page_size, "model_name": model, "start_time": start_time}
+        params: dict[str, Any] = {
+            "page_no": page_no,
+            "page_size": page_size,
+            "model_name": model,
+            "start_time": start_time,
+        }
         if end_time:
             params["end_time"] = end_time
         if status:
@@ -433,10 +449,14 @@ def http_download(url: str, *, connect_to: str | None, max_bytes: int, deadline:
                         raise TransportError(f"more than {max_bytes} bytes", sent=True, kind="too_large")
                     chunks.append(chunk)
                     if time.monotonic() > deadline:
-                        raise TransportError(f"only {size} bytes arrived before the deadline", sent=True, kind="timeout")
+                        raise TransportError(
+                            f"only {size} bytes arrived before the deadline", sent=True, kind="timeout"
+                        )
                 return Download(200, hdrs, b"".join(chunks))
     except httpx.ConnectError as exc:
-        raise TransportError(f"cannot connect ({type(exc).__name__}: {quote(str(exc))})", sent=False, kind="connect") from None
+        raise TransportError(
+            f"cannot connect ({type(exc).__name__}: {quote(str(exc))})", sent=False, kind="connect"
+        ) from None
     except httpx.TimeoutException as exc:
         raise TransportError(f"timed out ({type(exc).__name__})", sent=True, kind="timeout") from None
     except httpx.HTTPError as exc:

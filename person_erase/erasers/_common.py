@@ -70,9 +70,15 @@ def masked_blur(img: np.ndarray, weight: np.ndarray, sigma: float) -> tuple[np.n
     small = (max(1, -(-w // f)), max(1, -(-h // f)))
     # variances (in full-size px²): box of f ~ f²/12, bilinear return ~ f²/6; the Gaussian makes the rest
     rest = float(np.sqrt(max(sigma**2 - f**2 / 4.0, 1.0))) / f
-    num_s = cv2.GaussianBlur(cv2.resize(num, small, interpolation=cv2.INTER_AREA), (0, 0), rest, borderType=cv2.BORDER_CONSTANT)
-    den_s = cv2.GaussianBlur(cv2.resize(wf, small, interpolation=cv2.INTER_AREA), (0, 0), rest, borderType=cv2.BORDER_CONSTANT)
+    num_s = cv2.GaussianBlur(
+        cv2.resize(num, small, interpolation=cv2.INTER_AREA), (0, 0), rest, borderType=cv2.BORDER_CONSTANT
+    )
+    den_s = cv2.GaussianBlur(
+        cv2.resize(wf, small, interpolation=cv2.INTER_AREA), (0, 0), rest, borderType=cv2.BORDER_CONSTANT
+    )
     del num, wf
     # the ratio is smooth at the small size: divide there, bring one image back instead of two
     ratio = num_s / np.maximum(den_s, 1e-6)[..., None]
-    return cv2.resize(ratio, (w, h), interpolation=cv2.INTER_LINEAR), cv2.resize(den_s, (w, h), interpolation=cv2.INTER_LINEAR)
+    return cv2.resize(ratio, (w, h), interpolation=cv2.INTER_LINEAR), cv2.resize(
+        den_s, (w, h), interpolation=cv2.INTER_LINEAR
+    )

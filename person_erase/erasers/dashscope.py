@@ -111,7 +111,9 @@ class DashScopeEraser:
         self.add_watermark = bool(add_watermark)
         self.compose = bool(compose)
         self._upload_ext: dict[str, str] = {}  # task id -> ".png" / ".jpg" of the photo sent
-        self.client = client or DashScopeClient(api_key=api_key, base_url=base_url, timeout_s=timeout_s, **client_options)
+        self.client = client or DashScopeClient(
+            api_key=api_key, base_url=base_url, timeout_s=timeout_s, **client_options
+        )
         #: What the last ``erase``/``collect`` call did (task id, timings, pixels the service changed
         #: outside the mask); not shared between threads.
         self.last_call: CallLog | None = None
@@ -152,11 +154,15 @@ class DashScopeEraser:
             inputs: dict[str, str] = {}
             for field, path in files.items():
                 inputs[field], cert = self.client.upload(path, model=ERASE_MODEL, certificate=cert)
-        task_id = self.client.submit(ERASE_MODEL, inputs, parameters=self.parameters, on_intent=on_intent, exclude=exclude)
+        task_id = self.client.submit(
+            ERASE_MODEL, inputs, parameters=self.parameters, on_intent=on_intent, exclude=exclude
+        )
         self._upload_ext[task_id] = ext
         return task_id
 
-    def collect(self, task_id: str, image: np.ndarray, erase: np.ndarray, *, keep: np.ndarray | None = None) -> np.ndarray:
+    def collect(
+        self, task_id: str, image: np.ndarray, erase: np.ndarray, *, keep: np.ndarray | None = None
+    ) -> np.ndarray:
         """Wait for ``task_id`` and bring its result back to ``image``'s size (see the module docstring)."""
         image, erase, keep = _check(image, erase, keep)
         t0 = time.perf_counter()
@@ -167,7 +173,7 @@ class DashScopeEraser:
         plan = plan_adaptation(*image.shape[:2])
         sent, sent_erase, _ = _sent_geometry(image, erase, keep, plan)
         got = raw.shape[:2]
-        size_note = check_result_size(got, plan, task_id=task_id, what="erase result")
+        size_note = check_result_size(got, plan, task_id=task_id, what="erase result")  # type: ignore[arg-type]
         raw = restore_sent_size(raw, plan)
         t, _, left, _ = plan.pad
         sh, sw = plan.scaled
@@ -177,7 +183,7 @@ class DashScopeEraser:
         seen = sent
         if ext != ".png":
             data, ext = encode_image(sent)
-            seen = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]
+            seen = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)[:, :, ::-1]  # type: ignore[index]
         diff = (raw != seen).any(axis=2)
         moved = (diff & ~sent_erase)[t : t + sh, left : left + sw]
         changed = int(moved.sum())
@@ -187,7 +193,12 @@ class DashScopeEraser:
             out[erase] = restored[erase]
         else:
             if plan.downscaled:
-                moved = cv2.resize(moved.astype(np.uint8), (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST) > 0
+                moved = (
+                    cv2.resize(
+                        moved.astype(np.uint8), (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST
+                    )
+                    > 0
+                )
             out = np.where((erase | moved)[:, :, None], restored, image)
         self.last_call = CallLog(
             task_ids={"erase": task_id},

@@ -79,7 +79,14 @@ class LamaEraser(OnnxInpainter):
     name: ClassVar[str] = "lama"
     family: ClassVar[str] = "lama"
 
-    def __init__(self, path: str | os.PathLike[str], *, output_range: str = "auto", sha256: str | None = None, threads: int | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        output_range: str = "auto",
+        sha256: str | None = None,
+        threads: int | None = None,
+    ) -> None:
         if output_range not in OUTPUT_RANGES:
             raise InputError(f"`output_range` must be one of {', '.join(OUTPUT_RANGES)}, got {output_range!r}",
                              param="output_range")

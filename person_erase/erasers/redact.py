@@ -161,6 +161,6 @@ def _pixelate(crop: np.ndarray, mask: np.ndarray, block: int, *, origin: tuple[i
     out = crop.copy()
     vals = crop[mask].astype(np.float64)
     means = np.stack([np.bincount(cell, weights=vals[:, c], minlength=ncell) for c in range(3)], axis=1)
-    means = means / np.maximum(count, 1)[:, None]
+    means = means / np.maximum(count, 1)[:, None]  # type: ignore[assignment]
     out[mask] = np.clip(means[cell] + 0.5, 0, 255).astype(np.uint8)
     return out

@@ -71,12 +71,19 @@ def _rid() -> str:
     return str(uuid.uuid4())
 
 
-def _json_error(status: int, code: str, message: str, request_id: str | None = None, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"request_id": request_id or _rid(), "code": code, "message": message}, status_code=status, headers=headers)
+def _json_error(
+    status: int, code: str, message: str, request_id: str | None = None, headers: dict | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        {"request_id": request_id or _rid(), "code": code, "message": message}, status_code=status, headers=headers
+    )
 
 
 def _xml_error(status: int, code: str, message: str) -> Response:
-    body = f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message><RequestId>{_rid()}</RequestId></Error>'
+    body = (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>{code}</Code><Message>{message}</Message>'
+        f"<RequestId>{_rid()}</RequestId></Error>"
+    )
     return Response(body, status_code=status, media_type="application/xml")
 
 
@@ -123,7 +130,10 @@ def _resolve(state: FakeState, url: str, model: str, oss_resolve: bool) -> bytes
         if up is None:
             return f"no uploaded file at {url}"
         if up.model != model:
-            return f"{url} was uploaded for model {up.model}; temporary files are bound to one model — upload again for {model}"
+            return (
+                f"{url} was uploaded for model {up.model}; temporary files are bound to one model — upload again for "
+                f"{model}"
+            )
         return up.data
     parsed = urlparse(url)
     if parsed.scheme in ("http", "https") and parsed.path.startswith("/results/"):
@@ -134,7 +144,9 @@ def _resolve(state: FakeState, url: str, model: str, oss_resolve: bool) -> bytes
                 return task.files[parts[4]][0]
         return f"download for {url} error (expired or unknown result)"
     if parsed.scheme in ("http", "https"):
-        return "download for input error: this offline server only reads its own uploads (oss://) and its own result URLs"
+        return (
+            "download for input error: this offline server only reads its own uploads (oss://) and its own result URLs"
+        )
     return f"unsupported URL {url[:80]!r}: use http(s) or oss://"
 
 
@@ -143,18 +155,28 @@ def _decode(data: bytes, field: str, *, mask: bool) -> np.ndarray:
     from PIL import UnidentifiedImageError
 
     if len(data) > MAX_IMAGE_BYTES:
-        raise ApiError(400, "InvalidParameter", f"the parameters must conform to the specification: {field} is {len(data)} bytes, larger than 10 MB ({MAX_IMAGE_BYTES} bytes)")
+        raise ApiError(
+            400,
+            "InvalidParameter",
+            f"the parameters must conform to the specification: {field} is {len(data)} bytes, larger than 10 MB "
+            f"({MAX_IMAGE_BYTES} bytes)",
+        )
     try:
         with PILImage.open(io.BytesIO(data)) as img:
             fmt = img.format
             w, h = img.size
             if fmt not in ACCEPTED_FORMATS:
-                raise ApiError(400, "InvalidParameter.ImageFormat", f"read image error: {field} is {fmt}; accepted formats are JPEG, PNG, BMP, WEBP")
+                raise ApiError(
+                    400,
+                    "InvalidParameter.ImageFormat",
+                    f"read image error: {field} is {fmt}; accepted formats are JPEG, PNG, BMP, WEBP",
+                )
             if not (MIN_SIDE <= w <= MAX_SIDE and MIN_SIDE <= h <= MAX_SIDE):
                 raise ApiError(
                     400,
                     "InvalidParameter",
-                    f"the parameters must conform to the specification: {field} is {w}x{h} px; each side must be within {MIN_SIDE}..{MAX_SIDE}",
+                    f"the parameters must conform to the specification: {field} is {w}x{h} px; each side must be "
+                    f"within {MIN_SIDE}..{MAX_SIDE}",
                 )
             img.load()
             if mask:
@@ -164,7 +186,9 @@ def _decode(data: bytes, field: str, *, mask: bool) -> np.ndarray:
     except ApiError:
         raise
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ApiError(400, "InvalidParameter.ImageFormat", f"read image error: {field} cannot be decoded ({type(exc).__name__})") from None
+        raise ApiError(
+            400, "InvalidParameter.ImageFormat", f"read image error: {field} cannot be decoded ({type(exc).__name__})"
+        ) from None
 
 
 def _prepare_inputs(state: FakeState, model: str, inp: dict[str, Any], oss_resolve: bool) -> dict[str, Any]:
@@ -183,7 +207,12 @@ def _prepare_inputs(state: FakeState, model: str, inp: dict[str, Any], oss_resol
     for name in ("mask", "foreground"):
         if name in out and out[name].shape != (h, w):
             mh, mw = out[name].shape
-            raise ApiError(400, "InvalidParameter", f"the parameters must conform to the specification: {name} is {mw}x{mh}, the image is {w}x{h}; they must match")
+            raise ApiError(
+                400,
+                "InvalidParameter",
+                f"the parameters must conform to the specification: {name} is {mw}x{mh}, the image is {w}x{h}; they "
+                "must match",
+            )
     return out
 
 
@@ -207,13 +236,23 @@ def _validate_body(body: Any) -> tuple[str, dict[str, Any], dict[str, Any]]:
     for field in required:
         value = inp.get(field)
         if not isinstance(value, str) or not value.strip():
-            raise ApiError(400, "InvalidParameter", f"the parameters must conform to the specification: input.{field} is required")
+            raise ApiError(
+                400, "InvalidParameter", f"the parameters must conform to the specification: input.{field} is required"
+            )
     if "foreground_url" in inp and (not isinstance(inp["foreground_url"], str) or not inp["foreground_url"].strip()):
-        raise ApiError(400, "InvalidParameter", "the parameters must conform to the specification: input.foreground_url must be a URL")
+        raise ApiError(
+            400,
+            "InvalidParameter",
+            "the parameters must conform to the specification: input.foreground_url must be a URL",
+        )
     if model == ERASE_MODEL:
         for name in ("dilate_flag", "fast_mode", "add_watermark"):
             if name in params and not isinstance(params[name], bool):
-                raise ApiError(400, "InvalidParameter", f"the parameters must conform to the specification: parameters.{name} must be a boolean")
+                raise ApiError(
+                    400,
+                    "InvalidParameter",
+                    f"the parameters must conform to the specification: parameters.{name} must be a boolean",
+                )
     return model, inp, params
 
 
@@ -243,7 +282,11 @@ class Dropped(Exception):
 def _fault_error(state: FakeState) -> tuple[int, dict[str, Any]]:
     status = state.knobs.error_status
     code = P.MODEL_UNAVAILABLE if status == 503 else "InternalError"
-    return status, {"request_id": _rid(), "code": code, "message": "An internal error has occurred, please try again later."}
+    return status, {
+        "request_id": _rid(),
+        "code": code,
+        "message": "An internal error has occurred, please try again later.",
+    }
 
 
 def handle_submit(state: FakeState, headers: Any, raw: bytes) -> tuple[int, dict[str, Any]]:
@@ -391,7 +434,9 @@ def create_app(state: FakeState) -> Any:
     async def _internal(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, (_Dropped, Dropped)):  # deliberate fault; handled by the guard
             raise exc
-        logger.error("fake dashscope: internal error on %s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
+        logger.error(
+            "fake dashscope: internal error on %s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc
+        )
         return _json_error(500, "InternalError", "An internal error has occurred, please try again later.")
 
     def answer(got: tuple[int, dict[str, Any]]) -> JSONResponse:
@@ -438,14 +483,20 @@ def create_app(state: FakeState) -> Any:
         try:
             fields = await run_in_threadpool(_parse_multipart, ctype, body)
         except Exception:
-            return _xml_error(400, "MalformedPOSTRequest", "The body of your POST request is not well-formed multipart/form-data.")
+            return _xml_error(
+                400, "MalformedPOSTRequest", "The body of your POST request is not well-formed multipart/form-data."
+            )
         policy = fields.get("policy", (b"", None))[0].decode("ascii", "replace")
         signature = fields.get("Signature", (b"", None))[0].decode("ascii", "replace")
         key = fields.get("key", (b"", None))[0].decode("utf-8", "replace")
         if "file" not in fields or not key:
             return _xml_error(400, "InvalidArgument", "key and file are required")
         if not state.verify(policy, signature):
-            return _xml_error(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided.")
+            return _xml_error(
+                403,
+                "SignatureDoesNotMatch",
+                "The request signature we calculated does not match the signature you provided.",
+            )
         try:
             info = json.loads(base64.b64decode(policy))
         except ValueError:
@@ -458,8 +509,12 @@ def create_app(state: FakeState) -> Any:
         if len(data) > info["max"]:
             return _xml_error(400, "EntityTooLarge", "Your proposed upload exceeds the maximum allowed size.")
         if key in state.uploads:
-            return _xml_error(409, "FileAlreadyExists", "The object you specified already exists and can not be overwritten.")
-        ctype_field = fields.get("x-oss-content-type", (b"application/octet-stream", None))[0].decode("ascii", "replace")
+            return _xml_error(
+                409, "FileAlreadyExists", "The object you specified already exists and can not be overwritten."
+            )
+        ctype_field = fields.get("x-oss-content-type", (b"application/octet-stream", None))[0].decode(
+            "ascii", "replace"
+        )
         state.store_upload(key, data, info["model"], ctype_field)
         return Response(status_code=200)
 
@@ -520,7 +575,10 @@ class _DroppedResponse(Response):
             {
                 "type": "http.response.start",
                 "status": 200,
-                "headers": [(b"content-length", str(len(self._data)).encode()), (b"content-type", (self.media_type or "application/octet-stream").encode())],
+                "headers": [
+                    (b"content-length", str(len(self._data)).encode()),
+                    (b"content-type", (self.media_type or "application/octet-stream").encode()),
+                ],
             }
         )
         await send({"type": "http.response.body", "body": self._data[: len(self._data) // 2], "more_body": True})

@@ -61,9 +61,13 @@ class InProcessTransport:
         self._count("create", deadline)
         raw = json.dumps({"model": model, "input": input, "parameters": parameters}).encode()
         try:
-            return self._reply(handle_submit, self.state, self._headers({"x-dashscope-async": "enable", **headers}), raw)
+            return self._reply(
+                handle_submit, self.state, self._headers({"x-dashscope-async": "enable", **headers}), raw
+            )
         except Dropped:
-            raise TransportError("the connection dropped after the submit was sent", sent=None, kind="dropped") from None
+            raise TransportError(
+                "the connection dropped after the submit was sent", sent=None, kind="dropped"
+            ) from None
 
     def get(self, task_id: str, *, deadline: float) -> Reply:
         self._count("get", deadline)

@@ -49,38 +49,59 @@ class Knobs(BaseModel):
     latency_seg: float = Field(default=0.3, ge=0, allow_inf_nan=False,
                                description="seconds a segmentation task takes from submit to its final state")
     latency_erase: float = Field(default=0.6, ge=0, allow_inf_nan=False, description="seconds an erase task takes")
-    failure_rate: float = Field(default=0.0, ge=0, le=1, description="probability a task ends FAILED (InternalError.Algo)")
+    failure_rate: float = Field(
+        default=0.0, ge=0, le=1, description="probability a task ends FAILED (InternalError.Algo)"
+    )
     fail_next_tasks: int = Field(default=0, ge=0, description="the next N tasks end FAILED (InternalError.Algo)")
-    throttle_next_submits: int = Field(default=0, ge=0,
-                                       description="answer the next N submits 429 Throttling.RateQuota (no task created)")
+    throttle_next_submits: int = Field(
+        default=0, ge=0, description="answer the next N submits 429 Throttling.RateQuota (no task created)"
+    )
     drop_after_submit: int = Field(default=0, ge=0, description="the next N submits create their task, then the "
                                    "connection is closed without an answer")
-    error_next_submits: int = Field(default=0, ge=0, description="answer the next N submits with error_status (no task)")
+    error_next_submits: int = Field(
+        default=0, ge=0, description="answer the next N submits with error_status (no task)"
+    )
     error_next_queries: int = Field(default=0, ge=0, description="answer the next N task queries with error_status")
-    error_status: int = Field(default=500, ge=500, le=599,
-                              description="status of injected errors (503 answers ModelUnavailable, else InternalError)")
+    error_status: int = Field(
+        default=500,
+        ge=500,
+        le=599,
+        description="status of injected errors (503 answers ModelUnavailable, else InternalError)",
+    )
     drop_next_downloads: int = Field(default=0, ge=0, description="send half of the next N result downloads, then drop")
     result_ttl_s: float = Field(default=float(P.RESULT_TTL_S), ge=0, allow_inf_nan=False,
                                 description="seconds result URLs stay valid after a task ends (DashScope: 24 h)")
-    submits_per_second: float = Field(default=P.SUBMITS_PER_SECOND, gt=0, allow_inf_nan=False,
-                                      description="per-model submits per second; more are answered 429 Throttling.RateQuota")
+    submits_per_second: float = Field(
+        default=P.SUBMITS_PER_SECOND,
+        gt=0,
+        allow_inf_nan=False,
+        description="per-model submits per second; more are answered 429 Throttling.RateQuota",
+    )
     max_in_flight: int = Field(default=P.MAX_IN_FLIGHT, ge=1, le=16, description="per-model tasks running at once (set "
                                "at start); later tasks wait PENDING — nothing documents a rejection")
     free_quota: int = Field(default=P.FREE_QUOTA_IMAGES, ge=0, description="free quota per model in successful images "
                             "(DashScope: 500); then submits get the quota-exhausted answer")
-    quota_answer: str = Field(default="allocation", pattern="^(allocation|free_tier_only)$",
-                              description="quota-exhausted answer: 429 Throttling.AllocationQuota 'Free allocated quota "
-                              "exceeded.' (allocation) or 403 AllocationQuota.FreeTierOnly")
+    quota_answer: str = Field(
+        default="allocation",
+        pattern="^(allocation|free_tier_only)$",
+        description="quota-exhausted answer: 429 Throttling.AllocationQuota 'Free allocated quota "
+        "exceeded.' (allocation) or 403 AllocationQuota.FreeTierOnly",
+    )
     result_host: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.-]{1,253}$",
                                     description="host name in result URLs (default: the bound address; never the "
                                     "request's Host header); clients pin it with PERSON_ERASE_CLOUD_RESOLVE")
     api_key: str | None = Field(default=None, repr=False, description="accept only this key, on every route "
                                 "including /_fake/* (default: any non-empty key, /_fake/* open)")
-    max_body_bytes: int = Field(default=1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="largest JSON body, bytes")
+    max_body_bytes: int = Field(
+        default=1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="largest JSON body, bytes"
+    )
     max_upload_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024,
                                   description="largest temporary upload, bytes")
-    result_format: str = Field(default="png", pattern="^(png|jpeg)$",
-                               description="erase result format: png (lossless) or jpeg (changes pixels outside the mask)")
+    result_format: str = Field(
+        default="png",
+        pattern="^(png|jpeg)$",
+        description="erase result format: png (lossless) or jpeg (changes pixels outside the mask)",
+    )
     seed: int | None = Field(default=None, description="seed of the failure-rate dice (default: random)")
 
     def public(self) -> dict[str, Any]:
@@ -147,7 +168,10 @@ class FakeState:
         self.secret = secrets.token_bytes(32)
         self.rng = random.Random(self.knobs.seed)
         # one runner per model: a second task of a model waits PENDING until the first has ended
-        self.executors = {m: ThreadPoolExecutor(max_workers=self.knobs.max_in_flight, thread_name_prefix="fake-dashscope-task") for m in MODELS}
+        self.executors = {
+            m: ThreadPoolExecutor(max_workers=self.knobs.max_in_flight, thread_name_prefix="fake-dashscope-task")
+            for m in MODELS
+        }
         self.quota_used: dict[str, int] = {m: 0 for m in MODELS}
         #: ``http://host:port`` of this server as clients reach it (set by the server after binding).
         self.root = "http://127.0.0.1"
@@ -181,7 +205,14 @@ class FakeState:
                 "last_parameters": {},
                 "last_inputs": {},
                 "last_image_size": {},
-                "faults": {"dropped_submits": 0, "submit_errors": 0, "query_errors": 0, "throttled_burst": 0, "dropped_downloads": 0, "failed_tasks": 0},
+                "faults": {
+                    "dropped_submits": 0,
+                    "submit_errors": 0,
+                    "query_errors": 0,
+                    "throttled_burst": 0,
+                    "dropped_downloads": 0,
+                    "failed_tasks": 0,
+                },
             }
 
     def snapshot(self) -> dict[str, Any]:
@@ -273,7 +304,10 @@ class FakeState:
     def result_url(self, task: Task, name: str) -> str:
         expires = int(task.expires_at or 0)
         sig = self.sign(f"{task.task_id}/{name}/{expires}")
-        return f"{self.public_root()}/results/{task.task_id}/{name}?Expires={expires}&OSSAccessKeyId=FAKE-OSS-ACCESS-KEY&Signature={sig}"
+        return (
+            f"{self.public_root()}/results/{task.task_id}/{name}"
+            f"?Expires={expires}&OSSAccessKeyId=FAKE-OSS-ACCESS-KEY&Signature={sig}"
+        )
 
     # --- rate limits ------------------------------------------------------------------------
 
@@ -299,7 +333,11 @@ class FakeState:
             if task is None:
                 return 404, "InvalidParameter", f"task {task_id} does not exist"
             if task.status != P.PENDING:
-                return 400, "UnsupportedOperation", f"only PENDING tasks can be canceled; task {task_id} is {task.status}"
+                return (
+                    400,
+                    "UnsupportedOperation",
+                    f"only PENDING tasks can be canceled; task {task_id} is {task.status}",
+                )
             task.status = P.CANCELED
             task.end_time = cst_now()
             task.finished = time.time()
@@ -317,8 +355,17 @@ class FakeState:
             rows.sort(key=lambda t: t.created, reverse=True)
             total = len(rows)
             page = rows[(page_no - 1) * page_size : page_no * page_size]
-            data = [{"task_id": t.task_id, "status": t.status, "model_name": t.model, "gmt_create": int(t.created * 1000),
-                     "gmt_finished": int(t.finished * 1000) if t.finished else None, "region": "cn-beijing"} for t in page]
+            data = [
+                {
+                    "task_id": t.task_id,
+                    "status": t.status,
+                    "model_name": t.model,
+                    "gmt_create": int(t.created * 1000),
+                    "gmt_finished": int(t.finished * 1000) if t.finished else None,
+                    "region": "cn-beijing",
+                }
+                for t in page
+            ]
             self.stats["listed"] = self.stats.get("listed", 0) + 1
         return {"data": data, "total": total, "total_page": -(-total // page_size) if page_size else 0,
                 "page_no": page_no, "page_size": page_size}
@@ -404,7 +451,9 @@ class FakeState:
             try:
                 files = self._compute(task)
             except Exception as exc:  # a backend failure becomes a FAILED task, like the real service
-                logger.warning("fake dashscope: task %s failed in the backend: %s: %s", task.task_id, type(exc).__name__, exc)
+                logger.warning(
+                    "fake dashscope: task %s failed in the backend: %s: %s", task.task_id, type(exc).__name__, exc
+                )
                 code, message = "InternalError.Algo", f"algorithm process error ({type(exc).__name__})"
         remaining = latency - (time.monotonic() - start)
         if remaining > 0 and self.stop_event.wait(remaining):
@@ -430,7 +479,10 @@ class FakeState:
             labels = np.asarray(self._segmenter()(image))
             if labels.shape != image.shape[:2]:
                 raise ValueError(f"segment backend returned shape {labels.shape}, expected {image.shape[:2]}")
-            return {"mask.png": (encode_labels(labels), "image/png"), "vis.jpg": (visualise(image, labels), "image/jpeg")}
+            return {
+                "mask.png": (encode_labels(labels), "image/png"),
+                "vis.jpg": (visualise(image, labels), "image/jpeg"),
+            }
         erase = task.inputs["mask"]
         keep = task.inputs.get("foreground")
         keep = np.zeros_like(erase) if keep is None else keep & ~erase
@@ -506,7 +558,16 @@ def watermark(image: np.ndarray) -> np.ndarray:
     out = np.ascontiguousarray(image.copy())
     h, w = out.shape[:2]
     scale = max(0.5, min(h, w) / 800)
-    cv2.putText(out, "AI generated", (max(0, w - int(230 * scale)), h - int(12 * scale)), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), max(1, int(2 * scale)), cv2.LINE_AA)
+    cv2.putText(
+        out,
+        "AI generated",
+        (max(0, w - int(230 * scale)), h - int(12 * scale)),
+        cv2.FONT_HERSHEY_SIMPLEX,
+        scale,
+        (255, 255, 255),
+        max(1, int(2 * scale)),
+        cv2.LINE_AA,
+    )
     return out
 
 

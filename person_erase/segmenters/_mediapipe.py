@@ -175,7 +175,7 @@ def _affine_maps(m: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]
 
 def _remap(image: np.ndarray, xy: np.ndarray, frac: np.ndarray, *, replicate: bool) -> np.ndarray:
     border = cv2.BORDER_REPLICATE if replicate else cv2.BORDER_CONSTANT
-    return cv2.remap(image, xy, frac, cv2.INTER_LINEAR, borderMode=border, borderValue=0)
+    return cv2.remap(image, xy, frac, cv2.INTER_LINEAR, borderMode=border, borderValue=0)  # type: ignore[call-overload]
 
 
 def _unit(t: np.ndarray) -> np.ndarray:
@@ -337,7 +337,7 @@ class SelfieMasks:
         out = []
         for prob, s, c in zip(probs, smalls, crops, strict=True):
             sh, sw = s.shape[:2]
-            out.append(_back(cv2.resize(prob, (sw, sh), interpolation=cv2.INTER_LINEAR), c.shape[:2]))
+            out.append(_back(cv2.resize(prob, (sw, sh), interpolation=cv2.INTER_LINEAR), c.shape[:2]))  # type: ignore[arg-type]
         return out
 
 
@@ -423,7 +423,7 @@ class PoseMasks:
             sh, sw = smalls[i].shape[:2]
             m = roi_to_image(rois[j], sw, sh, self.LM_SIDE, self.LM_SIDE)
             prob = warp_back(_sigmoid(seg[j]), m, sw, sh)
-            out[i] = _back(prob, crops[i].shape[:2])
+            out[i] = _back(prob, crops[i].shape[:2])  # type: ignore[arg-type]
         return out
 
 

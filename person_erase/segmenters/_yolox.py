@@ -247,8 +247,8 @@ class YoloxPersons:
         if len(boxes) == 0:
             return Detections(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32))
         xywh = np.concatenate([boxes[:, :2], boxes[:, 2:] - boxes[:, :2]], axis=1)
-        idx = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), score_threshold, nms_iou)
-        idx = np.asarray(idx, dtype=np.int64).reshape(-1)
+        kept = cv2.dnn.NMSBoxes(xywh.tolist(), scores.tolist(), score_threshold, nms_iou)
+        idx = np.asarray(kept, dtype=np.int64).reshape(-1)
         order = idx[np.argsort(-scores[idx], kind="stable")]
         if max_detections is not None:
             order = order[: max(0, int(max_detections))]

@@ -75,7 +75,9 @@ class DashScopeSegmenter:
         timeout_s: float | None = None,
         **client_options: Any,
     ) -> None:
-        self.client = client or DashScopeClient(api_key=api_key, base_url=base_url, timeout_s=timeout_s, **client_options)
+        self.client = client or DashScopeClient(
+            api_key=api_key, base_url=base_url, timeout_s=timeout_s, **client_options
+        )
         #: What the last ``segment``/``collect`` call did (task id, timings); not shared between threads.
         self.last_call: CallLog | None = None
 
@@ -94,7 +96,9 @@ class DashScopeSegmenter:
             data, ext = encode_image(sent)
             path = write_file(tmp, f"seg-{uuid.uuid4().hex}", data, ext)
             url, _ = self.client.upload(path, model=SEGMENT_MODEL)
-        return self.client.submit(SEGMENT_MODEL, {"image_url": url}, parameters={}, on_intent=on_intent, exclude=exclude)
+        return self.client.submit(
+            SEGMENT_MODEL, {"image_url": url}, parameters={}, on_intent=on_intent, exclude=exclude
+        )
 
     def collect(self, task_id: str, *, size: tuple[int, int]) -> Instances:
         """Wait for ``task_id`` and decode its label map for a photo of ``size`` = (H, W)."""
@@ -104,7 +108,7 @@ class DashScopeSegmenter:
         raw = self.client.download_image(result.url("output_image_url"), task_id=task_id)
         labels = label_map_from_result(raw, task_id=task_id)
         plan = plan_adaptation(*size)
-        size_note = check_result_size(labels.shape[:2], plan, task_id=task_id, what="segmentation label map")
+        size_note = check_result_size(labels.shape[:2], plan, task_id=task_id, what="segmentation label map")  # type: ignore[arg-type]
         labels = restore_labels(labels, plan)
         t2 = time.perf_counter()
         self.last_call = CallLog(
@@ -115,7 +119,13 @@ class DashScopeSegmenter:
         )
         return Instances.from_label_map(
             labels,
-            meta={"engine": "dashscope", "task_id": task_id, "task_ids": [task_id], "request_id": result.request_id, "adaptation": plan.describe()},
+            meta={
+                "engine": "dashscope",
+                "task_id": task_id,
+                "task_ids": [task_id],
+                "request_id": result.request_id,
+                "adaptation": plan.describe(),
+            },
         )
 
     def segment(self, image: np.ndarray) -> Instances:

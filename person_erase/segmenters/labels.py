@@ -45,7 +45,9 @@ def _read_gray(path: Path, size: tuple[int, int], what: str = "label map") -> np
                 mode = im.mode
                 arr = np.array(im)
     except Image.DecompressionBombError as exc:
-        raise InputError(f"cannot read mask {path}: {str(exc).rstrip('.')}; give an 8/16-bit PNG the photo's size") from None
+        raise InputError(
+            f"cannot read mask {path}: {str(exc).rstrip('.')}; give an 8/16-bit PNG the photo's size"
+        ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         raise InputError(f"cannot read mask {path}: {exc}; give an 8/16-bit PNG (0 = background)") from None
     if arr.ndim == 3:
@@ -75,7 +77,9 @@ class LabelSegmenter:
     def __init__(self, path: str | Path, *, max_instances: int | None = None) -> None:
         self.path = Path(path)
         if not self.path.exists():
-            raise InputError(f"label masks not found: {self.path} does not exist; give a label-map PNG or a folder of mask PNGs")
+            raise InputError(
+                f"label masks not found: {self.path} does not exist; give a label-map PNG or a folder of mask PNGs"
+            )
         if not self.path.is_dir():
             check_regular_file(self.path, what="a label-map PNG or a folder of mask PNGs", folder_hint="")
         self.max_instances = MAX_INSTANCES if max_instances is None else int(max_instances)

@@ -281,7 +281,7 @@ class LocalSegmenter:
                 if _box_fit(alt >= p.threshold, c.inside, c.ys, c.xs) > first[i][3] + p.select_margin:
                     first[i] = (alt, "selfie-square", p.w_selfie * alt, 0.0)
         out: list[tuple[np.ndarray | None, tuple, str]] = []
-        for i, c in enumerate(crops):
+        for i, c in enumerate(crops):  # type: ignore[assignment]
             if c is None:
                 out.append((None, (0, 0, 0, 0), "none"))
                 continue
@@ -291,7 +291,7 @@ class LocalSegmenter:
             prior = np.clip(1.0 - p.prior * c.d, 0.05, 1.0)
             own = np.where(c.inside & (prob >= p.threshold), evidence * prior, 0.0).astype(np.float32)
             if own.shape != c.size:
-                own = cv2.resize(own, (c.size[1], c.size[0]), interpolation=cv2.INTER_LINEAR)
+                own = cv2.resize(own, (c.size[1], c.size[0]), interpolation=cv2.INTER_LINEAR)  # type: ignore[assignment]
             out.append((own, c.window, source))
         return out
 
@@ -392,7 +392,7 @@ def _combine(pose: np.ndarray, selfie: np.ndarray, mode: str) -> np.ndarray:
     # gated: selfie may add pixels only near the pose mask (recovers arms/feet, not neighbours)
     near = cv2.dilate((pose >= 0.5).astype(np.uint8), np.ones((1, 1), np.uint8))
     k = max(3, int(0.08 * max(pose.shape)) | 1)
-    near = cv2.dilate(near, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
+    near = cv2.dilate(near, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0  # type: ignore[assignment]
     return np.maximum(pose, np.where(near, selfie, 0.0)).astype(np.float32)
 
 
@@ -409,7 +409,7 @@ def _refine(crop: np.ndarray, prob: np.ndarray, how: str) -> np.ndarray:
         if not (gc == cv2.GC_FGD).any() or not (gc == cv2.GC_BGD).any():
             return prob
         bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
-        cv2.grabCut(cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, 3, cv2.GC_INIT_WITH_MASK)
+        cv2.grabCut(cv2.cvtColor(crop, cv2.COLOR_RGB2BGR), gc, None, bgd, fgd, 3, cv2.GC_INIT_WITH_MASK)  # type: ignore[call-overload]
         fg = (gc == cv2.GC_FGD) | (gc == cv2.GC_PR_FGD)
         return np.where(fg, np.maximum(prob, 0.75), np.minimum(prob, 0.25)).astype(np.float32)
     raise InputError(f"unknown refine mode {how!r}")

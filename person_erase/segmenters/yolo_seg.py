@@ -354,8 +354,16 @@ class YoloSegSegmenter:
         if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
             raise InputError(f"image must be an (H, W, 3) uint8 RGB array, got shape {image.shape} dtype {image.dtype}")
         pred, protos, lb = self.raw(image)
-        label, scores, boxes = decode(pred, protos, lb, (image.shape[0], image.shape[1]), score_threshold=self.score_threshold,
-                                      nms_iou=self.nms_iou, max_det=self.max_detections, person_class=self.person_class)
+        label, scores, boxes = decode(
+            pred,
+            protos,
+            lb,
+            (image.shape[0], image.shape[1]),
+            score_threshold=self.score_threshold,
+            nms_iou=self.nms_iou,
+            max_det=self.max_detections,
+            person_class=self.person_class,
+        )
         meta = {"engine": "yolo-seg", "model": self.model_info(), "input_size": list(self.input_hw),
                 "detector_boxes": boxes.round(2).tolist()}
         return to_instances(label, scores, boxes, meta)

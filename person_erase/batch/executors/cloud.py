@@ -61,7 +61,9 @@ class CloudHooks:
         #: one set of per-model limits for every engine (and stage thread) of this run
         self.limiters = Limiters()
 
-    def _run(self, item_id: str, stage: str, engine: Any, submit: Callable[..., str], collect: Callable[[str], Any]) -> Any:
+    def _run(
+        self, item_id: str, stage: str, engine: Any, submit: Callable[..., str], collect: Callable[[str], Any]
+    ) -> Any:
         client = getattr(engine, "client", None)
         if client is not None and hasattr(client, "limiters"):
             client.limiters = self.limiters
@@ -193,8 +195,17 @@ class CloudExecutor:
                 try:
                     pre = load_and_segment(job, hooks)
                 except BaseException as exc:  # noqa: BLE001 - recorded as this image's failure
-                    results.put((job, JobResult.failed("segment", reason(exc), round((time.perf_counter() - t0) * 1e3, 1),
-                                                       quota=isinstance(exc, QuotaExhausted))))
+                    results.put(
+                        (
+                            job,
+                            JobResult.failed(
+                                "segment",
+                                reason(exc),
+                                round((time.perf_counter() - t0) * 1e3, 1),
+                                quota=isinstance(exc, QuotaExhausted),
+                            ),
+                        )
+                    )
                     continue
                 to_erase.put((job, pre))
 
