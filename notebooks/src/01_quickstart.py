@@ -40,10 +40,7 @@ show(people.overlay(photo), width=6)
 
 # %%
 for i, score, box, area in zip(people.index, people.scores, people.boxes, people.areas, strict=True):
-    print(
-        f"person {i}: score {score:.2f}  box {box.tolist()}  {100 * area / (photo.width * photo.height):4.1f}% of the "
-        "photo"
-    )
+    print(f"person {i}: score {score:.2f}  box {box.tolist()}  {100 * area / (photo.width * photo.height):4.1f}% of the photo")
 
 # %% [markdown]
 # ## 2. Erase people 0, 2 and 3

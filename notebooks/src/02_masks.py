@@ -142,9 +142,7 @@ plt.show()
 # %%
 look = np.s_[240:340, 10:120]
 outs = [pe.erase(photo, people, select=[0], dilate=d).image for d in (0, r, 16)]
-show(
-    photo[look], *[o[look] for o in outs], titles=["before", "dilate=0", f"dilate={r} (default)", "dilate=16"], width=9
-)
+show(photo[look], *[o[look] for o in outs], titles=["before", "dilate=0", f"dilate={r} (default)", "dilate=16"], width=9)
 
 # %% [markdown]
 # ### `open_radius` and `min_area` (keep-mask cleaning)

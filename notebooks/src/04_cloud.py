@@ -48,9 +48,7 @@ show(people.overlay(photo), width=6)
 result = pe.erase(photo, people, select=[0, 2, 3], eraser="dashscope")
 show(result.before_after(), width=10)
 print("cloud tasks:", result.report.cloud_task_ids)
-print(
-    "outside the mask changed:", result.report.outside_mask_changed_px, "px;  timings (ms):", result.report.timings_ms
-)
+print("outside the mask changed:", result.report.outside_mask_changed_px, "px;  timings (ms):", result.report.timings_ms)
 
 # %% [markdown]
 # ## What the server saw
@@ -59,16 +57,7 @@ print(
 
 # %%
 stats = server.get_json("/_fake/stats")
-for key in (
-    "submitted",
-    "succeeded",
-    "queried",
-    "uploads",
-    "downloads",
-    "last_inputs",
-    "last_parameters",
-    "last_image_size",
-):
+for key in ("submitted", "succeeded", "queried", "uploads", "downloads", "last_inputs", "last_parameters", "last_image_size"):
     print(f"{key:16s} {stats[key]}")
 
 # %% [markdown]

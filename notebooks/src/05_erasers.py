@@ -37,9 +37,7 @@ for name in ["telea", "patchmatch"]:
     t0 = time.perf_counter()
     results[name] = pe.erase(photo, people, keep=[1], eraser=name)
     seconds[name] = time.perf_counter() - t0
-    print(
-        f"{name:11s} {seconds[name]:5.2f} s   (eraser stage: {results[name].report.timings_ms['erase'] / 1000:.2f} s)"
-    )
+    print(f"{name:11s} {seconds[name]:5.2f} s   (eraser stage: {results[name].report.timings_ms['erase'] / 1000:.2f} s)")
 
 # %% [markdown]
 # And DashScope's `image-erase-completion`, through the project's own DashScope-compatible server
@@ -119,9 +117,4 @@ plt.show()
 knobs = [dict(patch_size=2), dict(patch_size=3), dict(patch_size=5)]
 fills = [pe.erase(photo, people, select=[3], eraser="patchmatch", **k) for k in knobs]
 look = np.s_[250:427, 480:640]
-show(
-    photo[look],
-    *[f.image[look] for f in fills],
-    titles=["before", *[f"patch_size={k['patch_size']}" for k in knobs]],
-    width=8,
-)
+show(photo[look], *[f.image[look] for f in fills], titles=["before", *[f"patch_size={k['patch_size']}" for k in knobs]], width=8)
