@@ -9,7 +9,8 @@ the people are lost, per size bucket: *detector misses* (no box with IoU >= 0.5 
 mask's bounding box) and *mask failures* (a box was found, but the mask IoU stayed < 0.5). Then
 one photo (default: a 640 px COCO photo where 5 people are found) timed alone per preset, best of 5,
 as ms and as a multiple of the raw YOLOX-416 inference ("Y"), plus the median CPU time of all threads
-(steadier than wall time on shared cores). Prints JSON, then the tables. Default data: ``../shared/data/{persons,coco-persons-dev}`` next to the repo.
+(steadier than wall time on shared cores). Prints JSON, then the tables. Default data:
+``../shared/data/{persons,coco-persons-dev}`` next to the repo.
 """
 
 from __future__ import annotations
@@ -193,8 +194,9 @@ def main(argv: list[str] | None = None) -> int:
         for t in timing:
             print(
                 f"{t['photo']} ({t['size']}, {t['people']} people) {t['quality']:9} {t['seg_ms']:7.1f} ms "
-                f"(detect {t['detect_ms']:.1f}, masks {t['masks_ms']:.1f}); raw YOLOX-416 {t['yolox416_raw_ms']:.1f} ms "
-                f"-> {t['ratio_to_yolox416']:.1f} Y; CPU {t['seg_cpu_ms']:.0f} ms = {t['cpu_ratio_to_yolox416']:.1f} Y of CPU"
+                f"(detect {t['detect_ms']:.1f}, masks {t['masks_ms']:.1f}); "
+                f"raw YOLOX-416 {t['yolox416_raw_ms']:.1f} ms -> {t['ratio_to_yolox416']:.1f} Y; "
+                f"CPU {t['seg_cpu_ms']:.0f} ms = {t['cpu_ratio_to_yolox416']:.1f} Y of CPU"
             )
     return 0
 
