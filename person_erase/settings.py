@@ -78,7 +78,9 @@ class Settings(BaseSettings):
             try:
                 number = float(str(value).strip().replace("_", ""))
             except ValueError:
-                raise ValueError(f"must be a whole number of pixels >= 1 (e.g. 100000000 or 1e8), got {value!r}") from None
+                raise ValueError(
+                    f"must be a whole number of pixels >= 1 (e.g. 100000000 or 1e8), got {value!r}"
+                ) from None
         if not math.isfinite(number) or number != int(number) or number < 1:
             raise ValueError(f"must be a whole number of pixels >= 1 (e.g. 100000000 or 1e8), got {value!r}")
         return int(number)
@@ -124,7 +126,7 @@ def get_settings(environ: Mapping[str, str] | None = None) -> Settings:
         if environ is None:
             return Settings()
         values = {f: env[_env_name(f)] for f in Settings.model_fields if _env_name(f) in env}
-        return Settings(**values)
+        return Settings(**values)  # type: ignore[arg-type]
     except ValidationError as exc:
         problems = []
         names = []

@@ -15,7 +15,8 @@ def test_max_pixels_accepts_whole_numbers_in_any_spelling(value, expected):
 
 
 @pytest.mark.parametrize(("env", "fragment"), [
-    ({"PERSON_ERASE_MAX_PIXELS": "-1"}, "PERSON_ERASE_MAX_PIXELS must be a whole number of pixels >= 1 (e.g. 100000000 or 1e8), got '-1'"),
+    ({"PERSON_ERASE_MAX_PIXELS": "-1"},
+     "PERSON_ERASE_MAX_PIXELS must be a whole number of pixels >= 1 (e.g. 100000000 or 1e8), got '-1'"),
     ({"PERSON_ERASE_MAX_PIXELS": "0"}, "PERSON_ERASE_MAX_PIXELS must be a whole number of pixels >= 1"),
     ({"PERSON_ERASE_MAX_PIXELS": "1.5"}, "got '1.5'"),
     ({"PERSON_ERASE_MAX_PIXELS": "inf"}, "got 'inf'"),
