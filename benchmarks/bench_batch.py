@@ -166,9 +166,15 @@ def bench_ray(n: int, eraser: str, work: Path, local: dict | None) -> dict:
         summary = run_batch(src, dest, params=BatchParams(segmenter="figures", eraser=eraser), executor="ray",
                             workers=actors, plugins=("tests._fake_engines_plugin",))
         wall = time.monotonic() - t0
-        out[f"actors_{actors}"] = {"wall_s": round(wall, 2), "img_per_s": round(summary.done / wall, 3), "done": summary.done}
+        out[f"actors_{actors}"] = {
+            "wall_s": round(wall, 2),
+            "img_per_s": round(summary.done / wall, 3),
+            "done": summary.done,
+        }
         if local is not None:
-            out[f"ray_overhead_{actors}"] = round(local[f"workers_{actors}"]["img_per_s"] / out[f"actors_{actors}"]["img_per_s"], 3)
+            out[f"ray_overhead_{actors}"] = round(
+                local[f"workers_{actors}"]["img_per_s"] / out[f"actors_{actors}"]["img_per_s"], 3
+            )
             same = all((work / f"local_out_{actors}" / it.input).read_bytes() == (dest / it.input).read_bytes()
                        for it in summary.items)
             out[f"byte_identical_{actors}"] = same
@@ -189,8 +195,14 @@ def _rss_child(n: int, executor: str) -> None:
         make_images(src, n, (48, 64))
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         t0 = time.monotonic()
-        s = run_batch(src, Path(tmp) / "out", params=BatchParams(segmenter="figures", eraser="telea"), executor=executor,
-                      workers=2, plugins=("tests._fake_engines_plugin",))
+        s = run_batch(
+            src,
+            Path(tmp) / "out",
+            params=BatchParams(segmenter="figures", eraser="telea"),
+            executor=executor,
+            workers=2,
+            plugins=("tests._fake_engines_plugin",),
+        )
         wall = time.monotonic() - t0
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"images": n, "done": s.done, "peak_rss_mb": round(peak, 1), "rss_before_mb": round(base, 1),

@@ -42,9 +42,14 @@ class S3Server:
     def fs(self) -> Any:
         import pyarrow.fs as pafs
 
-        return pafs.S3FileSystem(endpoint_override=self.endpoint, scheme="http", region="us-east-1",
-                                 access_key=DUMMY_ENV["AWS_ACCESS_KEY_ID"], secret_key=DUMMY_ENV["AWS_SECRET_ACCESS_KEY"],
-                                 allow_bucket_creation=True)
+        return pafs.S3FileSystem(
+            endpoint_override=self.endpoint,
+            scheme="http",
+            region="us-east-1",
+            access_key=DUMMY_ENV["AWS_ACCESS_KEY_ID"],
+            secret_key=DUMMY_ENV["AWS_SECRET_ACCESS_KEY"],
+            allow_bucket_creation=True,
+        )
 
     def make_bucket(self, name: str) -> None:
         self.fs().create_dir(name)

@@ -66,7 +66,9 @@ def _start(src: Path, out: Path, *extra: str, delay: str = "0.4") -> subprocess.
     env = {**os.environ, "PE_FAKE_DELAY": delay, "PYTHONPATH": str(REPO)}
     cmd = [sys.executable, "-m", "person_erase", "batch", str(src), "-o", str(out), "--segmenter", "figures",
            "--eraser", "telea", "--plugin", "tests._fake_engines_plugin", "--workers", "2", *extra]
-    return subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    return subprocess.Popen(
+        cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+    )
 
 
 def _wait_for(cond, timeout: float = 60.0) -> bool:
@@ -169,14 +171,20 @@ def test_one_batch_per_output_folder_and_resume_removes_stale_part_files(photos:
         assert _wait_for(lambda: _done_count(out) >= 1)
         with pytest.raises(InputError, match=rf"another batch is running in {out} \(pid {proc.pid}\)"):
             B.run_batch(photos, out, params=B.BatchParams(segmenter="figures", eraser="telea"), workers=1, resume=True)
-        code = cli_main(["batch", str(photos), "-o", str(out), "--segmenter", "figures", "--eraser", "telea", "--resume"])
+        code = cli_main(
+            ["batch", str(photos), "-o", str(out), "--segmenter", "figures", "--eraser", "telea", "--resume"]
+        )
         assert code == 1 and f"(pid {proc.pid})" in capsys.readouterr().err
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     # what a killed run (of this or an earlier version) leaves: our part files, save_image's temp files
-    stale = [out / ".pe-0123456789ab.part.png", out / ".pe-0123456789ab.part.json", out / ".p03.png.0123456789ab.part.json",
-             out / ".pe-k2j3x9qq.tmp"]
+    stale = [
+        out / ".pe-0123456789ab.part.png",
+        out / ".pe-0123456789ab.part.json",
+        out / ".p03.png.0123456789ab.part.json",
+        out / ".pe-k2j3x9qq.tmp",
+    ]
     for f in stale:
         f.write_text("x")
     mine = out / ".my-own-notes.png"
@@ -210,7 +218,9 @@ def test_a_killed_single_image_save_leaves_a_temp_file_the_next_save_removes(tmp
     fresh.write_text("x")
     src = tmp_path / "a.png"
     _write_scene(src, 1, 1)
-    assert cli_main(["erase", str(src), "-o", str(out_dir / "a.png"), "--segmenter", "figures", "--eraser", "telea"]) == 0
+    assert (
+        cli_main(["erase", str(src), "-o", str(out_dir / "a.png"), "--segmenter", "figures", "--eraser", "telea"]) == 0
+    )
     assert not left[0].exists() and not legacy.exists() and fresh.exists()
     assert sorted(p.name for p in out_dir.iterdir()) == sorted([".pe-busy1234.tmp", "a.png"])
 
@@ -238,7 +248,9 @@ def test_a_name_that_cannot_fit_is_refused_before_any_work(tmp_path: Path, capsy
     folder = tmp_path / "in"
     _write_scene(folder / ("z" * 247 + ".png"), 1, 4)  # 251 bytes; its sidecar would be 256
     _write_scene(folder / ("w" * 246 + ".png"), 1, 5)  # 250 bytes; sidecar 255: fine
-    s = B.run_batch(folder, tmp_path / "out", params=B.BatchParams(segmenter="figures", eraser="logged_telea"), workers=1)
+    s = B.run_batch(
+        folder, tmp_path / "out", params=B.BatchParams(segmenter="figures", eraser="logged_telea"), workers=1
+    )
     bad = next(it for it in s.items if it.input.startswith("z"))
     assert (s.done, s.failed) == (1, 1) and bad.stage == "load" and "allows 255" in (bad.reason or "")
     assert len((tmp_path / "calls.log").read_text().splitlines()) == 2  # one segment + one erase: the good one only

@@ -146,8 +146,25 @@ def test_kill_9_of_the_driver_then_resume_loses_nothing_and_commits_nothing_twic
     start = log.stat().st_size
     env = {**os.environ, "PE_FAKE_LOG": str(log), "PE_FAKE_DELAY": "0.4", "PYTHONPATH": str(REPO)}
     env.pop("RAY_ADDRESS", None)
-    cmd = [sys.executable, "-m", "person_erase", "batch", str(tmp_path / "in"), "-o", str(out), "--segmenter", "figures",
-           "--eraser", "logged_telea", "--plugin", "tests._fake_engines_plugin", "--executor", "ray", "--workers", "2"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "person_erase",
+        "batch",
+        str(tmp_path / "in"),
+        "-o",
+        str(out),
+        "--segmenter",
+        "figures",
+        "--eraser",
+        "logged_telea",
+        "--plugin",
+        "tests._fake_engines_plugin",
+        "--executor",
+        "ray",
+        "--workers",
+        "2",
+    ]
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     journal = out / ".person_erase" / "journal.sqlite"

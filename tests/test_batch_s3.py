@@ -87,7 +87,9 @@ def test_s3_in_s3_out_matches_a_local_run_and_resumes(s3: S3Server, photos: Path
     assert s3.read("cleaned", "run/g0/p0.png") == (tmp_path / "local" / "g0/p0.png").read_bytes()
 
 
-def test_local_in_s3_out_and_s3_manifest(s3: S3Server, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_local_in_s3_out_and_s3_manifest(
+    s3: S3Server, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dummy_credentials(monkeypatch)
     s3.make_bucket("mixed")
     s3.upload_tree(photos, "mixed", "in")

@@ -38,7 +38,9 @@ def _options(value: Any, *, name: str) -> Options:
         try:
             json.dumps(v)
         except (TypeError, ValueError):
-            raise InputError(f"{name}: option {k!r} must be a plain value (number, string, bool, list), got {type(v).__name__}") from None
+            raise InputError(
+                f"{name}: option {k!r} must be a plain value (number, string, bool, list), got {type(v).__name__}"
+            ) from None
     return tuple(sorted(items))
 
 
@@ -105,7 +107,9 @@ def check_choice(select: Any, keep: Any, policy: Any, *, where: str) -> None:
     from ..selection import check_request
 
     try:
-        check_request(select=None if select is None else list(select), keep=None if keep is None else list(keep), policy=policy)
+        check_request(
+            select=None if select is None else list(select), keep=None if keep is None else list(keep), policy=policy
+        )
     except SelectionError as exc:
         raise SelectionError(f"{where}: {exc}") from None
 
@@ -193,8 +197,10 @@ class BatchParams:
         if self.mode not in MODES:
             raise InputError(f"unknown batch `mode` {self.mode!r}; choose erase or redact", param="mode")
         if self.metadata is not None and self.metadata not in METADATA_POLICIES:
-            raise InputError(f"unknown `metadata` policy {self.metadata!r}; choose one of: {', '.join(METADATA_POLICIES)}",
-                             param="metadata")
+            raise InputError(
+                f"unknown `metadata` policy {self.metadata!r}; choose one of: {', '.join(METADATA_POLICIES)}",
+                param="metadata",
+            )
         fmt = str(self.output_format).lower().lstrip(".")
         if fmt != "same" and f".{fmt}" not in SAVE_FORMATS:
             raise InputError(f"unknown `output_format` {self.output_format!r}; use same or one of "

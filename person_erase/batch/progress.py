@@ -86,8 +86,13 @@ class LogProgress:
             extra = f" [{item.stage}] {item.reason}"
         elif item.reason:
             extra = f" ({item.reason})"
-        print(f"[{self.n}/{self.total}] {item.status} {item.input}{extra} | done {counts['done']} failed {counts['failed']} "
-              f"skipped {counts['skipped']} | {rate:.2f} img/s", file=self.stream, flush=True)
+        print(
+            f"[{self.n}/{self.total}] {item.status} {item.input}{extra} | done {counts['done']} failed "
+            f"{counts['failed']} "
+            f"skipped {counts['skipped']} | {rate:.2f} img/s",
+            file=self.stream,
+            flush=True,
+        )
 
     def close(self) -> None:
         pass

@@ -143,9 +143,11 @@ def run_batch(
         try:
             if not resume and journal.count():
                 n = journal.count()
-                raise InputError(f"{dst.display()} already holds a batch journal ({n} images); pass `resume=True` to continue "
-                                 "it (`retry_failed=True` to retry failures too), or choose another output folder",
-                                 param="resume")
+                raise InputError(
+                    f"{dst.display()} already holds a batch journal ({n} images); pass `resume=True` to continue "
+                    "it (`retry_failed=True` to retry failures too), or choose another output folder",
+                    param="resume",
+                )
             # no other batch writes here (the lock): every temporary file of ours is stale, except those of
             # saves killed between "written" and "done", which the resume finishes
             keep = {t for item_id, rel, p in journal.unfinished_saves()

@@ -113,7 +113,9 @@ def params_from_args(args: argparse.Namespace) -> Any:
 def format_summary(summary: Any, *, max_failures: int = 20) -> str:
     """The end-of-run table (plain text)."""
     rate = f", {summary.images_per_s:.2f} img/s" if summary.images_per_s else ""
-    lines = [f"batch: {summary.total} images in {summary.seconds:.1f} s{rate} ({summary.engine}) -> {summary.output_dir}"]
+    lines = [
+        f"batch: {summary.total} images in {summary.seconds:.1f} s{rate} ({summary.engine}) -> {summary.output_dir}"
+    ]
     rows = [
         ("done", summary.done, ""),
         ("skipped", summary.skipped, "already done in an earlier run"),

@@ -189,8 +189,10 @@ class RayExecutor:
             else:
                 ray.init(address=self.address, log_to_driver=False, configure_logging=False)
         except (ConnectionError, ValueError, RuntimeError) as exc:
-            raise InputError(f"cannot {'start a local Ray' if self.address is None else f'join the Ray cluster at {self.address}'} "
-                             f"({' '.join(str(exc).split())[:300]})") from None
+            raise InputError(
+                f"cannot {'start a local Ray' if self.address is None else f'join the Ray cluster at {self.address}'} "
+                f"({' '.join(str(exc).split())[:300]})"
+            ) from None
         if self.address is None:
             self._reaper = _Reaper(ray)
         return True
