@@ -284,3 +284,32 @@ def test_cli_erase_with_registered_models_reports_them(store: Path, lama_file: P
     assert main(["erase", str(photo), "-o", str(out2), "--segmenter", "people", "--eraser", f"lama:{cut}"]) == 1
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not a complete ONNX file" in err and not out2.exists()
+
+
+def test_cli_batch_takes_model_files_and_store_names(store: Path, lama_file: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    from person_erase.cli import main
+
+    pred = np.zeros((1, 4 + 1 + 32, 1), np.float32)
+    pred[0, :5, 0] = (16, 32, 20, 20, 0.9)
+    pred[0, 5, 0] = 1.0
+    protos = np.zeros((1, 32, 16, 16), np.float32)
+    protos[0, 0] = 10.0
+    seg = graphs.yolo_seg(tmp_path / "people-seg.onnx", pred, protos)
+    assert main(["models", "add", "people", str(seg)]) == 0
+    src = tmp_path / "in"
+    src.mkdir()
+    img = np.random.default_rng(4).integers(0, 255, (160, 320, 3), dtype=np.uint8)
+    Image.fromarray(img).save(src / "a.png")
+    out = tmp_path / "out"
+    rc = main(["batch", str(src), "-o", str(out), "--segmenter", "people", "--eraser", f"lama:{lama_file}",
+               "--dilate", "0", "--workers", "1", "-q"])
+    assert rc == 0, capsys.readouterr().err
+    rep = json.loads((out / "a.png.json").read_text())
+    assert rep["models"]["eraser"]["sha256"] == _sha(lama_file) and rep["models"]["segmenter"]["sha256"] == _sha(seg)
+    capsys.readouterr()
+    assert main(["batch", str(src), "-o", str(tmp_path / "out2"), "--eraser", "nothere", "-q"]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "unknown eraser 'nothere'" in err

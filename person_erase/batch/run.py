@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from ..errors import CloudError, EngineError, InputError, SelectionError
+from ..errors import CloudError, InputError, SelectionError
 from ..report import BatchItem, BatchSummary
 from .driver import Driver
 from .executors import ExecutorOptions, check_executor, default_executor, get_executor, import_plugins
@@ -26,14 +26,13 @@ def validate_engines(params: BatchParams) -> None:
     Raises:
         EngineError / SelectionError / CloudError: naming the valid choices or what to set.
     """
-    from ..erasers import ERASERS, REDACT_STYLES
-    from ..segmenters import SEGMENTERS
+    from ..erasers import REDACT_STYLES, eraser_spec
+    from ..segmenters import segmenter_spec
 
-    name = params.segmenter.partition(":")[0]
-    if name not in SEGMENTERS:
-        raise EngineError(f"unknown segmenter {params.segmenter!r}; choose one of: {', '.join(sorted(SEGMENTERS))}")
-    if params.mode == "erase" and params.eraser not in ERASERS:
-        raise EngineError(f"unknown eraser {params.eraser!r}; choose one of: {', '.join(sorted(ERASERS))}")
+    # the registries' own checks: names with a file (lama:PATH) and model-store names included
+    segmenter_spec(params.segmenter)
+    if params.mode == "erase":
+        eraser_spec(params.eraser)
     if params.mode == "redact" and params.style not in REDACT_STYLES:
         raise SelectionError(f"unknown redaction style {params.style!r}; choose one of: {', '.join(REDACT_STYLES)}")
     if params.cloud:
