@@ -123,7 +123,7 @@ def test_kill_9_at_ten_points_then_resume_does_every_image_once(tmp_path: Path) 
 
     import _cloud_kill as K
 
-    n = 3
+    n = 2
     src = tmp_path / "in"
     rels = _images(src, n)
     ctx = mp.get_context("forkserver")

@@ -561,9 +561,12 @@ class DashScopeClient:
         s = out.get("task_status")
         return s if isinstance(s, str) else None
 
-    def _give_up(self, task_id: str) -> str:
-        """Stop waiting for ``task_id``: cancel it if PENDING, else leave it holding its slot. Returns what was done."""
-        status = self._status(task_id, time.monotonic() + 0.5)  # the budget is spent: keep this short
+    def _give_up(self, task_id: str, *, reachable: bool = True) -> str:
+        """Stop waiting for ``task_id``: cancel it if PENDING, else leave it holding its slot. Returns what was done.
+
+        The budget is spent, so this is kept short (and skipped when the service did not answer at all).
+        """
+        status = self._status(task_id, time.monotonic() + 0.5) if reachable else None
         if status == P.PENDING and self.cancel(task_id, timeout_s=0.5):
             return "it was still PENDING and has been cancelled"
         if status in P.FINAL_STATES:
@@ -593,6 +596,7 @@ class DashScopeClient:
         interval = self.poll_interval_s
         errors = bad = 0
         last = "no answer yet"
+        answered = False  # did the service answer at all (else cancelling is pointless)
         finished = False
         try:
             while True:
@@ -606,6 +610,7 @@ class DashScopeClient:
                         break
                     self._pause(min(errors - 1, 5), deadline)
                     continue
+                answered = True
                 if reply.status_code == 200:
                     out = reply.output
                     status = out.get("task_status") if isinstance(out, dict) else None
@@ -657,7 +662,7 @@ class DashScopeClient:
                     continue
                 finished = True
                 raise self._reply_error(f"querying task {task_id}", reply, task_id=task_id)
-            done = self._give_up(task_id)
+            done = self._give_up(task_id, reachable=answered)
             finished = True  # _give_up took care of the slot
             raise self._error(
                 f"task {task_id} did not finish within {total:.3g} s (last answer: {last}); {done} — raise the "

@@ -271,6 +271,10 @@ class SdkTransport:
 
     def _json_call(self, method: str, url: str, *, deadline: float, params: dict[str, Any] | None = None) -> Reply:
         """One JSON request with a total deadline (also against a server that drips its answer)."""
+        return bounded(lambda: self._json_call_inner(method, url, deadline=deadline, params=params), deadline,
+                       what=f"{method} {url}")
+
+    def _json_call_inner(self, method: str, url: str, *, deadline: float, params: dict[str, Any] | None) -> Reply:
         import httpx
 
         timeout = remaining(deadline)
@@ -399,7 +403,9 @@ class SdkTransport:
         return str(url), cert
 
     def download(self, url: str, *, connect_to: str | None, max_bytes: int, deadline: float) -> Download:
-        return http_download(url, connect_to=connect_to, max_bytes=max_bytes, deadline=deadline)
+        # bounded: httpx's timeouts are per read, so a server dripping one byte per read could overrun
+        return bounded(lambda: http_download(url, connect_to=connect_to, max_bytes=max_bytes, deadline=deadline),
+                       deadline, what="download")
 
 
 class UploadRefused(Exception):
