@@ -14,7 +14,7 @@ Rules:
   intent (the service's batch task query) and adopts the one it finds instead of submitting again; only
   when the list shows none is the submit repeated. The SDK's own silent POST resend is refused by the
   transport. A batch that resumes with an intent and no task id calls ``adopt`` the same way. With one
-  task in flight per model the newest task after the intent is ours; if several are found, the earliest
+  task in flight per model the newest task after the intent is ours; if several are found, the newest
   is adopted and the others are named in a warning and left alone (they may be another program's on
   the same account).
 * **Quota vs throttling**, by code *and* message (``protocol.is_quota_exhausted``): quota exhausted
@@ -485,7 +485,7 @@ class DashScopeClient:
         For a resumed batch with a journaled intent and no task id: returns the task to poll instead of
         submitting again (it then holds the model's in-flight slot), or None when the service shows none.
         The model's slot is reserved while the list is read, so no submit of this process's other threads
-        can be mistaken for it. Several candidates: the earliest is taken (one task in flight per model),
+        can be mistaken for it. Several candidates: the newest is taken (one task in flight per model),
         the others are named in a warning.
 
         Raises:
@@ -517,10 +517,12 @@ class DashScopeClient:
                  if t["task_id"] not in skip and recent(t)]
         if not tasks:
             return None
-        tasks.sort(key=lambda t: str(t.get("gmt_create", t.get("submit_time", ""))))
+        # newest first: the slot is held, so nothing of ours was submitted after it; older candidates are
+        # earlier work (e.g. the previous image's task, within the clock-skew margin)
+        tasks.sort(key=lambda t: str(t.get("gmt_create", t.get("submit_time", ""))), reverse=True)
         chosen = str(tasks[0]["task_id"])
         if len(tasks) > 1:
-            logger.warning("%d %s tasks appeared after the submit; adopted the earliest (%s), left alone: %s",
+            logger.warning("%d %s tasks appeared around the submit; adopted the newest (%s), left alone: %s",
                            len(tasks), model, chosen, ", ".join(str(t["task_id"]) for t in tasks[1:]))
         self._known.add(chosen)
         logger.info("adopted %s task %s from the task list", model, chosen)
