@@ -198,6 +198,12 @@ class Registry(MutableMapping[str, EngineSpec]):
         self[spec.name] = spec
         return spec
 
+    def add(self, name: str, factory: EngineSpec | Callable[..., Any], **capabilities: Any) -> EngineSpec:
+        """Add (or replace) ``factory`` under ``name``: a spec as it is, a plain factory wrapped (see ``wrap``)."""
+        spec = factory if isinstance(factory, EngineSpec) else self.wrap(name, factory, **capabilities)
+        self[name] = spec
+        return spec
+
     def wrap(self, name: str, factory: Callable[..., Any], **capabilities: Any) -> EngineSpec:
         """A spec for a plain factory; capabilities not given are read from the factory's attributes."""
         kind = capabilities.pop("kind", None)

@@ -1,6 +1,6 @@
 """DashScope protocol constants shared by the client (``cloud/``) and the fake server (``fakecloud/``).
 
-Everything here comes from ``../shared/reference/dashscope.md`` (§1–§3 and the corrections in §9);
+Everything here comes from the team's DashScope reference notes, ``reference/dashscope.md`` (§1–§3, corrections in §9);
 ``tests/test_cloud_protocol.py`` checks these values against that file, so the client and the fake can
 never drift apart from each other or from the reference.
 """

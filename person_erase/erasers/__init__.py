@@ -76,9 +76,7 @@ def register_eraser(name: str, factory: EngineSpec | Callable[..., Eraser], **ca
     ``factory`` is an ``EngineSpec`` or a callable returning an eraser; ``capabilities`` are
     ``EngineSpec`` fields (``kind="redact"``, ``crops=True``, ``honours_keep_mask=True``, ...).
     """
-    spec = factory if isinstance(factory, EngineSpec) else ERASERS.wrap(name, factory, **capabilities)
-    ERASERS[name] = spec
-    return spec
+    return ERASERS.add(name, factory, **capabilities)
 
 
 def eraser_spec(text: str) -> EngineSpec:

@@ -52,6 +52,14 @@ class OnnxInpainter:
     def _setup(self, sig: Signature) -> None:
         raise NotImplementedError
 
+    def _bind(self, sig: Signature) -> None:
+        """Find the image input, the mask input and the output of ``sig`` (for ``_setup``)."""
+        pos = image_and_mask(sig)
+        if pos is None:  # pragma: no cover - check_signature passed
+            raise EngineError(f"model {self.model.name}: cannot tell the image input from the mask input")
+        self._image_in, self._mask_in = (sig.inputs[pos[0]], sig.inputs[pos[1]])
+        self._out = sig.outputs[0].name
+
     def _work_size(self, side: int) -> tuple[int, int]:
         """(height, width) the network runs at for a square crop of ``side`` px."""
         raise NotImplementedError

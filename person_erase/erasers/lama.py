@@ -33,7 +33,7 @@ import numpy as np
 
 from ..errors import EngineError, InputError
 from ..onnxmodel import Signature, fixed
-from ._onnx_inpaint import OnnxInpainter, check_pair_inputs, image_and_mask
+from ._onnx_inpaint import OnnxInpainter, check_pair_inputs
 
 DEFAULT_SIDE = 512
 OUTPUT_RANGES = ("auto", "0-1", "0-255")
@@ -94,11 +94,7 @@ class LamaEraser(OnnxInpainter):
         super().__init__(path, sha256=sha256, threads=threads)
 
     def _setup(self, sig: Signature) -> None:
-        pos = image_and_mask(sig)
-        if pos is None:  # pragma: no cover - check_signature passed
-            raise EngineError(f"model {self.model.name}: cannot tell the image input from the mask input")
-        self._image_in, self._mask_in = (sig.inputs[pos[0]], sig.inputs[pos[1]])
-        self._out = sig.outputs[0].name
+        self._bind(sig)
         side = fixed(self._image_in.shape[2]) or fixed(self._mask_in.shape[2]) or DEFAULT_SIDE
         self.side = int(side)
 

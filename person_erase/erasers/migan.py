@@ -36,7 +36,7 @@ import numpy as np
 
 from ..errors import EngineError, InputError
 from ..onnxmodel import Signature, fixed
-from ._onnx_inpaint import OnnxInpainter, check_pair_inputs, image_and_mask
+from ._onnx_inpaint import OnnxInpainter, check_pair_inputs
 from .lama import _run
 
 DEFAULT_WORK_SIDE = 512
@@ -85,11 +85,7 @@ class MiganEraser(OnnxInpainter):
         super().__init__(path, sha256=sha256, threads=threads)
 
     def _setup(self, sig: Signature) -> None:
-        pos = image_and_mask(sig)
-        if pos is None:  # pragma: no cover - check_signature passed
-            raise EngineError(f"model {self.model.name}: cannot tell the image input from the mask input")
-        self._image_in, self._mask_in = (sig.inputs[pos[0]], sig.inputs[pos[1]])
-        self._out = sig.outputs[0].name
+        self._bind(sig)
         h = fixed(self._image_in.shape[2]) or fixed(self._mask_in.shape[2])
         w = fixed(self._image_in.shape[3]) or fixed(self._mask_in.shape[3])
         self.fixed_size = (h, w) if h and w else None

@@ -53,9 +53,7 @@ def register_segmenter(name: str, factory: EngineSpec | Callable[..., Segmenter]
     ``factory`` is an ``EngineSpec`` or a callable returning a segmenter; ``capabilities`` are
     ``EngineSpec`` fields (``needs_network=True``, ``arg="PATH"``, ``options=...``).
     """
-    spec = factory if isinstance(factory, EngineSpec) else SEGMENTERS.wrap(name, factory, **capabilities)
-    SEGMENTERS[name] = spec
-    return spec
+    return SEGMENTERS.add(name, factory, **capabilities)
 
 
 def segmenter_spec(text: str) -> EngineSpec:
