@@ -244,7 +244,7 @@ class LocalStorage(Storage):
             return []
 
     def write_text(self, rel: str, text: str) -> None:
-        from ..io import _file_mode
+        from ..io.files import _file_mode
 
         path = self.path(rel)
         tmp = path.with_name(f".pe-{os.getpid()}.tmp")
