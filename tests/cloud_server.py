@@ -100,10 +100,10 @@ def fake_cloud(_module_fake, monkeypatch: pytest.MonkeyPatch):
 class InProc:
     """A fake service state and clients talking to it in this process (no sockets)."""
 
-    def __init__(self, **knobs) -> None:
+    def __init__(self, *, segment_backend=blob_segmenter, erase_backend=telea_erase, **knobs) -> None:
         # pacing (2 submits/s) has its own tests; here it would only slow every test down
         self.state = FakeState(Knobs(**{"latency_seg": 0.01, "latency_erase": 0.01, "submits_per_second": 50, **knobs}),
-                               segment_backend=blob_segmenter, erase_backend=telea_erase)
+                               segment_backend=segment_backend, erase_backend=erase_backend)
         self.state.root = "http://127.0.0.1:9"
         self.transport = InProcessTransport(self.state, TEST_KEY)
 

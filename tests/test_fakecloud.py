@@ -389,3 +389,30 @@ def test_run_serve_in_a_subprocess_serves_and_stops():
     assert proc.returncode == 0, err.decode()
     assert b"DASHSCOPE_HTTP_BASE_URL=http://127.0.0.1:" in err
     assert b"Traceback" not in err
+
+
+def test_an_unavailable_backend_fails_the_task_instead_of_falling_back():
+    """No silent fallback to another eraser: the task ends FAILED, says why, and erase raises."""
+    import person_erase as pe
+    from cloud_server import InProc
+
+    from person_erase.erasers.dashscope import DashScopeEraser
+    from person_erase.instances import Instances
+
+    fake = InProc(erase_backend="no-such-eraser")
+    try:
+        img = make_scene(600, 600, [(0.5, 0.5, 0.5)])
+        mask = np.zeros(img.shape[:2], bool)
+        mask[200:300, 200:300] = True
+        with pytest.raises(CloudError) as info:
+            DashScopeEraser(client=fake.client()).erase(img, mask)
+        assert info.value.code == P.ALGO_ERROR and "EngineError" in str(info.value)
+        # through the pipeline too: the error reaches the caller, no local eraser fills in
+        people = Instances.from_label_map(mask.astype(np.uint8))
+        with pytest.raises(CloudError, match="InternalError.Algo|algorithm"):
+            pe.erase(img, people, eraser=DashScopeEraser(client=fake.client()))
+        stats = fake.stats()
+        assert stats["failed"][ERASE_MODEL] == 2 and stats["succeeded"][ERASE_MODEL] == 0
+        assert stats["submitted"][ERASE_MODEL] == 2
+    finally:
+        fake.state.shutdown()

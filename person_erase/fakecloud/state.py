@@ -444,7 +444,7 @@ class FakeState:
         code = message = None
         files: dict[str, tuple[bytes, str]] = {}
         if fail:
-            code, message = "InternalError.Algo", "algorithm process error"
+            code, message = P.ALGO_ERROR, "algorithm process error"
         elif "error" in task.inputs:
             code, message = task.inputs["error"]
         else:
@@ -454,7 +454,7 @@ class FakeState:
                 logger.warning(
                     "fake dashscope: task %s failed in the backend: %s: %s", task.task_id, type(exc).__name__, exc
                 )
-                code, message = "InternalError.Algo", f"algorithm process error ({type(exc).__name__})"
+                code, message = P.ALGO_ERROR, f"algorithm process error ({type(exc).__name__})"
         remaining = latency - (time.monotonic() - start)
         if remaining > 0 and self.stop_event.wait(remaining):
             return
@@ -572,8 +572,8 @@ def watermark(image: np.ndarray) -> np.ndarray:
 
 
 def telea_erase(image: np.ndarray, erase: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """Fallback erase backend: the local ``telea`` eraser (the keep mask only stays unchanged, as in
-    the service); pixels outside ``erase`` unchanged."""
+    """A quick erase backend for tests: the local ``telea`` eraser (the keep mask only stays unchanged,
+    as in the service); pixels outside ``erase`` unchanged. Never used in place of a failing backend."""
     from ..erasers.telea import TeleaEraser
 
     return TeleaEraser().erase(image, erase)
