@@ -393,9 +393,9 @@ def test_run_serve_in_a_subprocess_serves_and_stops():
 
 def test_an_unavailable_backend_fails_the_task_instead_of_falling_back():
     """No silent fallback to another eraser: the task ends FAILED, says why, and erase raises."""
-    import person_erase as pe
     from cloud_server import InProc
 
+    import person_erase as pe
     from person_erase.erasers.dashscope import DashScopeEraser
     from person_erase.instances import Instances
 
