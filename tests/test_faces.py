@@ -222,6 +222,47 @@ def test_cli_face_net_and_target_faces(street, tmp_path, capsys):
     )
 
 
+def test_batch_face_net_and_target_faces(street, tmp_path, capsys):
+    import json
+
+    from PIL import Image as PILImage
+
+    from person_erase.cli import main
+
+    img, labels, (x0, y0, x1, y1) = street
+    src, lp = tmp_path / "in", tmp_path / "street.labels.png"
+    src.mkdir()
+    PILImage.fromarray(img).save(src / "street.png")
+    PILImage.fromarray(labels).save(lp)
+    face = np.s_[y0 + 8 : y1 - 8, x0 + 4 : x1 - 2]
+    body = (labels == 1) & (np.arange(img.shape[0])[:, None] > 230)  # the labelled person below their head
+    runs = {"net": [], "off": ["--no-face-net"], "faces": ["--target", "faces"]}
+    outs = {}
+    for name, extra in runs.items():
+        out = tmp_path / name
+        code = main(["-q", "batch", str(src), "-o", str(out), "--mode", "redact", "--segmenter", f"labels:{lp}",
+                     "--workers", "1", *extra])
+        _, err = capsys.readouterr()
+        assert code == 0, err
+        rep = json.loads((out / "street.png.json").read_text())
+        outs[name] = (np.asarray(PILImage.open(out / "street.png").convert("RGB")), rep)
+    res, rep = outs["net"]
+    assert len(rep["faces_added"]) == 1 and rep["parameters"]["face_net"] is True and rep["target"] == "body"
+    assert (res[face] != img[face]).any(axis=2).mean() > 0.9 and (res[body] != img[body]).any(axis=1).mean() > 0.5
+    res, rep = outs["off"]
+    assert rep["faces_added"] == [] and rep["parameters"]["face_net"] is False and np.array_equal(res[face], img[face])
+    res, rep = outs["faces"]
+    assert rep["target"] == "faces" and (res[face] != img[face]).any(axis=2).mean() > 0.9
+    assert np.array_equal(res[body], img[body])
+    summary = json.loads((tmp_path / "faces" / "summary.json").read_text())
+    assert summary["parameters"]["target"] == "faces" and summary["parameters"]["face_net"] is True
+    # the face pass is redact's: refused in erase mode with one line, before any work
+    assert main(["batch", str(src), "-o", str(tmp_path / "e"), "--target", "faces"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "--target and --no-face-net are for redact" in err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "e" / "street.png").exists()
+
+
 @pytest.mark.parametrize("style", ["blur", "pixelate"])
 def test_a_face_redacted_on_its_own_is_not_found_again(astronaut, style):
     from person_erase.verify import faces_left

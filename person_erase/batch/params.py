@@ -133,10 +133,13 @@ class ItemParams:
     metadata: str
     verify: bool
     format: str
+    face_net: bool = True
+    target: str = "body"
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON form (the journal's ``params`` column and the summary's ``parameters``)."""
-        return {
+        """The JSON form (the journal's ``params`` column and the summary's ``parameters``); the face
+        pass (``face_net``, ``target``) only in redact mode, where it applies."""
+        out: dict[str, Any] = {
             "mode": self.mode,
             "eraser": self.eraser,
             "eraser_options": dict(self.eraser_options),
@@ -150,6 +153,9 @@ class ItemParams:
             "verify": self.verify,
             "format": self.format,
         }
+        if self.mode == "redact":
+            out.update(face_net=self.face_net, target=self.target)
+        return out
 
     def digest(self) -> str:
         """Digest of ``to_json()`` (16 hex digits), part of each image's journal key."""
@@ -172,6 +178,8 @@ class BatchParams:
         metadata: ``keep`` | ``strip-gps`` | ``strip-all`` (default: keep for erase, strip-gps for redact).
         verify: re-detect people in each output and report residues.
         output_format: ``same`` (the input's extension) or an extension such as ``png`` / ``jpg``.
+        face_net: redact mode: also hide faces the body masks missed (``pipeline.redact``'s ``face_net``).
+        target: redact mode: ``"body"`` (whole people) or ``"faces"`` (faces only).
 
     Raises:
         InputError / SelectionError: a value ``erase`` would refuse (checked by the same functions).
@@ -190,9 +198,12 @@ class BatchParams:
     metadata: str | None = None
     verify: bool = False
     output_format: str = "same"
+    face_net: bool = True
+    target: str = "body"
 
     def __post_init__(self) -> None:
         from ..masks import check_growth
+        from ..plan import TARGETS
 
         if self.mode not in MODES:
             raise InputError(f"unknown batch `mode` {self.mode!r}; choose erase or redact", param="mode")
@@ -206,6 +217,10 @@ class BatchParams:
             raise InputError(f"unknown `output_format` {self.output_format!r}; use same or one of "
                              f"{', '.join(s.lstrip('.') for s in sorted(SAVE_FORMATS))}", param="output_format")
         object.__setattr__(self, "output_format", fmt)
+        if self.target not in TARGETS:
+            raise InputError(f"unknown `target` {self.target!r}; choose one of: {', '.join(TARGETS)}", param="target")
+        if self.mode != "redact" and (self.target != "body" or not self.face_net):
+            raise InputError("`target` and `face_net` are for redact mode", param=("target", "face_net"))
         for name in ("select", "keep"):
             object.__setattr__(self, name, parse_numbers(getattr(self, name), what=name))
         check_choice(self.select, self.keep, self.policy, where="the batch options")
@@ -249,4 +264,6 @@ class BatchParams:
             metadata=self.metadata_policy,
             verify=bool(self.verify),
             format=self.output_format,
+            face_net=bool(self.face_net),
+            target=self.target,
         )

@@ -201,7 +201,8 @@ def process_item(job: Job, hooks: StageHooks | None = None,
                 eng = hooks.eraser(eng, job)
             result = pipeline.erase(img, people, eraser=eng, **common)
         else:
-            result = pipeline.redact(img, people, style=p.eraser, **common, **dict(p.eraser_options))
+            result = pipeline.redact(img, people, style=p.eraser, face_net=p.face_net, target=p.target, **common,
+                                     **dict(p.eraser_options))
         stage = "save"
         rep = result.report
         rep.output = job.out

@@ -13,7 +13,7 @@ import sys
 from typing import Any
 
 from .helpers import Formatter, Say
-from .options import add_local_options, eraser_options, segmenter_options
+from .options import add_face_options, add_local_options, eraser_options, segmenter_options
 
 NAMES = ("batch",)
 EXECUTORS = ("local", "cloud", "ray")
@@ -49,6 +49,7 @@ def add_batch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eraser", default="patchmatch", metavar="NAME", help="patchmatch (default), telea, dashscope")
     p.add_argument("--style", default=None, metavar="STYLE", help="redaction style: blur (default), pixelate, solid")
     p.add_argument("--fast", action="store_true", help="quicker, rougher fill (dashscope fast_mode)")
+    add_face_options(p, default_target=None)
     p.add_argument(
         "--dilate", type=int, metavar="PX", help="grow the erase mask by PX pixels (default scales with the photo)"
     )
@@ -89,6 +90,8 @@ def params_from_args(args: argparse.Namespace) -> Any:
     er_opts = eraser_options(args, args.eraser) if mode == "erase" else {}
     if mode == "redact" and args.fast:
         raise InputError("--fast is for erase (the dashscope eraser's fast mode)")
+    if mode == "erase" and (args.target is not None or not args.face_net):
+        raise InputError("--target and --no-face-net are for redact; use --mode redact (or --style)")
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be 1 or more, got {args.workers}")
     if args.address is not None and args.executor != "ray":
@@ -107,6 +110,8 @@ def params_from_args(args: argparse.Namespace) -> Any:
         metadata=args.metadata,
         verify=bool(args.verify),
         output_format=args.output_format,
+        face_net=bool(args.face_net),
+        target=args.target or "body",
     )
 
 

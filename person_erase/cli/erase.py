@@ -12,6 +12,7 @@ from .helpers import Formatter, Say
 from .options import (
     POLICIES_HELP,
     add_common_out,
+    add_face_options,
     add_selection,
     eraser_help,
     eraser_options,
@@ -73,15 +74,7 @@ def register(sub: Any) -> None:
                    help="grow each person's mask by this share of their height (default 0.05; 0 = off)")
     p.add_argument("--box-below", type=int, metavar="PX",
                    help="cover people shorter than PX with their whole box (default 96; 0 = never)")
-    p.add_argument("--target", default="body", choices=("body", "faces"),
-                   help="body (default): hide whole people; faces: hide only faces (face detector + heads of "
-                   "the chosen people), bodies stay visible")
-    p.add_argument(
-        "--no-face-net",
-        dest="face_net",
-        action="store_false",
-        help="do not look for faces the body masks missed (on by default; faces of kept people are never touched)",
-    )
+    add_face_options(p)
 
 
 def run(args: argparse.Namespace, say: Say) -> int:

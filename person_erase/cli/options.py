@@ -64,6 +64,19 @@ def add_local_options(p: argparse.ArgumentParser, *, privacy_hint: bool = False)
                    "(default 100, at most 1000)")
 
 
+def add_face_options(p: argparse.ArgumentParser, *, default_target: str | None = "body") -> None:
+    """``--target`` and ``--no-face-net`` (the redaction face pass; ``redact`` and ``batch``)."""
+    p.add_argument("--target", default=default_target, choices=("body", "faces"),
+                   help="body (default): hide whole people; faces: hide only faces (face detector + heads of "
+                   "the chosen people), bodies stay visible")
+    p.add_argument(
+        "--no-face-net",
+        dest="face_net",
+        action="store_false",
+        help="do not look for faces the body masks missed (on by default; faces of kept people are never touched)",
+    )
+
+
 def add_common_out(p: argparse.ArgumentParser, *, metadata_default: str) -> None:
     """The output, segmenter, mask and report options of erase and redact."""
     p.add_argument("-o", "--output", required=True, metavar="OUT",
