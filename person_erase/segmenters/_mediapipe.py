@@ -30,7 +30,6 @@ onnxruntime sessions are thread-safe and shared by everything in the process.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -41,6 +40,7 @@ import cv2
 import numpy as np
 
 from ..errors import EngineError
+from ._ort import cpu_session
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 #: Longest side of the crop the models are fed from (the models work at 128-256 px internally).
@@ -61,18 +61,10 @@ NMS_IOU = 0.3
 @cache
 def session(name: str, threads: int | None = None) -> Any:
     """The onnxruntime session of bundled model ``name`` (file stem), built once per process."""
-    import onnxruntime as ort
-
-    ort.set_default_logger_severity(3)
     path = MODELS_DIR / f"{name}.onnx"
     if not path.is_file():
         raise EngineError(f"the bundled model {path} is missing; reinstall person_erase")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(str(path), sess_options=opts, providers=["CPUExecutionProvider"])
+    return cpu_session(path, threads=threads)
 
 
 def _run(sess: Any, batch: np.ndarray) -> list[np.ndarray]:

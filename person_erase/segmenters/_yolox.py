@@ -12,7 +12,6 @@ applied), decoded here on the stride 8/16/32 grids.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ import cv2
 import numpy as np
 
 from ..errors import EngineError
+from ._ort import cpu_session
 
 MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "yolox_nano.onnx"
 STRIDES = (8, 16, 32)
@@ -143,29 +143,13 @@ class Detections:
     scores: np.ndarray
 
 
-def _quiet_ort() -> Any:
-    import onnxruntime as ort
-
-    ort.set_default_logger_severity(3)
-    return ort
-
-
 class YoloxPersons:
     """YOLOX-nano person detector; one onnxruntime session, reused across calls."""
 
     def __init__(self, *, threads: int | None = None) -> None:
-        ort = _quiet_ort()
         if not MODEL_PATH.is_file():
             raise EngineError(f"the bundled detector {MODEL_PATH} is missing; reinstall person_erase")
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        # no busy-waiting threads: the mask models run right after on the same (few) cores
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self._session = ort.InferenceSession(
-            dynamic_input_model(MODEL_PATH.read_bytes()), sess_options=opts, providers=["CPUExecutionProvider"]
-        )
+        self._session = cpu_session(dynamic_input_model(MODEL_PATH.read_bytes()), threads=threads)
         self._input = self._session.get_inputs()[0].name
         self._grids: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
 
