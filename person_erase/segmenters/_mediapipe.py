@@ -134,22 +134,39 @@ _TAB = 32  # INTER_TAB_SIZE
 
 
 def _fixed_maps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Source coordinates in 1/32 px (int) as cv2.remap's (CV_16SC2 integer part, CV_16UC1 fraction index)."""
-    xy = np.stack([np.clip(x >> 5, -32768, 32767), np.clip(y >> 5, -32768, 32767)], axis=-1).astype(np.int16)
-    frac = ((y & (_TAB - 1)) * _TAB + (x & (_TAB - 1))).astype(np.uint16)
+    """Source coordinates in 1/32 px (int) as cv2.remap's (CV_16SC2 integer part, CV_16UC1 fraction index).
+
+    ``x`` and ``y`` broadcast to the map's (h, w): a (1, w) row and an (h, 1) column when the warp
+    is axis-aligned, so the per-pixel work is one broadcast per map."""
+    shape = np.broadcast_shapes(x.shape, y.shape)
+    xy = np.empty((*shape, 2), np.int16)
+    xy[..., 0] = np.clip(x >> 5, -32768, 32767)
+    xy[..., 1] = np.clip(y >> 5, -32768, 32767)
+    frac = np.empty(shape, np.uint16)
+    np.bitwise_or(((y & (_TAB - 1)) * _TAB).astype(np.uint16), (x & (_TAB - 1)).astype(np.uint16), out=frac)
     return xy, frac
 
 
+def _to_fixed(v: np.ndarray) -> np.ndarray:
+    """Scaled source coordinates, clipped to int32 as OpenCV 4 does, rounded to the nearest integer."""
+    np.clip(v, -(2.0**31), 2.0**31 - 1, out=v)
+    return np.rint(v, out=v).astype(np.int64)
+
+
 def _perspective_maps(m: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
-    """Fixed-point maps for destination -> source matrix ``m`` (3x3), as OpenCV 4's warpPerspective."""
+    """Fixed-point maps for destination -> source matrix ``m`` (3x3), as OpenCV 4's warpPerspective:
+    source x = (m0 x + m1 y + m2) / (m6 x + m7 y + m8) in 1/32 px (same for y with m3, m4, m5)."""
     m = m.ravel()
     x = np.arange(w, dtype=np.float64)[None, :]
     y = np.arange(h, dtype=np.float64)[:, None]
+    if m[1] == 0 and m[3] == 0 and m[6] == 0 and m[7] == 0:
+        # axis-aligned (letterbox, stretch): the same float operations, on one row and one column
+        den = _TAB / m[8] if m[8] != 0 else 0.0
+        return _fixed_maps(_to_fixed((m[2] + m[0] * x) * den), _to_fixed((m[4] * y + m[5]) * den))
     den = m[7] * y + m[8] + m[6] * x
-    den = np.where(den != 0, _TAB / np.where(den != 0, den, 1.0), 0.0)
-    fx = np.clip((m[1] * y + m[2] + m[0] * x) * den, -(2.0**31), 2.0**31 - 1)
-    fy = np.clip((m[4] * y + m[5] + m[3] * x) * den, -(2.0**31), 2.0**31 - 1)
-    return _fixed_maps(np.rint(fx).astype(np.int64), np.rint(fy).astype(np.int64))
+    scale = np.zeros_like(den)
+    np.divide(_TAB, den, out=scale, where=den != 0)
+    return _fixed_maps(_to_fixed((m[1] * y + m[2] + m[0] * x) * scale), _to_fixed((m[4] * y + m[5] + m[3] * x) * scale))
 
 
 def _affine_maps(m: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
@@ -162,6 +179,10 @@ def _affine_maps(m: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]
     dx, dy = np.rint(m[0] * x * scale).astype(np.int64), np.rint(m[3] * x * scale).astype(np.int64)
     x0 = np.rint((m[1] * y + m[2]) * scale).astype(np.int64) + scale // _TAB // 2
     y0 = np.rint((m[4] * y + m[5]) * scale).astype(np.int64) + scale // _TAB // 2
+    # the per-pixel sums in int32 when they cannot overflow it (they always fit for real ROIs)
+    bound = max(int(np.abs(v).max(initial=0)) for v in (dx, dy, x0, y0))
+    if 2 * bound < 2**31:
+        dx, dy, x0, y0 = (v.astype(np.int32) for v in (dx, dy, x0, y0))
     return _fixed_maps((x0[:, None] + dx[None, :]) >> 5, (y0[:, None] + dy[None, :]) >> 5)
 
 
