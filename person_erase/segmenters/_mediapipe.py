@@ -67,10 +67,13 @@ def session(name: str, threads: int | None = None) -> Any:
     return cpu_session(path, threads=threads)
 
 
-def _run(sess: Any, batch: np.ndarray) -> list[np.ndarray]:
-    """All outputs of ``sess`` for ``batch`` (N, H, W, 3) float32, in chunks of at most MAX_BATCH."""
+def _run(sess: Any, batch: np.ndarray, outputs: list[str] | None = None) -> list[np.ndarray]:
+    """The ``outputs`` (default: all) of ``sess`` for ``batch`` (N, H, W, 3) float32, in chunks of at
+    most MAX_BATCH."""
     name = sess.get_inputs()[0].name
-    parts = [sess.run(None, {name: batch[i : i + MAX_BATCH]}) for i in range(0, len(batch), MAX_BATCH)]
+    parts = [sess.run(outputs, {name: batch[i : i + MAX_BATCH]}) for i in range(0, len(batch), MAX_BATCH)]
+    if len(parts) == 1:
+        return list(parts[0])
     return [np.concatenate([p[k] for p in parts]) for k in range(len(parts[0]))]
 
 
@@ -150,7 +153,7 @@ def _fixed_maps(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def _to_fixed(v: np.ndarray) -> np.ndarray:
     """Scaled source coordinates, clipped to int32 as OpenCV 4 does, rounded to the nearest integer."""
     np.clip(v, -(2.0**31), 2.0**31 - 1, out=v)
-    return np.rint(v, out=v).astype(np.int64)
+    return np.rint(v, out=v).astype(np.int32)
 
 
 def _perspective_maps(m: np.ndarray, w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
@@ -398,6 +401,8 @@ class PoseMasks:
         self.min_confidence = float(min_confidence)
         self._det = session("pose_detection", threads)
         self._lm = session("pose_landmark_full", threads)
+        outs = [o.name for o in self._lm.get_outputs()]
+        self._lm_outputs = [outs[1], outs[2]]  # pose presence [N, 1], segmentation logits [N, 256, 256, 1]
         self._anchors = ssd_anchors(self.DET_SIDE, (8, 16, 32, 32, 32))
 
     def detect(self, images: Sequence[np.ndarray]) -> list[Detection | None]:
@@ -428,8 +433,9 @@ class PoseMasks:
             roi, _ = pad_roi(pose_roi(dets[i], sw, sh), self.LM_SIDE, self.LM_SIDE)  # type: ignore[arg-type]
             rois.append(roi)
             batch[j] = _unit(to_tensor(smalls[i], roi, self.LM_SIDE, self.LM_SIDE, replicate=True))
-        res = _run(self._lm, batch)
-        flags, seg = res[1][:, 0], res[2][..., 0]
+        # only the pose flag and the segmentation (not the landmarks, heatmap, world landmarks)
+        flag_out, seg_out = self._lm_outputs
+        flags, seg = (r[..., 0] for r in _run(self._lm, batch, [flag_out, seg_out]))
         for j, i in enumerate(todo):
             if not flags[j] >= POSE_PRESENCE:
                 continue
