@@ -1,7 +1,10 @@
-"""Batch with the cloud engines against the DashScope-compatible server (loopback, random port).
+"""Batch with the cloud engines against the DashScope-compatible fake.
 
-Backends of the server: ``figure_labels`` (the figures of ``make_scene``) and ``flat_fill`` from
-``tests/_fake_engines.py``; short latencies keep the tests quick.
+Most tests hand the run the in-process transport (``run_batch(cloud=CloudSetup(...))``, no sockets) and
+limiters without the 2 submits/s pacing (it has its own tests), so they take milliseconds per image. A
+few stay end to end, the real ``dashscope`` SDK over real HTTP on loopback: the kill -9 resume test and
+the CLI's quota line. Backends of the fake: ``figure_labels`` (the figures of ``make_scene``) and
+``flat_fill`` from ``tests/_fake_engines.py``.
 """
 
 from __future__ import annotations
@@ -13,15 +16,18 @@ import time
 from pathlib import Path
 
 import pytest
+from cloud_server import InProc
 from PIL import Image
 
 from person_erase import batch as B
+from person_erase.cloud import Limiters
 from person_erase.report import BatchSummary, ImageReport
 from tests._fake_engines import figure_labels, flat_fill
 from tests.conftest import make_scene
 
 CLOUD = B.BatchParams(segmenter="dashscope", eraser="dashscope")
 KEY = "sk-pe-batch-test-0b6e2d"
+SEG, ERA = "image-instance-segmentation", "image-erase-completion"
 
 
 def _images(folder: Path, n: int) -> list[str]:
@@ -35,12 +41,35 @@ def _images(folder: Path, n: int) -> list[str]:
     return rels
 
 
+class Cloud(InProc):
+    """The fake service in this process, and the ``CloudSetup`` that sends a batch's calls to it."""
+
+    def setup(self) -> B.CloudSetup:
+        return B.CloudSetup(transport=self.transport, limiters=Limiters(submits_per_second=50))
+
+    def run(self, src: Path, out: Path, params: B.BatchParams = CLOUD, **kw) -> BatchSummary:
+        return B.run_batch(src, out, params=params, cloud=self.setup(), **kw)
+
+
 @pytest.fixture
 def cloud(monkeypatch: pytest.MonkeyPatch):
+    """An in-process fake (no sockets); the key and base URL the engines are built with point nowhere."""
+    fake = Cloud(segment_backend=figure_labels, erase_backend=flat_fill, latency_seg=0.02, latency_erase=0.02)
+    monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
+    monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", "http://127.0.0.1:9/api/v1")  # nothing listens there
+    try:
+        yield fake
+    finally:
+        fake.state.shutdown()
+
+
+@pytest.fixture
+def http_cloud(monkeypatch: pytest.MonkeyPatch):
+    """The fake on 127.0.0.1 (real HTTP), for the tests that go through the real SDK."""
     from person_erase.fakecloud import FakeDashScope
 
     with FakeDashScope(
-        segment_backend=figure_labels, erase_backend=flat_fill, latency_seg=0.05, latency_erase=0.05
+        segment_backend=figure_labels, erase_backend=flat_fill, latency_seg=0.02, latency_erase=0.02
     ) as fake:
         monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
         monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", fake.base_url)
@@ -58,9 +87,10 @@ def _journal_tasks(out: Path) -> dict[tuple[str, str], tuple[str, str | None]]:
 def test_cloud_batch_journals_task_ids_and_reuses_segmentations(cloud, tmp_path: Path) -> None:
     rels = _images(tmp_path / "in", 4)
     out = tmp_path / "out"
-    s = B.run_batch(tmp_path / "in", out, params=CLOUD)
+    s = cloud.run(tmp_path / "in", out)
     assert (s.done, s.failed, s.engine) == (4, 0, "cloud pipeline")
-    assert cloud.stats()["submitted"] == {"image-instance-segmentation": 4, "image-erase-completion": 4}
+    assert cloud.stats()["submitted"] == {SEG: 4, ERA: 4}
+    assert cloud.transport.calls["create"] == 8  # every call went through the run's transport
     tasks = _journal_tasks(out)
     for rel in rels:
         rep = ImageReport.model_validate_json((out / (rel + ".json")).read_text())
@@ -70,30 +100,29 @@ def test_cloud_batch_journals_task_ids_and_reuses_segmentations(cloud, tmp_path:
         assert rep.outside_mask_changed_px == 0
         assert tasks[(rel, "save")][0] == "done"
     # another selection: segmentations come from the cache, only erase tasks are submitted
-    again = B.run_batch(
-        tmp_path / "in", out, params=B.BatchParams(segmenter="dashscope", eraser="dashscope", select=(0,)), resume=True
-    )
+    again = cloud.run(tmp_path / "in", out, B.BatchParams(segmenter="dashscope", eraser="dashscope", select=(0,)),
+                      resume=True)
     assert (again.done, again.cache_hits) == (4, 4)
-    assert cloud.stats()["submitted"] == {"image-instance-segmentation": 4, "image-erase-completion": 8}
+    assert cloud.stats()["submitted"] == {SEG: 4, ERA: 8}
 
 
 def test_failed_cloud_task_is_isolated_and_retried(cloud, tmp_path: Path) -> None:
     _images(tmp_path / "in", 3)
     out = tmp_path / "out"
     cloud.configure(fail_next_tasks=1)
-    s = B.run_batch(tmp_path / "in", out, params=CLOUD)
+    s = cloud.run(tmp_path / "in", out)
     assert (s.done, s.failed) == (2, 1)
     bad = next(it for it in s.items if it.status == "failed")
     assert bad.stage == "segment" and "InternalError.Algo" in bad.reason
-    retry = B.run_batch(tmp_path / "in", out, params=CLOUD, retry_failed=True)
+    retry = cloud.run(tmp_path / "in", out, retry_failed=True)
     assert (retry.done, retry.skipped, retry.failed) == (1, 2, 0)
     # the failed task was not polled again: exactly one more segmentation was submitted
-    assert cloud.stats()["submitted"] == {"image-instance-segmentation": 4, "image-erase-completion": 3}
+    assert cloud.stats()["submitted"] == {SEG: 4, ERA: 3}
 
 
 def test_cloud_stages_overlap(cloud, tmp_path: Path) -> None:
     """While one image is being erased, the next one is already being segmented."""
-    cloud.configure(latency_seg=0.3, latency_erase=0.3)
+    cloud.configure(latency_seg=0.15, latency_erase=0.15)
     _images(tmp_path / "in", 4)
     seen: list[dict[str, int]] = []
     stop = threading.Event()
@@ -106,12 +135,12 @@ def test_cloud_stages_overlap(cloud, tmp_path: Path) -> None:
     t = threading.Thread(target=watch)
     t.start()
     try:
-        s = B.run_batch(tmp_path / "in", tmp_path / "out", params=CLOUD)
+        s = cloud.run(tmp_path / "in", tmp_path / "out")
     finally:
         stop.set()
         t.join()
     assert s.done == 4
-    assert any(v["image-instance-segmentation"] == 1 and v["image-erase-completion"] == 1 for v in seen)
+    assert any(v[SEG] == 1 and v[ERA] == 1 for v in seen)
     assert max(max(v.values()) for v in seen) == 1  # never more than one task per model
 
 
@@ -160,54 +189,54 @@ def test_kill_9_at_ten_points_then_resume_does_every_image_once(tmp_path: Path) 
             assert not list(out.rglob("*.part*")), point
 
 
-def test_quota_exhausted_mid_batch_stops_then_resume_finishes(cloud, tmp_path: Path, capsys) -> None:
-    from person_erase.cli import main
-
+def test_quota_exhausted_mid_batch_stops_then_resume_finishes(cloud, tmp_path: Path) -> None:
     n = 5
     _images(tmp_path / "in", n)
     out = tmp_path / "out"
     cloud.configure(free_quota=2)  # per model: two photos' worth
-    cmd = [
-        "batch",
-        str(tmp_path / "in"),
-        "-o",
-        str(out),
-        "--segmenter",
-        "dashscope",
-        "--eraser",
-        "dashscope",
-        "--no-progress",
-    ]
-    code = main(cmd)
-    err = capsys.readouterr().err.strip().splitlines()
-    assert code == 1
-    assert len(err) == 1 and err[0].startswith("error: the free quota of image-") and "--resume" in err[0], err
+    s = cloud.run(tmp_path / "in", out)
     stats = cloud.stats()
-    refused = stats["rejected"].get("Throttling.AllocationQuota", 0)
-    assert refused == 1  # stopped within one submit
-    erased = stats["submitted"]["image-erase-completion"]
-    assert stats["submitted"]["image-instance-segmentation"] == 2 and 1 <= erased <= 2  # the seg quota ran out first
-    summary = BatchSummary.model_validate_json((out / "summary.json").read_text())
-    assert summary.done == erased and summary.failed == 0 and summary.stopped
-    not_started = [it.reason for it in summary.items if it.status == "not_started"]
-    assert not_started == ["not started: quota exhausted"] * (n - erased) and summary.pending == n - erased
+    assert stats["rejected"].get("Throttling.AllocationQuota", 0) == 1  # stopped within one submit
+    erased = stats["submitted"][ERA]
+    assert stats["submitted"][SEG] == 2 and 1 <= erased <= 2  # the segmentation quota ran out first
+    assert s.stopped == f"the free quota of {SEG} is used up"
+    assert s.done == erased and s.failed == 0 and s.pending == n - erased
+    not_started = [it.reason for it in s.items if it.status == "not_started"]
+    assert not_started == ["not started: quota exhausted"] * (n - erased)
+    assert BatchSummary.model_validate_json((out / "summary.json").read_text()).stopped == s.stopped
     cloud.configure(free_quota=500)  # quota available again (e.g. another account's key)
-    assert main([*cmd, "--resume"]) == 0
-    again = BatchSummary.model_validate_json((out / "summary.json").read_text())
+    again = cloud.run(tmp_path / "in", out, resume=True)
     assert (again.done, again.skipped, again.failed, again.stopped) == (n - erased, erased, 0, None)
-    stats = cloud.stats()
-    assert stats["submitted"] == {"image-instance-segmentation": n, "image-erase-completion": n}  # nothing twice
+    assert cloud.stats()["submitted"] == {SEG: n, ERA: n}  # nothing twice
+
+
+def test_quota_exhausted_over_the_cli_is_one_line_and_resume_finishes(http_cloud, tmp_path: Path, capsys) -> None:
+    """End to end (real SDK, real HTTP, the service's pacing): exit 1, one ``error:`` line naming --resume."""
+    from person_erase.cli import main
+
+    _images(tmp_path / "in", 2)
+    http_cloud.configure(free_quota=1)
+    cmd = ["batch", str(tmp_path / "in"), "-o", str(tmp_path / "out"), "--segmenter", "dashscope",
+           "--eraser", "dashscope", "--no-progress"]
+    assert main(cmd) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: the free quota of {SEG} is used up") and "--resume" in err[0]
+    assert http_cloud.stats()["rejected"].get("Throttling.AllocationQuota", 0) == 1
+    http_cloud.configure(free_quota=500)
+    assert main([*cmd, "--resume"]) == 0
+    assert http_cloud.stats()["submitted"] == {SEG: 2, ERA: 2}
 
 
 def test_expired_task_from_an_earlier_run_is_submitted_again(cloud, tmp_path: Path) -> None:
     """A journaled task whose result expired (or the service forgot) is submitted anew, once."""
     import numpy as np
 
+    from person_erase.batch.executors.cloud import CloudHooks
     from person_erase.batch.journal import Journal
     from person_erase.segmenters.dashscope import DashScopeSegmenter
 
     img, _ = make_scene(2, size=(60, 80), seed=1)
-    seg = DashScopeSegmenter(poll_interval_s=0.02)
+    seg = DashScopeSegmenter(client=cloud.client())
     cloud.configure(result_ttl_s=0)
     old = seg.submit(img)
     seg.client.wait(old, model=seg.model)
@@ -215,11 +244,19 @@ def test_expired_task_from_an_earlier_run_is_submitted_again(cloud, tmp_path: Pa
     with Journal(tmp_path / "j.sqlite") as journal:
         journal.start("item", rel="a.png", sha256="0" * 64, params_hash="p", params={})
         journal.set_stage("item", "segment", "submitted", task_id=old)
-        from person_erase.batch.executors.cloud import CloudHooks
-
-        hooks = CloudHooks(journal)
+        hooks = CloudHooks(journal, cloud.setup())
         hooks.bind("item")
         people = hooks.segment(seg, np.ascontiguousarray(img))
         state, task, _ = journal.stage("item", "segment")
     assert len(people) == 2 and state == "done" and task not in (None, old)
-    assert cloud.stats()["submitted"]["image-instance-segmentation"] == 2
+    assert cloud.stats()["submitted"][SEG] == 2
+
+
+def test_cloud_setup_is_for_the_cloud_executor_only(tmp_path: Path) -> None:
+    from person_erase.errors import InputError
+
+    _images(tmp_path / "in", 1)
+    with pytest.raises(InputError, match="cloud executor") as info:
+        B.run_batch(tmp_path / "in", tmp_path / "out", params=B.BatchParams(),
+                    cloud=B.CloudSetup())
+    assert info.value.param == "cloud"

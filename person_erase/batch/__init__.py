@@ -37,6 +37,7 @@ from __future__ import annotations
 from ..report import BatchItem, BatchSummary
 from .cache import cache_key, cacheable, load_segmentation, store_segmentation
 from .executors import EXECUTORS, Executor, ExecutorOptions
+from .executors.cloud import CloudSetup
 from .job import Job, JobResult
 from .layout import JOURNAL_NAME, STATE_DIR, SUMMARY_NAME, output_path, sidecar_path
 from .params import CLOUD_ENGINES, BatchParams, Choice, ItemParams, parse_numbers
@@ -68,6 +69,7 @@ __all__ = [
     "BatchProgress",
     "BatchSummary",
     "Choice",
+    "CloudSetup",
     "Discovered",
     "Executor",
     "ExecutorOptions",

@@ -6,6 +6,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ..errors import CloudError, InputError, SelectionError
 from ..report import BatchItem, BatchSummary
@@ -18,6 +19,9 @@ from .params import BatchParams
 from .progress import BatchProgress, NoProgress
 from .sources import discover
 from .storage import LocalStorage, open_storage
+
+if TYPE_CHECKING:
+    from .executors.cloud import CloudSetup
 
 
 def validate_engines(params: BatchParams) -> None:
@@ -74,6 +78,7 @@ def run_batch(
     plugins: Sequence[str] = (),
     progress: BatchProgress | None = None,
     stop: threading.Event | None = None,
+    cloud: CloudSetup | None = None,
 ) -> BatchSummary:
     """Process every image of a folder or manifest into ``output_dir``.
 
@@ -98,6 +103,8 @@ def run_batch(
         plugins: modules to import in every worker (e.g. ones that register engines).
         progress: a ``BatchProgress`` (``TqdmProgress``, ``LogProgress``) or None.
         stop: set it to stop feeding new images (images in flight are finished and recorded).
+        cloud: how the dashscope engines reach the service (``CloudSetup``: a transport, shared limiters);
+            None: the real SDK over HTTP under the service's limits.
 
     Returns:
         The ``BatchSummary`` (also written to ``summary.json``).
@@ -114,7 +121,7 @@ def run_batch(
     name = executor or default_executor(params)
     import_plugins(plugins)
     plugins = tuple(dict.fromkeys([*plugins, *engine_modules(params)]))
-    options = ExecutorOptions(workers=workers, plugins=plugins, address=address)
+    options = ExecutorOptions(workers=workers, plugins=plugins, address=address, cloud=cloud)
     check_executor(name, params, options)
     validate_engines(params)
     settings = get_settings()

@@ -23,9 +23,6 @@ from .job import Job, JobResult
 from .params import CLOUD_ENGINES, Options, digest
 from .storage import LocalStorage
 
-#: Status-query interval of cloud tasks in a batch once a task is due (seconds).
-CLOUD_POLL_S = 0.025
-
 _ENGINES: dict[str, Any] = {}
 _ENGINES_LOCK = threading.Lock()
 
@@ -39,9 +36,16 @@ class StageHooks(Protocol):
 
     def task_ids(self, job: Job) -> dict[str, str]: ...
 
+    def configure(self, engine: Any) -> None:
+        """Connect an engine the batch built to the run (the cloud executor: transport, limiters, polling)."""
 
-def engine(kind: str, spec: str, options: Options) -> Any:
-    """One engine per (kind, name, options) per process (per thread for cloud engines): models load once."""
+
+def engine(kind: str, spec: str, options: Options, hooks: StageHooks | None = None) -> Any:
+    """One engine per (kind, name, options) per process (per thread for cloud engines): models load once.
+
+    ``hooks.configure`` connects it to the current run (the cloud executor hands every client the run's
+    transport and limiters); it is applied on every call, so a cached engine follows the run using it.
+    """
     from ..erasers import get_eraser
     from ..segmenters import get_segmenter
 
@@ -51,13 +55,10 @@ def engine(kind: str, spec: str, options: Options) -> Any:
         eng = _ENGINES.get(key)
     if eng is None:
         eng = get_segmenter(spec, **opts) if kind == "segmenter" else get_eraser(spec, **opts)
-        client = getattr(eng, "client", None)
-        if client is not None and hasattr(client, "poll_interval_s"):
-            # the batch sleeps until shortly before a task is due (see the cloud executor), then polls finely
-            client.poll_interval_s = min(client.poll_interval_s, CLOUD_POLL_S)
-            client.max_poll_interval_s = min(client.max_poll_interval_s, 2 * CLOUD_POLL_S)
         with _ENGINES_LOCK:
             _ENGINES[key] = eng
+    if hooks is not None:
+        hooks.configure(eng)
     return eng
 
 
@@ -134,7 +135,7 @@ def segment(job: Job, img: Any, hooks: StageHooks | None) -> tuple[Instances, bo
         people = load_segmentation(cache_dir, key)
         if people is not None and people.shape == (img.height, img.width):
             return people, True, (time.perf_counter() - t0) * 1e3
-    seg = engine("segmenter", p.segmenter, p.segmenter_options)
+    seg = engine("segmenter", p.segmenter, p.segmenter_options, hooks)
     if hooks is not None and hasattr(seg, "submit") and hasattr(seg, "collect"):
         people = hooks.segment(seg, img.pixels)
     else:
@@ -186,7 +187,7 @@ def process_item(job: Job, hooks: StageHooks | None = None,
         stage = "erase"
         verify: Any = False
         if p.verify:
-            verify = engine("segmenter", p.segmenter, p.segmenter_options)
+            verify = engine("segmenter", p.segmenter, p.segmenter_options, hooks)
         common: dict[str, Any] = dict(
             select=None if p.select is None else list(p.select),
             keep=None if p.keep is None else list(p.keep),
@@ -196,7 +197,7 @@ def process_item(job: Job, hooks: StageHooks | None = None,
             verify=verify,
         )
         if p.mode == "erase":
-            eng = engine("eraser", p.eraser, p.eraser_options)
+            eng = engine("eraser", p.eraser, p.eraser_options, hooks)
             if hooks is not None and hasattr(eng, "submit") and hasattr(eng, "collect"):
                 eng = hooks.eraser(eng, job)
             result = pipeline.erase(img, people, eraser=eng, **common)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from ..driver import Driver
     from ..params import BatchParams
     from ..sources import ItemSpec
+    from .cloud import CloudSetup
 
 
 class Executor(Protocol):
@@ -48,11 +49,13 @@ class ExecutorOptions:
         workers: processes (local) or actors (ray); None: the number of cores (local) / 2 (ray).
         plugins: modules every worker imports first (e.g. ones registering engines).
         address: the Ray cluster (``auto``, ``ray://host:port``); None starts a local Ray.
+        cloud: how the cloud executor's engines reach the service (``cloud.CloudSetup``); None: the defaults.
     """
 
     workers: int | None = None
     plugins: tuple[str, ...] = ()
     address: str | None = None
+    cloud: CloudSetup | None = None
 
 
 #: name -> "module:Class" (imported when chosen: Ray is heavy and optional).
@@ -78,6 +81,8 @@ def check_executor(name: str, params: BatchParams, options: ExecutorOptions) -> 
         raise InputError(f"unknown executor {name!r}; choose one of: {', '.join(EXECUTORS)}", param="executor")
     if options.workers is not None and (isinstance(options.workers, bool) or int(options.workers) < 1):
         raise InputError(f"`workers` must be 1 or more, got {options.workers}", param="workers")
+    if options.cloud is not None and name != "cloud":
+        raise InputError(f"`cloud` is for the cloud executor (got {name!r})", param="cloud")
     if options.address is not None and name != "ray":
         raise InputError(f"`address` is for `executor='ray'` (got {name!r})", param="address")
     if params.cloud and name == "ray":

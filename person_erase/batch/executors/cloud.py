@@ -13,6 +13,10 @@ Cloud calls are two-phase and journaled so that no photo is ever submitted twice
   (``DashScopeClient.adopt``, never a task id the journal knows for another image) and submits only when
   the list shows none.
 
+How the engines reach the service is the run's ``CloudSetup`` (``run_batch(cloud=...)``): a transport
+every client talks through (default: the SDK over HTTP) and the limiters they share (default: the
+service's limits). It is where, not what: it is not part of any image's journal key.
+
 When the free quota of a model runs out (``QuotaExhausted``) the run stops submitting at once (both
 models' limiters refuse further submits, queued images are not started), finishes what is in flight,
 and the driver records the rest as "not started: quota exhausted".
@@ -26,12 +30,14 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ...cloud import protocol as P
 from ...cloud.limits import Limiters
+from ...cloud.transport import Transport
 from ...errors import CloudError, QuotaExhausted
 from ...instances import Instances
 from ..job import Job, JobResult
@@ -49,24 +55,55 @@ logger = logging.getLogger("person_erase.batch")
 Pre = tuple[Any, Instances, bool, float]
 
 
+#: Status-query interval of cloud tasks in a batch once a task is due (seconds).
+CLOUD_POLL_S = 0.025
+
+
+@dataclass(frozen=True)
+class CloudSetup:
+    """How the cloud engines of one batch run reach DashScope (``run_batch(cloud=CloudSetup(...))``).
+
+    Attributes:
+        transport: the ``cloud.Transport`` every client of the run talks through; None: each client's
+            own ``SdkTransport`` (the real SDK over HTTP, to ``DASHSCOPE_HTTP_BASE_URL``). Tests pass
+            ``fakecloud.inprocess.InProcessTransport`` (no sockets).
+        limiters: the per-model ``cloud.Limiters`` every engine and stage thread shares; None: a fresh
+            ``Limiters()`` per run (the service's 2 submits/s and 1 task in flight per model).
+    """
+
+    transport: Transport | None = None
+    limiters: Limiters | None = None
+
+
 class CloudHooks:
     """Two-phase cloud calls (``submit`` → journal the task id → ``collect``), resumable by task id."""
 
     RESUBMIT_CODES = ("UnknownTask", "ResultExpired")
 
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: Journal, setup: CloudSetup | None = None) -> None:
         self.journal = journal
+        self.setup = setup or CloudSetup()
         self._local = threading.local()
         self._expected: dict[str, float] = {}
         #: one set of per-model limits for every engine (and stage thread) of this run
-        self.limiters = Limiters()
+        self.limiters = self.setup.limiters if self.setup.limiters is not None else Limiters()
+
+    def configure(self, engine: Any) -> None:
+        """Hand a cloud engine's client this run's transport and limiters, and poll finely: the batch
+        sleeps until shortly before a task is due (see ``_run``), then polls every ``CLOUD_POLL_S``."""
+        client = getattr(engine, "client", None)
+        if client is None or not hasattr(client, "limiters"):
+            return
+        client.limiters = self.limiters
+        if self.setup.transport is not None:
+            client.transport = self.setup.transport
+        client.poll_interval_s = min(client.poll_interval_s, CLOUD_POLL_S)
+        client.max_poll_interval_s = min(client.max_poll_interval_s, 2 * CLOUD_POLL_S)
 
     def _run(
         self, item_id: str, stage: str, engine: Any, submit: Callable[..., str], collect: Callable[[str], Any]
     ) -> Any:
         client = getattr(engine, "client", None)
-        if client is not None and hasattr(client, "limiters"):
-            client.limiters = self.limiters
         st = self.journal.stage(item_id, stage)
         task = st[1] if st else None
         detail = (st[2] if st else None) or {}
@@ -166,13 +203,14 @@ class CloudExecutor:
 
     def __init__(self, options: ExecutorOptions, *, threads_per_stage: int = 2) -> None:
         self.threads_per_stage = threads_per_stage
+        self.setup = options.cloud if options.cloud is not None else CloudSetup()
 
     def describe(self) -> str:
         return "cloud pipeline"
 
     def run(self, driver: Driver, specs: Iterable[ItemSpec], stop: threading.Event) -> None:
         n = self.threads_per_stage
-        hooks = CloudHooks(driver.journal)
+        hooks = CloudHooks(driver.journal, self.setup)
         _preimport_cloud_sdk()
         forget_network_engines()  # cloud clients read the key and base URL when built: build them afresh per run
         to_seg: queue.Queue[Job | None] = queue.Queue(maxsize=n)
