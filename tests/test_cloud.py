@@ -182,6 +182,34 @@ def test_adopt_with_several_candidates_takes_the_newest(inproc, scene, caplog):
     assert first in caplog.text
 
 
+def test_task_list_answer_in_the_sdk_shape_is_read_and_a_refused_window_is_dropped(inproc):
+    """The list answer as the dashscope Java SDK's own test shows it (epoch-ms times, ``status``); a 400
+    to the time window is retried once without it, and the client judges recency by ``gmt_create``."""
+    now_ms = int(time.time() * 1000)
+    sample = {"api_key_id": "1", "caller_parent_id": "2", "caller_uid": "3", "end_time": None,
+              "model_name": SEGMENT_MODEL, "region": "cn-beijing", "request_id": "5ddcdba0", "start_time": None,
+              "user_api_unique_key": "apikey:v1:aigc:image2image:image-synthesis:" + SEGMENT_MODEL}
+    rows = [{**sample, "task_id": "bb7c1bdb-old", "status": "SUCCEEDED", "gmt_create": now_ms - 3_600_000},
+            {**sample, "task_id": "bb7c1bdb-new", "status": "PENDING", "gmt_create": str(now_ms)},
+            {**sample, "task_id": "bb7c1bdb-mid", "status": "RUNNING", "gmt_create": now_ms - 1000}]
+    windows = []
+
+    def listing(*, start_time, **kw):
+        windows.append(start_time)
+        if start_time is not None:
+            return Reply(400, {"code": "InvalidParameter", "message": "start_time is invalid"})
+        return Reply(200, {"request_id": "r", "data": rows, "total": 3, "total_page": 1, "page_no": 1,
+                           "page_size": 10})
+
+    c = inproc.client(transport=Scripted(inproc, list=listing))
+    listed = c.list_tasks(SEGMENT_MODEL, since=time.time() - 60)
+    assert [t["task_status"] for t in listed] == ["SUCCEEDED", "PENDING", "RUNNING"]
+    assert len(windows) == 2 and windows[0] is not None and windows[1] is None
+    assert set(listed[0]) >= set(P.LIST_TASK_FIELDS)
+    # adoption: the hour-old task is not "since the intent"; of the two recent ones the newest wins
+    assert c.adopt(SEGMENT_MODEL, since=time.time() - 5) == "bb7c1bdb-new"
+
+
 # --- item 3: quota exhaustion vs throttling ------------------------------------------------------
 
 

@@ -64,3 +64,24 @@ def test_only_the_sdk_transport_imports_dashscope():
     importers = sorted(str(p.relative_to(root)) for p in root.rglob("*.py")
                        if re.search(r"^\s*(from dashscope|import dashscope)", p.read_text(encoding="utf-8"), re.M))
     assert importers == ["cloud/transport.py"]
+
+
+def test_the_fake_task_list_answers_with_the_sdk_field_names():
+    """``GET /tasks``: the page and task fields of the dashscope SDK's list result (``protocol.LIST_*``)."""
+    import time
+
+    from person_erase.fakecloud.app import handle_list
+    from person_erase.fakecloud.state import FakeState, Knobs
+
+    fake = FakeState(Knobs(latency_seg=0.01), segment_backend=lambda img: img[:, :, 0] * 0)
+    try:
+        before = time.time()
+        task = fake.create_task(P.SEGMENT_MODEL, {"error": ("InvalidParameter.FileDownload", "none")}, {})
+        status, body = handle_list(fake, {"authorization": "Bearer sk-x"}, {"model_name": P.SEGMENT_MODEL})
+    finally:
+        fake.shutdown()
+    assert status == 200 and set(body) == {"request_id", *P.LIST_PAGE_FIELDS}
+    (item,) = body["data"]
+    assert set(item) == set(P.LIST_TASK_FIELDS)
+    assert item["task_id"] == task.task_id and item["status"] in P.ALL_STATES  # type: ignore[union-attr]
+    assert isinstance(item["gmt_create"], int) and before * 1000 - 1 <= item["gmt_create"] <= time.time() * 1000

@@ -171,6 +171,17 @@ def host_allowed(host: str, patterns: Iterable[str]) -> bool:
     return False
 
 
+def created_s(task: dict[str, Any]) -> float | None:
+    """A listed task's creation time in epoch seconds: ``gmt_create`` is epoch milliseconds (see
+    ``protocol.LIST_TASK_FIELDS``); a numeric string is read too; None when absent or unreadable."""
+    value = task.get("gmt_create")
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return None
+    return float(value) / 1000.0
+
+
 def _is_loopback_host(host: str) -> bool:
     if host.lower() == "localhost":
         return True
@@ -441,20 +452,28 @@ class DashScopeClient:
                    status: str | None = None, max_pages: int = 5) -> list[dict[str, Any]]:
         """The model's tasks created since ``since`` (epoch seconds), from the service's batch task query.
 
-        Each item has at least ``task_id`` (validated) and ``task_status``; the raw fields are kept.
+        Each item has at least ``task_id`` (validated) and ``task_status`` (the list's ``status``); the raw
+        fields (``protocol.LIST_TASK_FIELDS``) are kept. A 400 answer to the time window is retried once
+        without it (its format is not settled, see ``protocol``); ``_adopt`` filters by ``gmt_create``.
 
         Raises:
             CloudError: the query failed or its answer is not a task list (saying what was received).
         """
         deadline = deadline if deadline is not None else self._deadline(None)
-        start = datetime.fromtimestamp(since, _CST).strftime(P.LIST_TIME_FORMAT)
+        start: str | None = datetime.fromtimestamp(since, _CST).strftime(P.LIST_TIME_FORMAT)
         found: list[dict[str, Any]] = []
-        for page in range(1, max_pages + 1):
+        page = 1
+        while page <= max_pages:
             try:
                 reply = self.transport.list(model=model, start_time=start, end_time=None, status=status, page_no=page,
                                             page_size=P.LIST_PAGE_SIZE, deadline=deadline)
             except TransportError as exc:
                 raise self._error(f"the task list query failed ({exc})", code="ListFailed") from None
+            if reply.status_code == 400 and start is not None and page == 1:
+                logger.warning("the task list refused the time window (%s); listing without it",
+                               self.scrub(reply.received()))
+                start = None
+                continue
             if reply.status_code != 200:
                 raise self._reply_error("the task list query", reply)
             data = reply.json_object.get("data")
@@ -475,6 +494,7 @@ class DashScopeClient:
                 or (isinstance(total, int) and page * P.LIST_PAGE_SIZE >= total)
             ):
                 break
+            page += 1
         return found
 
     def adopt(
@@ -510,8 +530,8 @@ class DashScopeClient:
         skip = set(exclude) | self._known
 
         def recent(t: dict[str, Any]) -> bool:  # created after the intent (small clock skew allowed)
-            created = t.get("gmt_create")
-            return not isinstance(created, (int, float)) or created / 1000.0 >= since - CLOCK_SKEW_S
+            created = created_s(t)
+            return created is None or created >= since - CLOCK_SKEW_S
 
         tasks = [t for t in self.list_tasks(model, since=since - ADOPT_MARGIN_S, deadline=deadline)
                  if t["task_id"] not in skip and recent(t)]
@@ -519,7 +539,7 @@ class DashScopeClient:
             return None
         # newest first: the slot is held, so nothing of ours was submitted after it; older candidates are
         # earlier work (e.g. the previous image's task, within the clock-skew margin)
-        tasks.sort(key=lambda t: str(t.get("gmt_create", t.get("submit_time", ""))), reverse=True)
+        tasks.sort(key=lambda t: created_s(t) or 0.0, reverse=True)
         chosen = str(tasks[0]["task_id"])
         if len(tasks) > 1:
             logger.warning("%d %s tasks appeared around the submit; adopted the newest (%s), left alone: %s",

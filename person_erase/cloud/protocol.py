@@ -104,6 +104,18 @@ RESULT_HOSTS = (
     "*.oss-accelerate.aliyuncs.com",
 )
 
-#: Batch task query: time window format (UTC+8, like the service's other times), page size cap.
+#: Batch task query (``GET {base}/tasks?page_no=&page_size=[&start_time=][&end_time=][&model_name=][&status=]``).
+#: Request: the Python SDK's ``dashscope/client/base_api.py`` (``BaseAsyncApi.list`` / ``.cancel``, which
+#: documents the time window as e.g. ``20230420000000``; read here as UTC+8 like the service's other times).
 LIST_TIME_FORMAT = "%Y%m%d%H%M%S"
 LIST_PAGE_SIZE = 10
+#: Answer: the Python SDK hands back the JSON body minus ``request_id`` and names no field. The names are
+#: those of the dashscope Java SDK's ``com/alibaba/dashscope/task/AsyncTaskListResult.java`` (the page) and
+#: ``com/alibaba/dashscope/common/AsyncTaskInfo.java`` (one task), whose mock answer in
+#: ``TestBatchTextEmbedding.testListParameters`` gives the times as epoch milliseconds
+#: (``"gmt_create":1691561394828``). The same test sends ``start_time`` as epoch milliseconds, so the
+#: window's format is not settled: the client retries without ``start_time`` when it is refused, and
+#: judges "created since the intent" by ``gmt_create`` itself.
+LIST_PAGE_FIELDS = ("data", "total", "total_page", "page_no", "page_size")
+LIST_TASK_FIELDS = ("task_id", "status", "model_name", "gmt_create", "start_time", "end_time", "region",
+                    "request_id", "api_key_id", "caller_uid", "caller_parent_id", "user_api_unique_key")

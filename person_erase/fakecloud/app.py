@@ -320,7 +320,7 @@ def handle_submit(state: FakeState, headers: Any, raw: bytes) -> tuple[int, dict
         state.stats["last_headers"] = {"oss_resolve": oss}
     if state.take_fault("drop_after_submit", "dropped_submits"):
         raise Dropped()
-    return 200, {"request_id": _rid(), "output": {"task_id": created.task_id, "task_status": "PENDING"}}
+    return 200, {"request_id": created.request_id, "output": {"task_id": created.task_id, "task_status": "PENDING"}}
 
 
 def handle_query(state: FakeState, headers: Any, task_id: str) -> tuple[int, dict[str, Any]]:

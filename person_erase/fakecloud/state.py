@@ -129,11 +129,35 @@ class Task:
     files: dict[str, tuple[bytes, str]] = field(default_factory=dict)
     expires_at: float | None = None  # epoch seconds
     created: float = field(default_factory=time.time)
+    started: float | None = None
     finished: float | None = None
+    request_id: str = field(default_factory=lambda: str(uuid.uuid4()))  # of the submit that created it
 
     @property
     def in_flight(self) -> bool:
         return self.status in ("PENDING", "RUNNING")
+
+
+def _ms(t: float | None) -> int | None:
+    return None if t is None else int(t * 1000)
+
+
+def _list_item(t: Task) -> dict[str, Any]:
+    """One task of the batch task query, with the fields ``protocol.LIST_TASK_FIELDS`` names (times in ms)."""
+    return {
+        "api_key_id": "fake-api-key-id",
+        "caller_parent_id": "0",
+        "caller_uid": "0",
+        "end_time": _ms(t.finished),
+        "gmt_create": _ms(t.created),
+        "model_name": t.model,
+        "region": "cn-beijing",
+        "request_id": t.request_id,
+        "start_time": _ms(t.started),
+        "status": t.status,
+        "task_id": t.task_id,
+        "user_api_unique_key": f"apikey:v1:{P.TASK_GROUP}:{P.TASK}:{P.FUNCTION}:{t.model}",
+    }
 
 
 @dataclass
@@ -355,17 +379,7 @@ class FakeState:
             rows.sort(key=lambda t: t.created, reverse=True)
             total = len(rows)
             page = rows[(page_no - 1) * page_size : page_no * page_size]
-            data = [
-                {
-                    "task_id": t.task_id,
-                    "status": t.status,
-                    "model_name": t.model,
-                    "gmt_create": int(t.created * 1000),
-                    "gmt_finished": int(t.finished * 1000) if t.finished else None,
-                    "region": "cn-beijing",
-                }
-                for t in page
-            ]
+            data = [_list_item(t) for t in page]
             self.stats["listed"] = self.stats.get("listed", 0) + 1
         return {"data": data, "total": total, "total_page": -(-total // page_size) if page_size else 0,
                 "page_no": page_no, "page_size": page_size}
@@ -433,6 +447,7 @@ class FakeState:
                 return
             task.status = "RUNNING"
             task.scheduled_time = cst_now()
+            task.started = time.time()
             fail = False
             if self.knobs.fail_next_tasks > 0:
                 self.knobs = self.knobs.model_copy(update={"fail_next_tasks": self.knobs.fail_next_tasks - 1})
