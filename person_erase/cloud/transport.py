@@ -147,7 +147,7 @@ class Transport(Protocol):
 
     def get(self, task_id: str, *, deadline: float) -> Reply: ...
 
-    def list(self, *, model: str, start_time: str, end_time: str | None, status: str | None,
+    def list(self, *, model: str, start_time: str | None, end_time: str | None, status: str | None,
              page_no: int, page_size: int, deadline: float) -> Reply: ...
 
     def cancel(self, task_id: str, *, deadline: float) -> Reply: ...
@@ -349,14 +349,11 @@ class SdkTransport:
     def get(self, task_id: str, *, deadline: float) -> Reply:
         return self._json_call("GET", f"{self.base_url}{P.TASKS_PATH}/{task_id}", deadline=deadline)
 
-    def list(self, *, model: str, start_time: str, end_time: str | None, status: str | None,
+    def list(self, *, model: str, start_time: str | None, end_time: str | None, status: str | None,
              page_no: int, page_size: int, deadline: float) -> Reply:
-        params: dict[str, Any] = {
-            "page_no": page_no,
-            "page_size": page_size,
-            "model_name": model,
-            "start_time": start_time,
-        }
+        params: dict[str, Any] = {"page_no": page_no, "page_size": page_size, "model_name": model}
+        if start_time:
+            params["start_time"] = start_time
         if end_time:
             params["end_time"] = end_time
         if status:

@@ -73,11 +73,11 @@ class InProcessTransport:
         self._count("get", deadline)
         return self._reply(handle_query, self.state, self._headers(), task_id)
 
-    def list(self, *, model: str, start_time: str, end_time: str | None, status: str | None,
+    def list(self, *, model: str, start_time: str | None, end_time: str | None, status: str | None,
              page_no: int, page_size: int, deadline: float) -> Reply:
         self._count("list", deadline)
-        params = {"model_name": model, "start_time": start_time, "end_time": end_time or "", "status": status or "",
-                  "page_no": str(page_no), "page_size": str(page_size)}
+        params = {"model_name": model, "start_time": start_time or "", "end_time": end_time or "",
+                  "status": status or "", "page_no": str(page_no), "page_size": str(page_size)}
         return self._reply(handle_list, self.state, self._headers(), params)
 
     def cancel(self, task_id: str, *, deadline: float) -> Reply:
