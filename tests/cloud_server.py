@@ -17,8 +17,10 @@ import pytest
 
 from person_erase.cloud import DashScopeClient, Limiters
 from person_erase.fakecloud import FakeDashScope
+from person_erase.fakecloud.images import telea_erase
 from person_erase.fakecloud.inprocess import InProcessTransport
-from person_erase.fakecloud.state import FakeState, Knobs, telea_erase
+from person_erase.fakecloud.knobs import Knobs
+from person_erase.fakecloud.state import FakeState
 
 #: A key distinctive enough to search for in captured output.
 TEST_KEY = "sk-pe-test-7f3a9c1e5b2d4f60a8c7"

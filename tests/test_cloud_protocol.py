@@ -9,7 +9,7 @@ import pytest
 
 from person_erase.cloud import adapt, client, limits
 from person_erase.cloud import protocol as P
-from person_erase.fakecloud import app, state
+from person_erase.fakecloud import handlers, knobs
 
 REFERENCE = Path(__file__).resolve().parents[1] / ".." / "shared" / "reference" / "dashscope.md"
 
@@ -47,12 +47,12 @@ def test_constants_agree_with_the_reference(ref):
 
 
 def test_client_and_fake_share_the_same_objects():
-    assert client.SEGMENT_MODEL is P.SEGMENT_MODEL is state.SEGMENT_MODEL
-    assert client.ERASE_MODEL is P.ERASE_MODEL is state.ERASE_MODEL
-    assert adapt.MIN_SIDE is P.MIN_SIDE is app.MIN_SIDE and adapt.MAX_SIDE is P.MAX_SIDE is app.MAX_SIDE
-    assert adapt.MAX_FILE_BYTES is P.MAX_FILE_BYTES is state.MAX_IMAGE_BYTES
-    assert adapt.ACCEPTED_FORMATS is P.ACCEPTED_FORMATS is app.ACCEPTED_FORMATS
-    k = state.Knobs()
+    assert client.SEGMENT_MODEL is P.SEGMENT_MODEL is handlers.SEGMENT_MODEL
+    assert client.ERASE_MODEL is P.ERASE_MODEL is handlers.ERASE_MODEL
+    assert adapt.MIN_SIDE is P.MIN_SIDE is handlers.MIN_SIDE and adapt.MAX_SIDE is P.MAX_SIDE is handlers.MAX_SIDE
+    assert adapt.MAX_FILE_BYTES is P.MAX_FILE_BYTES is handlers.MAX_IMAGE_BYTES
+    assert adapt.ACCEPTED_FORMATS is P.ACCEPTED_FORMATS is handlers.ACCEPTED_FORMATS
+    k = knobs.Knobs()
     assert (k.submits_per_second, k.max_in_flight, k.free_quota, k.result_ttl_s) == (
         P.SUBMITS_PER_SECOND, P.MAX_IN_FLIGHT, P.FREE_QUOTA_IMAGES, P.RESULT_TTL_S)
     lim = limits.ModelLimiter("m")
@@ -70,8 +70,9 @@ def test_the_fake_task_list_answers_with_the_sdk_field_names():
     """``GET /tasks``: the page and task fields of the dashscope SDK's list result (``protocol.LIST_*``)."""
     import time
 
-    from person_erase.fakecloud.app import handle_list
-    from person_erase.fakecloud.state import FakeState, Knobs
+    from person_erase.fakecloud.handlers import handle_list
+    from person_erase.fakecloud.knobs import Knobs
+    from person_erase.fakecloud.state import FakeState
 
     fake = FakeState(Knobs(latency_seg=0.01), segment_backend=lambda img: img[:, :, 0] * 0)
     try:

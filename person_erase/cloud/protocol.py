@@ -8,6 +8,7 @@ never drift apart from each other or from the reference.
 from __future__ import annotations
 
 import re
+from datetime import timedelta, timezone
 
 SEGMENT_MODEL = "image-instance-segmentation"
 ERASE_MODEL = "image-erase-completion"
@@ -108,6 +109,8 @@ RESULT_HOSTS = (
 #: Request: the Python SDK's ``dashscope/client/base_api.py`` (``BaseAsyncApi.list`` / ``.cancel``, which
 #: documents the time window as e.g. ``20230420000000``; read here as UTC+8 like the service's other times).
 LIST_TIME_FORMAT = "%Y%m%d%H%M%S"
+#: The service's time zone (task times such as ``submit_time`` are UTC+8, Beijing).
+CST = timezone(timedelta(hours=8))
 LIST_PAGE_SIZE = 10
 #: Answer: the Python SDK hands back the JSON body minus ``request_id`` and names no field. The names are
 #: those of the dashscope Java SDK's ``com/alibaba/dashscope/task/AsyncTaskListResult.java`` (the page) and

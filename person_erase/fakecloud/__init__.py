@@ -22,7 +22,7 @@ def __getattr__(name: str) -> Any:
 
         return getattr(server, name)
     if name == "Knobs":
-        from .state import Knobs
+        from .knobs import Knobs
 
         return Knobs
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

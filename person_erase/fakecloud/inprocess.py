@@ -1,6 +1,6 @@
 """``InProcessTransport``: the client's ``Transport`` answered by a ``FakeState`` in this process, no sockets.
 
-It calls the same request handlers the HTTP routes use (``app.handle_*``), so validation, error codes,
+It calls the same request handlers the HTTP routes use (``handlers.handle_*``), so validation, error codes,
 quota, the task list, cancel and the fault knobs behave exactly as over HTTP; only the wire is missing.
 Like httpx's ``MockTransport``, it serves the unit tests of retries, throttling, timeouts, adoption and
 resume in milliseconds. ``https`` result URLs fail to connect (the fake serves plain http), so the
@@ -23,7 +23,16 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from ..cloud.transport import Download, Reply, TransportError, UploadRefused
-from .app import ApiError, Dropped, handle_cancel, handle_list, handle_query, handle_result, handle_submit
+from .handlers import (
+    ApiError,
+    Dropped,
+    check_auth,
+    handle_cancel,
+    handle_list,
+    handle_query,
+    handle_result,
+    handle_submit,
+)
 from .state import FakeState
 
 
@@ -87,8 +96,6 @@ class InProcessTransport:
     def upload(self, path: Path, *, model: str, certificate: dict[str, Any] | None,
                deadline: float) -> tuple[str, dict[str, Any] | None]:
         self._count("upload", deadline)
-        from .app import check_auth
-
         try:
             check_auth(self._headers(), self.state)
         except ApiError as exc:

@@ -24,7 +24,8 @@ from typing import Any
 
 from ..errors import EngineError
 from .app import create_app
-from .state import EraseBackend, FakeState, Knobs, SegmentBackend
+from .knobs import Knobs
+from .state import EraseBackend, FakeState, SegmentBackend
 
 logger = logging.getLogger("person_erase.fakecloud")
 

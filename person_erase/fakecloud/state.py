@@ -1,6 +1,8 @@
-"""State of the DashScope-compatible server: knobs, tasks, uploads, results, stats, worker threads.
+"""State of the DashScope-compatible server: tasks, uploads, results, quota and rate limits, stats, runners.
 
-Everything here is plain Python guarded by one lock; the FastAPI routes in ``app.py`` call into it.
+Everything here is plain Python guarded by one lock; the request handlers (``handlers.py``, shared by the
+FastAPI routes in ``app.py`` and ``inprocess.py``) call into it. The knobs are in ``knobs.py``, the image
+encoders in ``images.py``.
 """
 
 from __future__ import annotations
@@ -8,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import io
 import logging
 import random
 import secrets
@@ -19,99 +20,26 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
 
 from ..cloud import protocol as P
-from ..cloud.protocol import ACCEPTED_FORMATS, ERASE_MODEL, MAX_SIDE, MIN_SIDE, MODELS, SEGMENT_MODEL  # noqa: F401
+from ..cloud.protocol import CST, MODELS, SEGMENT_MODEL
+from .images import encode_labels, encode_result, telea_erase, visualise, watermark
+from .knobs import Knobs
+
+__all__ = ["EraseBackend", "FakeState", "Knobs", "SegmentBackend", "Task", "Upload", "telea_erase"]
 
 logger = logging.getLogger("person_erase.fakecloud")
-
-MAX_IMAGE_BYTES = P.MAX_FILE_BYTES
-_CST = timezone(timedelta(hours=8))  # the service reports times in UTC+8
 
 SegmentBackend = Callable[[np.ndarray], np.ndarray]
 EraseBackend = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
-class Knobs(BaseModel):
-    """Behaviour and fault knobs of the fake service (all settable at start and at run time).
-
-    ``person-erase serve-dashscope`` generates one option per field from this model (``--latency-seg`` …),
-    with the field's description as its help.
-    """
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-    latency_seg: float = Field(default=0.3, ge=0, allow_inf_nan=False,
-                               description="seconds a segmentation task takes from submit to its final state")
-    latency_erase: float = Field(default=0.6, ge=0, allow_inf_nan=False, description="seconds an erase task takes")
-    failure_rate: float = Field(
-        default=0.0, ge=0, le=1, description="probability a task ends FAILED (InternalError.Algo)"
-    )
-    fail_next_tasks: int = Field(default=0, ge=0, description="the next N tasks end FAILED (InternalError.Algo)")
-    throttle_next_submits: int = Field(
-        default=0, ge=0, description="answer the next N submits 429 Throttling.RateQuota (no task created)"
-    )
-    drop_after_submit: int = Field(default=0, ge=0, description="the next N submits create their task, then the "
-                                   "connection is closed without an answer")
-    error_next_submits: int = Field(
-        default=0, ge=0, description="answer the next N submits with error_status (no task)"
-    )
-    error_next_queries: int = Field(default=0, ge=0, description="answer the next N task queries with error_status")
-    error_status: int = Field(
-        default=500,
-        ge=500,
-        le=599,
-        description="status of injected errors (503 answers ModelUnavailable, else InternalError)",
-    )
-    drop_next_downloads: int = Field(default=0, ge=0, description="send half of the next N result downloads, then drop")
-    result_ttl_s: float = Field(default=float(P.RESULT_TTL_S), ge=0, allow_inf_nan=False,
-                                description="seconds result URLs stay valid after a task ends (DashScope: 24 h)")
-    submits_per_second: float = Field(
-        default=P.SUBMITS_PER_SECOND,
-        gt=0,
-        allow_inf_nan=False,
-        description="per-model submits per second; more are answered 429 Throttling.RateQuota",
-    )
-    max_in_flight: int = Field(default=P.MAX_IN_FLIGHT, ge=1, le=16, description="per-model tasks running at once (set "
-                               "at start); later tasks wait PENDING — nothing documents a rejection")
-    free_quota: int = Field(default=P.FREE_QUOTA_IMAGES, ge=0, description="free quota per model in successful images "
-                            "(DashScope: 500); then submits get the quota-exhausted answer")
-    quota_answer: str = Field(
-        default="allocation",
-        pattern="^(allocation|free_tier_only)$",
-        description="quota-exhausted answer: 429 Throttling.AllocationQuota 'Free allocated quota "
-        "exceeded.' (allocation) or 403 AllocationQuota.FreeTierOnly",
-    )
-    result_host: str | None = Field(default=None, pattern=r"^[A-Za-z0-9.-]{1,253}$",
-                                    description="host name in result URLs (default: the bound address; never the "
-                                    "request's Host header); clients pin it with PERSON_ERASE_CLOUD_RESOLVE")
-    api_key: str | None = Field(default=None, repr=False, description="accept only this key, on every route "
-                                "including /_fake/* (default: any non-empty key, /_fake/* open)")
-    max_body_bytes: int = Field(
-        default=1024 * 1024, ge=1024, le=64 * 1024 * 1024, description="largest JSON body, bytes"
-    )
-    max_upload_bytes: int = Field(default=32 * 1024 * 1024, ge=1024, le=64 * 1024 * 1024,
-                                  description="largest temporary upload, bytes")
-    result_format: str = Field(
-        default="png",
-        pattern="^(png|jpeg)$",
-        description="erase result format: png (lossless) or jpeg (changes pixels outside the mask)",
-    )
-    seed: int | None = Field(default=None, description="seed of the failure-rate dice (default: random)")
-
-    def public(self) -> dict[str, Any]:
-        data = self.model_dump()
-        data["api_key"] = "set" if self.api_key else None
-        return data
-
-
 def cst_now() -> str:
-    return datetime.now(_CST).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    return datetime.now(CST).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
 
 
 @dataclass
@@ -298,7 +226,7 @@ class FakeState:
         return hmac.compare_digest(self.sign(text), signature or "")
 
     def upload_policy(self, model: str) -> dict[str, Any]:
-        upload_dir = f"dashscope-instant/{uuid.uuid4().hex}/{datetime.now(_CST):%Y-%m-%d}"
+        upload_dir = f"dashscope-instant/{uuid.uuid4().hex}/{datetime.now(CST):%Y-%m-%d}"
         expire = int(time.time()) + 300
         policy = base64.b64encode(
             f'{{"model":"{model}","dir":"{upload_dir}","expire":{expire},"max":{self.knobs.max_upload_bytes}}}'.encode()
@@ -521,74 +449,3 @@ class FakeState:
         self.stop_event.set()
         for ex in self.executors.values():
             ex.shutdown(wait=True, cancel_futures=True)
-
-
-# --- image helpers --------------------------------------------------------------------------
-
-
-def encode_labels(labels: np.ndarray) -> bytes:
-    from PIL import Image as PILImage
-
-    labels = np.asarray(labels)
-    buf = io.BytesIO()
-    if labels.size and int(labels.max()) > 255:
-        PILImage.fromarray(labels.astype(np.uint16)).save(buf, format="PNG")
-    else:
-        PILImage.fromarray(labels.astype(np.uint8)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def visualise(image: np.ndarray, labels: np.ndarray) -> bytes:
-    import cv2
-
-    from ..overlay import PALETTE
-
-    lut = np.zeros((65536 if labels.dtype.itemsize > 1 else 256, 3), np.uint8)
-    lut[1:] = PALETTE[np.arange(len(lut) - 1) % len(PALETTE)]
-    lab: np.ndarray = labels.astype(np.uint16 if len(lut) > 256 else np.uint8)
-    colour = lut[lab]
-    blend = cv2.addWeighted(image, 0.5, colour, 0.5, 0)
-    out = np.where((lab != 0)[:, :, None], blend, image)
-    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(out[:, :, ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 85])
-    return buf.tobytes()
-
-
-def encode_result(image: np.ndarray, fmt: str) -> bytes:
-    import cv2
-
-    bgr = np.ascontiguousarray(image[:, :, ::-1])
-    if fmt == "png":
-        ok, buf = cv2.imencode(".png", bgr, [cv2.IMWRITE_PNG_COMPRESSION, 1])
-    else:
-        ok, buf = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, 92])
-    if not ok:
-        raise ValueError("could not encode the result")
-    return buf.tobytes()
-
-
-def watermark(image: np.ndarray) -> np.ndarray:
-    """Stamp a small "AI" mark in the bottom-right corner (like the service's ``add_watermark``)."""
-    import cv2
-
-    out = np.ascontiguousarray(image.copy())
-    h, w = out.shape[:2]
-    scale = max(0.5, min(h, w) / 800)
-    cv2.putText(
-        out,
-        "AI generated",
-        (max(0, w - int(230 * scale)), h - int(12 * scale)),
-        cv2.FONT_HERSHEY_SIMPLEX,
-        scale,
-        (255, 255, 255),
-        max(1, int(2 * scale)),
-        cv2.LINE_AA,
-    )
-    return out
-
-
-def telea_erase(image: np.ndarray, erase: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """A quick erase backend for tests: the local ``telea`` eraser (the keep mask only stays unchanged,
-    as in the service); pixels outside ``erase`` unchanged. Never used in place of a failing backend."""
-    from ..erasers.telea import TeleaEraser
-
-    return TeleaEraser().erase(image, erase)
