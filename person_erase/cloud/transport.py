@@ -29,7 +29,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
@@ -127,6 +127,28 @@ def quote(value: Any, limit: int = QUOTE_CHARS) -> str:
         text = repr(value)
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+#: Largest JSON answer read (task query, list, cancel).
+MAX_ANSWER_BYTES = 4 * 1024 * 1024
+
+
+def read_capped(chunks: Iterable[bytes], *, max_bytes: int, deadline: float, what: str, sent: bool | None) -> bytes:
+    """Join ``chunks`` as they arrive, at most ``max_bytes``, all before ``deadline``.
+
+    Raises:
+        TransportError: kind ``"too_large"`` past ``max_bytes``; ``"timeout"`` past the deadline.
+    """
+    parts: list[bytes] = []
+    size = 0
+    for chunk in chunks:
+        size += len(chunk)
+        if size > max_bytes:
+            raise TransportError(f"{what} is larger than {max_bytes} bytes", sent=True, kind="too_large")
+        parts.append(chunk)
+        if time.monotonic() > deadline:
+            raise TransportError(f"{what}: only {size} bytes arrived before the deadline", sent=sent, kind="timeout")
+    return b"".join(parts)
 
 
 def decode_reply(status: int, content: bytes, headers: dict[str, str]) -> Reply:
@@ -281,17 +303,9 @@ class SdkTransport:
         try:
             with _http().stream(method, url, params=params, headers=self._headers(),
                                 timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0))) as rsp:
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in rsp.iter_raw():
-                    size += len(chunk)
-                    if size > 4 * 1024 * 1024:
-                        raise TransportError(f"{method} {url}: answer larger than 4 MB", sent=True, kind="too_large")
-                    chunks.append(chunk)
-                    if time.monotonic() > deadline:
-                        raise TransportError(f"{method} {url}: the answer did not arrive before the deadline",
-                                             sent=None, kind="timeout")
-                return decode_reply(rsp.status_code, b"".join(chunks), dict(rsp.headers))
+                body = read_capped(rsp.iter_raw(), max_bytes=MAX_ANSWER_BYTES, deadline=deadline,
+                                   what=f"{method} {url}: the answer", sent=None)
+                return decode_reply(rsp.status_code, body, dict(rsp.headers))
         except httpx.ConnectError as exc:
             raise TransportError(f"cannot connect to {url}: {type(exc).__name__}", sent=False, kind="connect") from None
         except httpx.TimeoutException as exc:
@@ -436,26 +450,16 @@ def http_download(url: str, *, connect_to: str | None, max_bytes: int, deadline:
         http = _http()
         req = http.build_request("GET", target, headers=headers, extensions=extensions,
                                  timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)))
-        if True:
-            with contextlib.closing(http.send(req, stream=True)) as rsp:
-                hdrs = {k.lower(): v for k, v in rsp.headers.items()}
-                if rsp.status_code != 200:
-                    return Download(rsp.status_code, hdrs)
-                declared = hdrs.get("content-length", "")
-                if declared.isdigit() and int(declared) > max_bytes:
-                    raise TransportError(f"declared {declared} bytes", sent=True, kind="too_large")
-                chunks: list[bytes] = []
-                size = 0
-                for chunk in rsp.iter_bytes():  # as received: a drip is checked against the deadline
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise TransportError(f"more than {max_bytes} bytes", sent=True, kind="too_large")
-                    chunks.append(chunk)
-                    if time.monotonic() > deadline:
-                        raise TransportError(
-                            f"only {size} bytes arrived before the deadline", sent=True, kind="timeout"
-                        )
-                return Download(200, hdrs, b"".join(chunks))
+        with contextlib.closing(http.send(req, stream=True)) as rsp:
+            hdrs = {k.lower(): v for k, v in rsp.headers.items()}
+            if rsp.status_code != 200:
+                return Download(rsp.status_code, hdrs)
+            declared = hdrs.get("content-length", "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise TransportError(f"declared {declared} bytes", sent=True, kind="too_large")
+            # as received: a drip is checked against the deadline
+            body = read_capped(rsp.iter_bytes(), max_bytes=max_bytes, deadline=deadline, what="the result", sent=True)
+            return Download(200, hdrs, body)
     except httpx.ConnectError as exc:
         raise TransportError(
             f"cannot connect ({type(exc).__name__}: {quote(str(exc))})", sent=False, kind="connect"
