@@ -110,7 +110,9 @@ class InProc:
         self.transport = InProcessTransport(self.state, TEST_KEY)
 
     def client(self, **kw) -> DashScopeClient:
-        opts = {**FAST, "api_key": TEST_KEY, "base_url": "http://127.0.0.1:9/api/v1", "transport": self.transport, **kw}
+        # in-process status queries cost microseconds: poll finely, so no test waits out a long poll interval
+        opts = {**FAST, "poll_interval_s": 0.01, "max_poll_interval_s": 0.02, "api_key": TEST_KEY,
+                "base_url": "http://127.0.0.1:9/api/v1", "transport": self.transport, **kw}
         opts.setdefault("limiters", Limiters(submits_per_second=50))
         return DashScopeClient(**opts)
 
