@@ -317,22 +317,21 @@ def test_timeout_on_a_running_task_keeps_the_slot_until_it_ends(inproc, scene):
 
 def test_ctrl_c_cancels_a_pending_task(inproc, scene):
     _busy(inproc, scene, 1.0)
-    c = inproc.client()
+    pressed = []
+
+    def get(task_id, *, deadline):  # the second status query is interrupted by "Ctrl-C"
+        reply = inproc.transport.get(task_id, deadline=deadline)
+        if len(pressed) < 2:
+            pressed.append(task_id)
+            if len(pressed) == 2:
+                raise KeyboardInterrupt
+        return reply
+
+    c = inproc.client(transport=Scripted(inproc, get=get))
     url, _ = c.upload(_png(inproc, scene), model=SEGMENT_MODEL)
     task = c.submit(SEGMENT_MODEL, {"image_url": url})
-    real_sleep = time.sleep
-
-    def interrupt(_):
-        raise KeyboardInterrupt
-
-    import person_erase.cloud.client as client_mod
-
-    client_mod.time.sleep = interrupt  # the first pause between polls is "Ctrl-C"
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            c.wait(task, model=SEGMENT_MODEL)
-    finally:
-        client_mod.time.sleep = real_sleep
+    with pytest.raises(KeyboardInterrupt):
+        c.wait(task, model=SEGMENT_MODEL)
     assert inproc.state.tasks[task].status == "CANCELED"
     assert c.limiters.for_model(SEGMENT_MODEL).in_flight == 0
 
