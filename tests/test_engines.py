@@ -211,8 +211,7 @@ def test_to_flags_rewrites_backticked_parameters():
 
 # files that still hold flags outside person_erase/cli/, each with its reason
 _FLAGS_ALLOWED = {
-    "fakecloud/cli.py": "the serve-dashscope arguments move to cli/serve.py (issue 14)",
-    "cloud/client.py": "the missing-key help quotes a shell command to run (person-erase serve-dashscope --port)",
+    "cloud/core.py": "the missing-key help quotes a shell command to run (person-erase serve-dashscope --port)",
     "__main__.py": "python -m person_erase is the CLI",
 }
 
