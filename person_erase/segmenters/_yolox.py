@@ -175,7 +175,9 @@ class YoloxPersons:
         nh, nw = max(1, round(h * r)), max(1, round(w * r))
         ch, cw = -(-nh // 32) * 32, -(-nw // 32) * 32
         canvas = np.full((ch, cw, 3), 114, dtype=np.uint8)
-        canvas[:nh, :nw] = cv2.resize(image[:, :, ::-1], (nw, nh), interpolation=cv2.INTER_LINEAR)
+        # resized as RGB, then written as BGR: channels are resized independently, so this equals resizing
+        # the BGR photo without first copying all of it
+        canvas[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)[:, :, ::-1]
         blob = np.ascontiguousarray(canvas.transpose(2, 0, 1)[None], dtype=np.float32)
         out = self._session.run(None, {self._input: blob})[0][0]
         grid, stride = self._grid(ch, cw)
