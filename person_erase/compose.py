@@ -1,6 +1,6 @@
 """Run an eraser per hole: cluster the erase mask, crop each cluster with context, paste back.
 
-Cost follows the holes, not the photo: an eraser with ``crops = True`` only ever sees a crop around
+Cost follows the holes, not the photo: an eraser whose spec has ``crops`` only ever sees a crop around
 one cluster of holes (its box plus a context margin proportional to the hole size, clipped to the
 image), and only that crop's erase pixels are written back. Erasers without ``crops`` (e.g. a cloud
 service that wants the whole photo) get the whole image.
@@ -19,7 +19,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from .erasers import Eraser
+from .engines import EngineSpec
+from .erasers import ERASERS, Eraser
 from .erasers._common import check_inputs
 from .errors import EngineError, InputError
 
@@ -183,19 +184,22 @@ def apply_eraser(
     *,
     margin: float = DEFAULT_MARGIN,
     progress: Callable[[int, int], None] | None = None,
+    spec: EngineSpec | None = None,
 ) -> tuple[np.ndarray, ComposeStats]:
     """Erase ``erase`` from ``image`` with ``eraser``, per hole cluster if the eraser allows crops.
 
     Args:
-        eraser: any :class:`~person_erase.erasers.Eraser`; ``crops`` (class attribute, default False)
-            says whether it may be called on a crop, ``square_crops`` (default False) that each crop
-            is grown to a square where the photo allows (networks with a square input).
+        eraser: any :class:`~person_erase.erasers.Eraser`.
         image: (H, W, 3) uint8 RGB; not modified.
         erase: (H, W) bool, the pixels to fill or redact.
         keep: (H, W) bool or None, pixels that must neither change nor be copied from (kept people,
             and for inpainters any other people the pipeline wants excluded); disjoint from erase.
         margin: context around each cluster as a fraction of its larger box side (min 24 px).
         progress: called as ``progress(done, total)`` after each cluster.
+        spec: the eraser's ``EngineSpec`` (default: ``ERASERS.describe(eraser)``); its capabilities
+            decide the calls: ``crops`` (it may be called on a crop), ``square_crops`` (each crop is
+            grown to a square where the photo allows), ``honours_keep_mask`` (holes of other clusters
+            go into its keep mask instead of being filled and thrown away).
 
     Returns:
         ``(out, stats)``: a new (H, W, 3) uint8 image equal to ``image`` outside ``erase``, and a
@@ -210,10 +214,12 @@ def apply_eraser(
     if margin < 0:
         raise InputError(f"margin must be >= 0 (a fraction of the hole size), got {margin}")
     out = image.copy()
-    if not getattr(eraser, "crops", False):
+    if spec is None:
+        spec = ERASERS.describe(eraser)
+    if not spec.crops:
         if not erase.any():
             return out, ComposeStats(0, (), 0, (time.perf_counter() - t0) * 1000)
-        raw = _call(eraser, image, erase, keep)
+        raw = _call(eraser, spec, image, erase, keep)
         raw_changed = count_changed_outside(image, raw, erase)
         np.copyto(out, raw, where=erase[..., None])
         h, w = erase.shape
@@ -224,8 +230,7 @@ def apply_eraser(
     labels, clusters = _clusters(erase)
     if not clusters:
         return out, ComposeStats(0, (), 0, (time.perf_counter() - t0) * 1000)
-    honours_keep = bool(getattr(eraser, "honours_keep_mask", False))
-    square = bool(getattr(eraser, "square_crops", False))
+    honours_keep, square = spec.honours_keep_mask, spec.square_crops
     done = np.zeros(erase.shape, dtype=bool)  # erase pixels already filled in ``out``
     crops: list[Box] = []
     raw_changed = 0
@@ -248,7 +253,7 @@ def apply_eraser(
             else:
                 crop_erase = mine | pending
         src = out[sl].copy()
-        raw = _call(eraser, src, crop_erase, crop_keep)
+        raw = _call(eraser, spec, src, crop_erase, crop_keep)
         raw_changed += count_changed_outside(src, raw, crop_erase)
         np.copyto(out[sl], raw, where=mine[..., None])
         done[sl] |= mine
@@ -257,11 +262,11 @@ def apply_eraser(
     return out, ComposeStats(len(clusters), tuple(crops), raw_changed, (time.perf_counter() - t0) * 1000)
 
 
-def _call(eraser: Eraser, image: np.ndarray, erase: np.ndarray, keep: np.ndarray) -> np.ndarray:
+def _call(eraser: Eraser, spec: EngineSpec, image: np.ndarray, erase: np.ndarray, keep: np.ndarray) -> np.ndarray:
     result = eraser.erase(image, erase, keep=keep)
     if not isinstance(result, np.ndarray) or result.shape != image.shape or result.dtype != np.uint8:
         raise EngineError(
-            f"eraser {getattr(eraser, 'name', type(eraser).__name__)!r} returned "
+            f"eraser {spec.name!r} returned "
             f"{getattr(result, 'shape', type(result).__name__)} {getattr(result, 'dtype', '')}; "
             f"expected a {image.shape} uint8 array"
         )

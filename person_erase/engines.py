@@ -8,19 +8,25 @@ declares its capabilities:
 - ``needs_network``: it calls a remote service (batch runs it on threads, not processes; it needs a key).
 - ``crops``: the pipeline may hand it one crop per cluster of nearby holes instead of the whole photo.
 - ``honours_keep_mask``: it never takes fill pixels from the keep mask.
+- ``square_crops``: with ``crops``, each crop is grown to a square where the photo allows (networks
+  with a square input).
+- ``two_phase``: it also offers ``submit``/``collect`` (``TwoPhaseSegmenter`` / ``TwoPhaseEraser`` in
+  ``segmenters`` / ``erasers``), so a batch can journal the task id between the two.
 - ``arg``: it takes an argument after a colon, such as a file (``labels:PATH``); ``arg_required``
   says whether the bare name works too. The text after the colon is passed as ``path=``.
 - ``options``: the keyword options its constructor takes, or None when they are not declared
-  (then options are passed through unchecked, and ``takes`` reads the constructor's signature).
-  Building with an option not declared is an error naming the valid ones, not a ``TypeError``
-  from deep inside.
+  (then the constructor's signature says: its named keyword parameters; a factory taking
+  ``**kwargs`` takes anything). Building with an option it does not take is an ``InputError``
+  naming the valid ones (``param=`` the unknown ones), not a ``TypeError`` from deep inside.
 - ``defaults``: keyword options always passed (``{"style": "pixelate"}``), overridable.
 
 A ``Registry`` maps names to specs (``segmenters.SEGMENTERS``, ``erasers.ERASERS``). It is a
 mutable mapping, so plugins and tests register and remove engines; a plain factory assigned to a
 name is wrapped in a spec whose capabilities are read from the factory's attributes when it has
-them (a class with ``needs_network = True`` and so on). The CLI's choices and help text come from
-the registries.
+them (a class with ``needs_network = True`` and so on). ``Registry.resolve`` turns what a user
+wrote (a name, ``name:ARG``, or a model-store name) into a spec, ``Registry.build`` into an engine,
+and ``Registry.describe`` gives an engine object built elsewhere a spec too, so the pipeline reads
+every engine's capabilities from a spec. The CLI's choices and help text come from the registries.
 
 >>> from person_erase.erasers import ERASERS
 >>> ERASERS.spec("dashscope").needs_network
@@ -42,7 +48,7 @@ from .errors import EngineError, InputError
 
 Kind = Literal["segment", "erase", "redact"]
 
-_CAPABILITIES = ("needs_network", "crops", "honours_keep_mask")
+_CAPABILITIES = ("needs_network", "crops", "honours_keep_mask", "square_crops")
 
 
 @dataclass(frozen=True)
@@ -57,9 +63,13 @@ class EngineSpec:
         needs_network: calls a remote service.
         crops: accepts crops around the holes instead of the whole photo (erasers).
         honours_keep_mask: never sources fill pixels from the keep mask (erasers).
+        square_crops: with ``crops``: each crop is grown to a square where the photo allows.
+        two_phase: offers ``submit``/``collect`` besides the one-call method (cloud engines).
         arg: metavar of the text after ``name:`` (e.g. ``"PATH"``), or None when it takes none.
         arg_required: with ``arg``: the bare name is refused.
-        options: keyword options the engine takes; None = not declared (passed through unchecked).
+        options: keyword options the engine takes; None = read from the constructor's signature.
+        forwards: with ``options`` None: ``"module:Callable"`` the constructor's ``**kwargs`` go to
+            (its named parameters are accepted too: the cloud engines forward them to the client).
         defaults: keyword options always passed to the target (the caller's options win).
     """
 
@@ -70,9 +80,12 @@ class EngineSpec:
     needs_network: bool = False
     crops: bool = False
     honours_keep_mask: bool = False
+    square_crops: bool = False
+    two_phase: bool = False
     arg: str | None = None
     arg_required: bool = True
     options: frozenset[str] | None = None
+    forwards: str | None = None
     defaults: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -96,43 +109,53 @@ class EngineSpec:
             return self.target.partition(":")[0]
         return getattr(self.target, "__module__", None)
 
-    def takes(self, option: str) -> bool:
-        """True when the engine uses keyword option ``option``.
+    def accepted_options(self) -> frozenset[str] | None:
+        """The keyword options the engine takes; None when it takes any (a factory with ``**kwargs``).
 
         Declared ``options`` answer it; otherwise the target's signature does (its module is imported,
-        nothing is built): only a named parameter counts, not ``**kwargs``.
+        nothing is built): its named keyword parameters, except ``path`` (the text after the colon).
         """
         if self.options is not None:
-            return option in self.options
+            return self.options
+        named = _named_parameters(self.load())
+        if named is None and self.forwards:
+            own = _named_parameters(self.load(), any_kwargs=False) or frozenset()
+            forwarded = _named_parameters(_import(self.forwards, self.name), any_kwargs=False)
+            return None if forwarded is None else own | forwarded
+        return named
+
+    def takes(self, option: str) -> bool:
+        """True when the engine names keyword option ``option`` (declared, or a named parameter of the
+        target's signature; ``**kwargs`` does not count)."""
+        accepted = self.accepted_options()
+        if accepted is not None:
+            return option in accepted
         try:
-            params = inspect.signature(self.load()).parameters
+            p = inspect.signature(self.load()).parameters.get(option)
         except (TypeError, ValueError):
             return False
-        p = params.get(option)
         return p is not None and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
 
     def load(self) -> Callable[..., Any]:
         """The engine's class or factory (imports its module; builds nothing)."""
         if not isinstance(self.target, str):
             return self.target
-        mod, _, attr = self.target.partition(":")
-        try:
-            return getattr(importlib.import_module(mod), attr)  # type: ignore[no-any-return]
-        except (ImportError, AttributeError) as exc:
-            raise EngineError(f"the {self.name} engine is not available: {exc}") from None
+        return _import(self.target, self.name)
 
     def check_options(self, options: Mapping[str, Any]) -> None:
-        """Refuse keyword options the engine does not declare (nothing to check when undeclared).
+        """Refuse keyword options the engine does not take (see ``accepted_options``).
 
         Raises:
-            InputError: the message names the unknown options and lists the valid ones.
+            InputError: the message names the unknown options and lists the valid ones; ``param`` is
+                the tuple of unknown option names.
         """
-        if self.options is None:
+        accepted = self.accepted_options()
+        if accepted is None:
             return
-        unknown = sorted(set(options) - self.options - set(self.defaults))
+        unknown = sorted(set(options) - accepted - set(self.defaults))
         if unknown:
             what = "segmenter" if self.kind == "segment" else "eraser"
-            valid = ", ".join(f"`{o}`" for o in sorted(self.options)) or "none"
+            valid = ", ".join(f"`{o}`" for o in sorted(accepted)) or "none"
             raise InputError(f"the {self.name} {what} has no option {', '.join(f'`{u}`' for u in unknown)}; "
                              f"its options: {valid}", param=tuple(unknown))
 
@@ -156,17 +179,46 @@ class EngineSpec:
         return self.load()(**kwargs)
 
 
+def _import(target: str, name: str) -> Callable[..., Any]:
+    mod, _, attr = target.partition(":")
+    try:
+        return getattr(importlib.import_module(mod), attr)  # type: ignore[no-any-return]
+    except (ImportError, AttributeError) as exc:
+        raise EngineError(f"the {name} engine is not available: {exc}") from None
+
+
+def _named_parameters(target: Callable[..., Any], *, any_kwargs: bool = True) -> frozenset[str] | None:
+    """The keyword parameters ``target`` names (not ``path``: the text after the colon); None when it
+    takes ``**kwargs`` (and ``any_kwargs``) or has no readable signature."""
+    try:
+        params = inspect.signature(target).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    if any_kwargs and any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return frozenset(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "path")
+
+
 class Registry(MutableMapping[str, EngineSpec]):
     """Engine specs by name, in registration order.
 
     Assigning a plain factory (``REG["fake"] = factory``) wraps it in a spec of the registry's kind.
+    With ``store=True`` (the built-in ``ERASERS`` and ``SEGMENTERS``) names of models registered in
+    the model store (:mod:`person_erase.modelstore`) resolve to their family's spec, and the store
+    refuses to register a model under one of this registry's names.
     """
 
-    def __init__(self, what: Literal["segmenter", "eraser"], specs: Iterable[EngineSpec] = ()) -> None:
+    def __init__(self, what: Literal["segmenter", "eraser"], specs: Iterable[EngineSpec] = (), *,
+                 store: bool = False) -> None:
         self.what = what
+        self.store = store
         self._specs: dict[str, EngineSpec] = {}
         for s in specs:
             self.register(s)
+        if store:
+            from .modelstore import reserve
+
+            reserve(self)
 
     # --- mapping ---------------------------------------------------------------------------------
 
@@ -206,14 +258,20 @@ class Registry(MutableMapping[str, EngineSpec]):
 
     def wrap(self, name: str, factory: Callable[..., Any], **capabilities: Any) -> EngineSpec:
         """A spec for a plain factory; capabilities not given are read from the factory's attributes."""
-        kind = capabilities.pop("kind", None)
-        if kind is None:
-            declared = getattr(factory, "kind", None)
-            kind = "segment" if self.what == "segmenter" else ("redact" if declared == "redact" else "erase")
+        return EngineSpec(name=name, target=factory, **self._capabilities(factory, capabilities))
+
+    def _capabilities(self, source: Any, given: dict[str, Any]) -> dict[str, Any]:
+        """``given`` completed from ``source``'s attributes (a class, factory or engine object)."""
+        caps = dict(given)
+        if "kind" not in caps:
+            declared = getattr(source, "kind", None)
+            caps["kind"] = "segment" if self.what == "segmenter" else ("redact" if declared == "redact" else "erase")
         for cap in _CAPABILITIES:
-            if cap not in capabilities and isinstance(getattr(factory, cap, None), bool):
-                capabilities[cap] = getattr(factory, cap)
-        return EngineSpec(name=name, kind=kind, target=factory, **capabilities)
+            if cap not in caps and isinstance(getattr(source, cap, None), bool):
+                caps[cap] = getattr(source, cap)
+        if "two_phase" not in caps:
+            caps["two_phase"] = callable(getattr(source, "submit", None)) and callable(getattr(source, "collect", None))
+        return caps
 
     # --- looking up ------------------------------------------------------------------------------
 
@@ -234,20 +292,59 @@ class Registry(MutableMapping[str, EngineSpec]):
         """The spec of ``text`` (a name, or ``name:ARG``); see ``parse``."""
         return self.parse(text)[0]
 
-    def build(self, text: str, **options: Any) -> Any:
-        """A new engine from ``text`` (``"local"``, ``"labels:PATH"``) and keyword options."""
-        spec, arg = self.parse(text)
-        return spec.build(arg, **options)
+    def resolve(self, text: str) -> EngineSpec:
+        """The spec behind what a user wrote: a name, ``name:ARG``, or (``store``) a model-store name
+        (its family's spec).
+
+        Raises:
+            EngineError: unknown name (the message lists the valid ones), or a model-store name of the
+                other kind.
+        """
+        if self.store:
+            from .modelstore import lookup
+
+            found = lookup(text, self)
+            if found is not None:
+                return found[0]  # type: ignore[no-any-return]
+            if text.partition(":")[0] not in self._specs:
+                raise EngineError(f"unknown {self.what} {text!r}; choose one of: {', '.join(self.labels())}, or the "
+                                  f"name of {'an' if self.what == 'eraser' else 'a'} {self.what} model in the model "
+                                  "store", param=self.what)
+        return self.parse(text)[0]
+
+    def build(self, engine: Any, **options: Any) -> Any:
+        """A new engine from ``engine`` (``"local"``, ``"labels:PATH"``, a model-store name) and keyword
+        options; an engine object is returned as it is.
+
+        Raises:
+            EngineError: see ``resolve``; a model-store file that changed since it was added.
+            InputError: an option the engine does not take, or options given with an engine object
+                (they go to the constructor, and the object is built already).
+        """
+        if not isinstance(engine, str):
+            if options:
+                raise InputError(f"options {', '.join(f'`{o}`' for o in sorted(options))} go to the {self.what}'s "
+                                 f"constructor, but {self.what} {engine!r} is an object built already; pass them "
+                                 "when building it", param=tuple(sorted(options)))
+            return engine
+        if self.store:
+            from .modelstore import build_stored
+
+            stored = build_stored(engine, self, **options)
+            if stored is not None:
+                return stored
+        spec = self.resolve(engine)
+        return spec.build(self.parse(engine)[1], **options)
+
+    def describe(self, engine: Any) -> EngineSpec:
+        """The spec of ``engine``: resolved for a name; for an engine object, read from its attributes
+        (``name``, else its class name; ``kind``, ``needs_network``, ``crops``, ...: missing ones are
+        False). The one place an engine object's capabilities are read."""
+        if isinstance(engine, str):
+            return self.resolve(engine)
+        name = str(getattr(engine, "name", "") or type(engine).__name__).replace(":", "-")
+        return EngineSpec(name=name, target=lambda: engine, **self._capabilities(engine, {}))
 
     def labels(self, kind: Kind | None = None) -> list[str]:
         """How users write the names (``labels:PATH``), sorted; only those of ``kind`` when given."""
         return sorted(s.label for s in self._specs.values() if kind is None or s.kind == kind)
-
-
-def engine_name(engine: Any) -> str:
-    """The name of an engine object as users choose it: ``"pixelate"`` for a pixelating
-    ``RedactEraser`` (whose class name is ``"redact"``), else its ``name`` attribute or class name."""
-    style = getattr(engine, "style", None)
-    if isinstance(style, str):
-        return style
-    return str(getattr(engine, "name", type(engine).__name__))

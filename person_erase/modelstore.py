@@ -206,12 +206,23 @@ def build_stored(text: str, registry: Any, **options: Any) -> Any:
     return spec.build(str(verify_file(m)), sha256=m.sha256, **options)
 
 
-def reserved_names() -> set[str]:
-    """Names a model may not take: the built-in engines and the family prefixes."""
-    from .erasers import ERASERS
-    from .segmenters import SEGMENTERS
+#: the registries a model name is looked up from (``engines.Registry(store=True)`` adds itself:
+#: ``erasers.ERASERS``, ``segmenters.SEGMENTERS``); their names are reserved
+_REGISTRIES: list[Any] = []
 
-    return set(ERASERS) | set(SEGMENTERS) | set(FAMILIES)
+
+def reserve(registry: Any) -> None:
+    """Reserve ``registry``'s names (now and as engines are registered): no model may take one."""
+    if not any(r is registry for r in _REGISTRIES):
+        _REGISTRIES.append(registry)
+
+
+def reserved_names() -> set[str]:
+    """Names a model may not take: the engines of the store's registries and the family prefixes."""
+    names = set(FAMILIES)
+    for registry in _REGISTRIES:
+        names |= set(registry)
+    return names
 
 
 def _check_name(name: str) -> None:

@@ -13,19 +13,18 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 
 from . import masks as masks_mod
-from .engines import engine_name
 from .erasers import REDACT_STYLES, Eraser, get_eraser
 from .errors import InputError, SelectionError
 from .instances import Instances
 from .io import Image, MetadataPolicy, load_image, save_image
 from .plan import Plan
 from .report import FaceAdded, ImageReport, InputInfo, ModelInfo, instance_rows
-from .segmenters import Segmenter, get_segmenter
+from .segmenters import SEGMENTERS, Segmenter, get_segmenter
 from .selection import Selection, select_people
 from .verify import verify_removal
 
@@ -81,8 +80,8 @@ def segment(image: Any, engine: str | Segmenter = "local", **options: Any) -> In
     people = seg.segment(img.pixels)
     if people.shape != (img.height, img.width):
         raise InputError(
-            f"the {engine_name(seg)} segmenter returned masks of {people.shape[1]}x{people.shape[0]} for a "
-            f"{img.width}x{img.height} photo"
+            f"the {SEGMENTERS.describe(seg).name} segmenter returned masks of {people.shape[1]}x{people.shape[0]} "
+            f"for a {img.width}x{img.height} photo"
         )
     return people
 
@@ -169,57 +168,34 @@ def _add_faces(pixels: np.ndarray, people: Instances, sel: Selection, pair: mask
     return replace(pair, erase=erase), plan.region & ~body & ~pair.keep, rows
 
 
-def _face_eraser(eng: Eraser, options: dict[str, Any]) -> Eraser:
+def _face_eraser(eng: Eraser, plan: Plan) -> Eraser:
     """The redaction engine for face regions: the same style, at least ``FACE_STRENGTH`` of the region."""
     from .faces import FACE_STRENGTH
 
-    style = getattr(eng, "style", None)
+    style = plan.eraser_spec.name
     if style not in FACE_STRENGTH:
         return eng
-    given = options.get("strength")
+    given = plan.eraser_options.get("strength")
     strength = max(float(given), FACE_STRENGTH[style]) if given is not None else FACE_STRENGTH[style]
-    return get_eraser(style, **{**options, "strength": strength})
+    return get_eraser(style, **{**plan.eraser_options, "strength": strength})
 
 
-def _run(
-    mode: Literal["erase", "redact"],
-    image: Any,
-    people: Instances | None,
-    *,
-    select: Sequence[int] | str | None,
-    keep: Sequence[int] | str | None,
-    policy: str | None,
-    eraser: str | Eraser,
-    segmenter: str | Segmenter,
-    dilate: int | None,
-    verify: bool | str | Segmenter,
-    progress: Progress | None,
-    eraser_options: dict[str, Any],
-    privacy_margin: float = 0.0,
-    box_below: int = 0,
-    face_net: bool = False,
-    target: str = "body",
-) -> Result:
+def _run(plan: Plan, image: Any, people: Instances | None, progress: Progress | None) -> Result:
+    """One photo through ``plan`` (checked already: nothing here is a bad value the plan could refuse)."""
     from .compose import apply_eraser, count_changed_outside
 
+    mode = plan.mode
     say = progress or (lambda _msg: None)
     timer = _Timer()
-    # everything that can be wrong without the people is checked before looking for them (which may be
-    # a billed cloud call): the choice of people, the growth, the target, the engines and their options
-    plan = Plan.build(mode, eraser=eraser, segmenter=segmenter, select=select, keep=keep, policy=policy,
-                      dilate=dilate, margin=privacy_margin, box_below=box_below, face_net=face_net, target=target,
-                      verify=verify, eraser_options=eraser_options)
-    eng = get_eraser(eraser, **eraser_options)
+    eng = get_eraser(plan.eraser, **plan.eraser_options)
     with timer.stage("load"):
         img = load_image(image)
     dilate = plan.dilate_for(img.height, img.width)  # and what needs only the photo's size
-    seg_name = engine_name(segmenter) if not isinstance(segmenter, str) else segmenter
+    seg_name = plan.segmenter_spec.name
     if people is None:
         say("finding people")
         with timer.stage("segment"):
-            seg = get_segmenter(segmenter)
-            seg_name = engine_name(seg)
-            people = seg.segment(img.pixels)
+            people = get_segmenter(plan.segmenter).segment(img.pixels)
     else:
         seg_name = str(people.meta.get("engine", "given"))
     if people.shape != (img.height, img.width):
@@ -228,35 +204,35 @@ def _run(
             "segment this photo (or pass a label map of the same size)"
         )
     with timer.stage("select"):
-        sel = select_people(people, select=select, keep=keep, policy=policy, image=img.pixels)
+        sel = select_people(people, select=plan.select, keep=plan.keep, policy=plan.policy, image=img.pixels)
     with timer.stage("masks"):
-        pair = masks_mod.build_masks(people, sel.positions(people), dilate_px=dilate, privacy_margin=privacy_margin,
-                                     box_below_px=box_below)
+        pair = masks_mod.build_masks(people, sel.positions(people), dilate_px=dilate, privacy_margin=plan.margin,
+                                     box_below_px=plan.box_below)
     faces_added: list[FaceAdded] = []
     face_only = None
-    if mode == "redact" and (face_net or target == "faces"):
+    if mode == "redact" and (plan.face_net or plan.target == "faces"):
         say("looking for faces")
         with timer.stage("faces"):
-            pair, face_only, faces_added = _add_faces(img.pixels, people, sel, pair, target=target,
-                                                      grow_bodies=face_net)
+            pair, face_only, faces_added = _add_faces(img.pixels, people, sel, pair, target=plan.target,
+                                                      grow_bodies=plan.face_net)
     raw_outside = 0
     if pair.erase.any():
         n = len(sel.erase)
         say(
             f"{'erasing' if mode == 'erase' else 'redacting'} {n} {'person' if n == 1 else 'people'} with "
-            f"{engine_name(eng)}"
+            f"{plan.eraser_spec.name}"
         )
         with timer.stage("erase"):
             body = pair.erase if face_only is None else pair.erase & ~face_only
             out = img.pixels
             if body.any():
-                out, stats = apply_eraser(eng, out, body, pair.keep)
-                raw_outside = int(getattr(stats, "raw_outside_changed_px", 0))
+                out, stats = apply_eraser(eng, out, body, pair.keep, spec=plan.eraser_spec)
+                raw_outside = stats.raw_outside_changed_px
             if face_only is not None and face_only.any():
                 # faces on their own are small regions: the body rule (a share of the region's height)
                 # would blur a face by a share of the face; FACE_STRENGTH is tuned for a face
-                out, stats = apply_eraser(_face_eraser(eng, eraser_options), out, face_only, pair.keep)
-                raw_outside += int(getattr(stats, "raw_outside_changed_px", 0))
+                out, stats = apply_eraser(_face_eraser(eng, plan), out, face_only, pair.keep, spec=plan.eraser_spec)
+                raw_outside += stats.raw_outside_changed_px
             if out is img.pixels:
                 out = img.pixels.copy()
     else:
@@ -267,10 +243,10 @@ def _run(
         # compose guarantees this; a non-zero count is a bug, never a user's problem to ignore
         raise RuntimeError(f"internal error: {outside} pixels changed outside the erase mask")
     verification = None
-    if verify:
+    if plan.verify:
         say("verifying: looking for people again")
         with timer.stage("verify"):
-            vseg = segmenter if verify is True else verify
+            vseg = plan.segmenter if plan.verify is True else plan.verify
             verification = verify_removal(out, pair.erase, vseg, mode=mode, original=img.pixels)
     task_ids: dict[str, list[str]] = {}
     for key, src in (("segment", people.meta.get("task_ids")), ("erase", getattr(eng, "last_task_ids", None))):
@@ -278,8 +254,8 @@ def _run(
             task_ids[key] = [str(t) for t in src]
     params: dict[str, Any] = {"dilate_px": pair.dilate}
     if mode == "redact":
-        params.update(margin=privacy_margin, box_below_px=box_below, face_net=bool(face_net), target=target)
-    params.update({k: v for k, v in eraser_options.items() if isinstance(v, (int, float, str, bool))})
+        params.update(margin=plan.margin, box_below_px=plan.box_below, face_net=plan.face_net, target=plan.target)
+    params.update({k: v for k, v in plan.eraser_options.items() if isinstance(v, (int, float, str, bool))})
     # what the cloud eraser sent explicitly (dilate_flag, fast_mode, add_watermark)
     engine_params = getattr(eng, "parameters", None)
     if isinstance(engine_params, dict):
@@ -298,7 +274,7 @@ def _run(
         keep_area_px=int(pair.keep.sum()),
         overlap_resolved_px=pair.overlap_resolved_px,
         segmenter=seg_name,
-        eraser=engine_name(eng),
+        eraser=plan.eraser_spec.name,
         models=models,
         parameters=params,
         cloud_task_ids=task_ids,
@@ -350,8 +326,11 @@ def erase(
     Raises:
         InputError, SelectionError, EngineError (CloudError): with a message that says what to do.
     """
-    return _run("erase", image, people, select=select, keep=keep, policy=policy, eraser=eraser, segmenter=segmenter,
-                dilate=dilate, verify=verify, progress=progress, eraser_options=eraser_options)
+    # everything that can be wrong without the people is checked before looking for them (which may be
+    # a billed cloud call): the choice of people, the growth, the engines and their options
+    plan = Plan.build("erase", eraser=eraser, segmenter=segmenter, select=select, keep=keep, policy=policy,
+                      dilate=dilate, verify=verify, eraser_options=eraser_options)
+    return _run(plan, image, people, progress)
 
 
 def redact(
@@ -402,6 +381,7 @@ def redact(
     if style not in REDACT_STYLES:
         raise SelectionError(f"unknown redaction style {style!r}; choose one of: {', '.join(REDACT_STYLES)}",
                              param="style")
-    return _run("redact", image, people, select=select, keep=keep, policy=policy, eraser=style, segmenter=segmenter,
-                dilate=dilate, verify=verify, progress=progress, eraser_options=style_options,
-                privacy_margin=float(margin), box_below=int(box_below), face_net=bool(face_net), target=target)
+    plan = Plan.build("redact", eraser=style, segmenter=segmenter, select=select, keep=keep, policy=policy,
+                      dilate=dilate, margin=margin, box_below=box_below, face_net=face_net, target=target,
+                      verify=verify, eraser_options=style_options)
+    return _run(plan, image, people, progress)

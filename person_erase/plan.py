@@ -3,8 +3,10 @@
 Everything that can be wrong without looking at the people is refused here, so a bad value never
 costs a segmentation (which may be a billed cloud call): the choice of people (format, one way
 given, a known policy), the mask growth (``dilate``, ``margin``, ``box_below``), the redaction
-target, the engine names and their options. ``Plan.dilate_for(height, width)`` adds the checks
-that need only the photo's size (``dilate`` beyond the longest side), run right after loading.
+target, the engines (names resolved to their specs, engine objects described by one) and the
+eraser's options, checked against the options the eraser takes (every engine: declared, or read
+from its constructor's signature). ``Plan.dilate_for(height, width)`` adds the checks that need
+only the photo's size (``dilate`` beyond the longest side), run right after loading.
 
 >>> plan = Plan.build("erase", select="0,2", eraser="telea")
 >>> plan.select, plan.eraser_spec.name
@@ -42,13 +44,16 @@ class Plan:
         margin / box_below: redaction growth (share of each person's height) and box cover (px).
         face_net / target: the redaction face pass (``"body"`` or ``"faces"``).
         eraser / segmenter: names as given, or engine objects.
-        eraser_spec / segmenter_spec: their registry specs (None for engine objects).
-        eraser_options: keyword options for the eraser's constructor.
+        eraser_spec / segmenter_spec: their specs (resolved from the registry, or ``Registry.describe``
+            of an engine object): the capabilities the pipeline reads.
+        eraser_options: keyword options for the eraser's constructor (checked).
         verify: False, True (the same segmenter), a segmenter name or object.
     """
 
     mode: Mode
     eraser: Any
+    eraser_spec: EngineSpec
+    segmenter_spec: EngineSpec
     segmenter: Any = "local"
     select: tuple[int, ...] | None = None
     keep: tuple[int, ...] | None = None
@@ -59,8 +64,6 @@ class Plan:
     face_net: bool = False
     target: Target = "body"
     verify: Any = False
-    eraser_spec: EngineSpec | None = None
-    segmenter_spec: EngineSpec | None = None
     eraser_options: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -89,9 +92,8 @@ class Plan:
             InputError: negative or non-finite growth, an option the eraser does not take.
             EngineError: unknown engine names.
         """
-        from .erasers import REDACT_STYLES
-        from .erasers import eraser_spec as spec_of_eraser
-        from .segmenters import segmenter_spec as spec_of_segmenter
+        from .erasers import ERASERS, REDACT_STYLES
+        from .segmenters import SEGMENTERS
 
         sel, kp = check_request(select=select, keep=keep, policy=policy)
         if dilate is not None:
@@ -101,19 +103,17 @@ class Plan:
         if target not in TARGETS:
             raise SelectionError(f"unknown target {target!r}; choose one of: {', '.join(TARGETS)}", param="target")
         options = dict(eraser_options or {})
-        eraser_spec = None
-        if isinstance(eraser, str):
-            eraser_spec = spec_of_eraser(eraser)  # a model-store name: its family's spec
-            if mode == "redact" and eraser_spec.kind != "redact":
-                raise SelectionError(f"redact needs a redaction style; choose one of: {', '.join(REDACT_STYLES)}",
-                                     param="style")
-            eraser_spec.check_options(options)
-        elif mode == "redact" and getattr(eraser, "kind", "") != "redact":
+        eraser_spec = ERASERS.describe(eraser)  # a model-store name: its family's spec
+        if mode == "redact" and eraser_spec.kind != "redact":
             raise SelectionError(f"redact needs a redaction style; choose one of: {', '.join(REDACT_STYLES)}",
                                  param="style")
-        segmenter_spec = spec_of_segmenter(segmenter) if isinstance(segmenter, str) else None
+        if isinstance(eraser, str):
+            eraser_spec.check_options(options)
+        elif options:
+            ERASERS.build(eraser, **options)  # refused: options go to the constructor of an object built already
+        segmenter_spec = SEGMENTERS.describe(segmenter)
         if isinstance(verify, str):
-            spec_of_segmenter(verify)
+            SEGMENTERS.resolve(verify)
         return cls(mode=mode, eraser=eraser, segmenter=segmenter, select=None if sel is None else tuple(sel),
                    keep=None if kp is None else tuple(kp), policy=policy, dilate=dilate, margin=margin,
                    box_below=box_below, face_net=bool(face_net), target=cast(Target, target), verify=verify,

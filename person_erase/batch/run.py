@@ -30,13 +30,13 @@ def validate_engines(params: BatchParams) -> None:
     Raises:
         EngineError / SelectionError / CloudError: naming the valid choices or what to set.
     """
-    from ..erasers import REDACT_STYLES, eraser_spec
-    from ..segmenters import segmenter_spec
+    from ..erasers import ERASERS, REDACT_STYLES
+    from ..segmenters import SEGMENTERS
 
     # the registries' own checks: names with a file (lama:PATH) and model-store names included
-    segmenter_spec(params.segmenter)
+    SEGMENTERS.resolve(params.segmenter)
     if params.mode == "erase":
-        eraser_spec(params.eraser)
+        ERASERS.resolve(params.eraser)
     if params.mode == "redact" and params.style not in REDACT_STYLES:
         raise SelectionError(f"unknown redaction style {params.style!r}; choose one of: {', '.join(REDACT_STYLES)}")
     if params.cloud:

@@ -112,9 +112,9 @@ def segmenter_options(args: argparse.Namespace, engine: str, *, flag: str = "--s
         InputError: a flag was given that this segmenter does not use (refused, not dropped).
     """
     from ..errors import InputError
-    from ..segmenters import SEGMENTERS, segmenter_spec
+    from ..segmenters import SEGMENTERS
 
-    spec = segmenter_spec(engine)
+    spec = SEGMENTERS.resolve(engine)
     opts: dict[str, Any] = {}
     for dest, option in SEGMENTER_FLAGS:
         value = getattr(args, dest, None)
@@ -136,10 +136,10 @@ def eraser_options(args: argparse.Namespace, eraser: str) -> dict[str, Any]:
         EngineError: unknown eraser.
         InputError: ``--fast`` with an eraser that has no fast mode.
     """
-    from ..erasers import ERASERS, eraser_spec
+    from ..erasers import ERASERS
     from ..errors import InputError
 
-    spec = eraser_spec(eraser)
+    spec = ERASERS.resolve(eraser)
     if spec.takes("fast_mode"):
         return {"fast_mode": bool(args.fast)}
     if args.fast:

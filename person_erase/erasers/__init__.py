@@ -30,7 +30,6 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from ..engines import EngineSpec, Registry
-from ..errors import EngineError
 
 
 @runtime_checkable
@@ -46,15 +45,18 @@ class Eraser(Protocol):
     def erase(self, image: np.ndarray, erase: np.ndarray, *, keep: np.ndarray) -> np.ndarray: ...
 
 
-ERASERS = Registry("eraser", [
+ERASERS = Registry("eraser", store=True, specs=[
     EngineSpec("blur", "redact", "person_erase.erasers.redact:RedactEraser", crops=True, honours_keep_mask=True,
                options=frozenset({"strength"}), defaults={"style": "blur"}),
     EngineSpec("dashscope", "erase", "person_erase.erasers.dashscope:DashScopeEraser", summary="cloud",
-               needs_network=True, honours_keep_mask=True),
+               needs_network=True, honours_keep_mask=True, two_phase=True,
+               forwards="person_erase.cloud.client:DashScopeClient"),
     EngineSpec("lama", "erase", "person_erase.erasers.lama:LamaEraser", summary="your LaMa ONNX file", crops=True,
-               honours_keep_mask=True, arg="PATH", options=frozenset({"output_range", "sha256", "threads"})),
+               square_crops=True, honours_keep_mask=True, arg="PATH",
+               options=frozenset({"output_range", "sha256", "threads"})),
     EngineSpec("migan", "erase", "person_erase.erasers.migan:MiganEraser", summary="your MI-GAN pipeline ONNX file",
-               crops=True, honours_keep_mask=True, arg="PATH", options=frozenset({"work_side", "sha256", "threads"})),
+               crops=True, square_crops=True, honours_keep_mask=True, arg="PATH",
+               options=frozenset({"work_side", "sha256", "threads"})),
     EngineSpec("patchmatch", "erase", "person_erase.erasers.patchmatch:PatchMatchEraser", summary="offline",
                crops=True, honours_keep_mask=True,
                options=frozenset({"patch_size", "seed", "work_px", "min_scale", "detail"})),
@@ -79,39 +81,12 @@ def register_eraser(name: str, factory: EngineSpec | Callable[..., Eraser], **ca
     return ERASERS.add(name, factory, **capabilities)
 
 
-def eraser_spec(text: str) -> EngineSpec:
-    """The spec behind ``text``: an eraser name, ``lama:PATH``, or a model-store name (its family's spec).
-
-    Raises:
-        EngineError: unknown name, or a model-store name that is not an eraser.
-    """
-    from ..modelstore import lookup
-
-    found = lookup(text, ERASERS)
-    return found[0] if found else _spec(text)
-
-
-def _spec(text: str) -> EngineSpec:
-    if text.partition(":")[0] not in ERASERS:
-        raise EngineError(f"unknown eraser {text!r}; choose one of: {', '.join(ERASERS.labels())}, or the name of an "
-                          "eraser model in the model store", param="eraser")
-    return ERASERS.spec(text)
-
-
 def get_eraser(spec: str | Eraser = "patchmatch", **options: Any) -> Eraser:
     """An eraser by name (``"patchmatch"``, ``"blur"``, ``"lama:PATH.onnx"``, a model-store name) or passed through.
 
     Raises:
         EngineError: unknown name (the message lists the valid ones), a model-store name that is not
             an eraser or whose file changed.
-        InputError: an option the eraser does not take.
+        InputError: an option the eraser does not take (or options with an eraser object).
     """
-    if not isinstance(spec, str):
-        return spec
-    from ..modelstore import build_stored
-
-    stored = build_stored(spec, ERASERS, **options)
-    if stored is not None:
-        return stored  # type: ignore[no-any-return]
-    _spec(spec)
     return ERASERS.build(spec, **options)  # type: ignore[no-any-return]

@@ -19,7 +19,6 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 import numpy as np
 
 from ..engines import EngineSpec, Registry
-from ..errors import EngineError
 from ..instances import Instances
 
 
@@ -33,9 +32,9 @@ class Segmenter(Protocol):
     def segment(self, image: np.ndarray) -> Instances: ...
 
 
-SEGMENTERS = Registry("segmenter", [
+SEGMENTERS = Registry("segmenter", store=True, specs=[
     EngineSpec("dashscope", "segment", "person_erase.segmenters.dashscope:DashScopeSegmenter", summary="cloud",
-               needs_network=True),
+               needs_network=True, two_phase=True, forwards="person_erase.cloud.client:DashScopeClient"),
     EngineSpec("labels", "segment", "person_erase.segmenters.labels:LabelSegmenter", summary="your own label map",
                arg="PATH", options=frozenset()),
     EngineSpec("local", "segment", "person_erase.segmenters.local:LocalSegmenter", summary="offline",
@@ -56,25 +55,6 @@ def register_segmenter(name: str, factory: EngineSpec | Callable[..., Segmenter]
     return SEGMENTERS.add(name, factory, **capabilities)
 
 
-def segmenter_spec(text: str) -> EngineSpec:
-    """The spec behind ``text``: a segmenter name, ``yolo-seg:PATH``, or a model-store name (its family's spec).
-
-    Raises:
-        EngineError: unknown name, or a model-store name that is not a segmenter.
-    """
-    from ..modelstore import lookup
-
-    found = lookup(text, SEGMENTERS)
-    return found[0] if found else _spec(text)
-
-
-def _spec(text: str) -> EngineSpec:
-    if text.partition(":")[0] not in SEGMENTERS:
-        raise EngineError(f"unknown segmenter {text!r}; choose one of: {', '.join(SEGMENTERS.labels())}, or the name "
-                          "of a segmenter model in the model store", param="segmenter")
-    return SEGMENTERS.spec(text)
-
-
 def get_segmenter(spec: str | Segmenter = "local", **options: Any) -> Segmenter:
     """A segmenter by name (``"local"``, ``"dashscope"``, ``"labels:PATH"``, ``"yolo-seg:PATH.onnx"``, a
     model-store name) or passed through.
@@ -82,14 +62,6 @@ def get_segmenter(spec: str | Segmenter = "local", **options: Any) -> Segmenter:
     Raises:
         EngineError: unknown name (the message lists the valid ones), a model-store name that is not
             a segmenter or whose file changed.
-        InputError: an option the segmenter does not take.
+        InputError: an option the segmenter does not take (or options with a segmenter object).
     """
-    if not isinstance(spec, str):
-        return spec
-    from ..modelstore import build_stored
-
-    stored = build_stored(spec, SEGMENTERS, **options)
-    if stored is not None:
-        return stored  # type: ignore[no-any-return]
-    _spec(spec)
     return SEGMENTERS.build(spec, **options)  # type: ignore[no-any-return]
