@@ -166,7 +166,8 @@ def test_dashscope_options_are_its_own_and_its_clients():
     client = {n for n in inspect.signature(DashScopeClient).parameters if n != "self"}
     accepted = ERASERS.spec("dashscope").accepted_options()
     assert accepted is not None and {"dilate_flag", "fast_mode", "add_watermark", "compose"} | client <= accepted
-    assert SEGMENTERS.spec("dashscope").accepted_options() >= client and not SEGMENTERS.spec("dashscope").takes("quality")
+    seg = SEGMENTERS.spec("dashscope")
+    assert seg.accepted_options() >= client and not seg.takes("quality")
 
 
 def test_capability_square_crops_and_two_phase():
