@@ -342,9 +342,17 @@ class Registry(MutableMapping[str, EngineSpec]):
         False). The one place an engine object's capabilities are read."""
         if isinstance(engine, str):
             return self.resolve(engine)
-        name = str(getattr(engine, "name", "") or type(engine).__name__).replace(":", "-")
-        return EngineSpec(name=name, target=lambda: engine, **self._capabilities(engine, {}))
+        return EngineSpec(name=engine_name(engine).replace(":", "-"), target=lambda: engine,
+                          **self._capabilities(engine, {}))
 
     def labels(self, kind: Kind | None = None) -> list[str]:
         """How users write the names (``labels:PATH``), sorted; only those of ``kind`` when given."""
         return sorted(s.label for s in self._specs.values() if kind is None or s.kind == kind)
+
+
+def engine_name(engine: Any) -> str:
+    """The name of an engine object: its ``name`` (the Protocols' member), else its class name.
+
+    An engine chosen by name is named by its spec (``"pixelate"``, not the class's ``"redact"``).
+    """
+    return str(getattr(engine, "name", "") or type(engine).__name__)

@@ -12,8 +12,9 @@ from typing import Literal
 
 import numpy as np
 
+from .engines import engine_name
 from .report import Residue, Verification
-from .segmenters import SEGMENTERS, Segmenter, get_segmenter
+from .segmenters import Segmenter, get_segmenter
 
 #: Face-detection score from which a face left in a redacted region fails verification. MediaPipe's
 #: own 0.5 fires on smooth skin-coloured blobs (0.52 on a blurred red figure). On the astronaut
@@ -64,10 +65,10 @@ def verify_removal(
                                        score=round(float(found.scores[k]), 4), overlap_px=inside,
                                        overlap_share=round(share, 4)))
     if mode == "erase":
-        return Verification(segmenter=SEGMENTERS.describe(seg).name, people_found=len(found), residues=overlapping,
+        return Verification(segmenter=engine_name(seg), people_found=len(found), residues=overlapping,
                             ok=not overlapping)
     faces = faces_left(output, erase_mask, original)
-    return Verification(segmenter=SEGMENTERS.describe(seg).name, people_found=len(found), residues=faces,
+    return Verification(segmenter=engine_name(seg), people_found=len(found), residues=faces,
                         silhouettes=overlapping, ok=not faces)
 
 
