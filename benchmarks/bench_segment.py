@@ -54,13 +54,13 @@ def run(data: list[Path], qualities: list[str], repeat: int = 1) -> list[dict]:
                     dt = (time.perf_counter() - t0) * 1e3
                     best = dt if best is None else min(best, dt)
                 seg_ms.append(best)
-                det_ms.append(seg.last_timings["detect_ms"])
-                for k, v in people.meta.get("mask_sources", {}).items():
+                det_ms.append(people.info.timings_ms["detect_ms"])
+                for k, v in people.info.details.get("mask_sources", {}).items():
                     sources[k] = sources.get(k, 0) + v
                 t0 = time.perf_counter()
                 det.raw(s.image, 416)
                 raw_ms.append((time.perf_counter() - t0) * 1e3)
-                score.add(s, np.asarray(people.masks), seg.last_boxes)
+                score.add(s, np.asarray(people.masks), people.info.detector_boxes)
             summary = score.summary()
             summary.update(
                 dataset=name,
@@ -106,7 +106,7 @@ def time_photo(qualities: list[str], name: str, image: np.ndarray, repeat: int =
             people = seg.segment(image)
             seg_ms.append((time.perf_counter() - t0) * 1e3)
             seg_cpu.append((time.process_time() - c0) * 1e3)
-            parts.append(dict(seg.last_timings))
+            parts.append(dict(people.info.timings_ms))
             t0, c0 = time.perf_counter(), time.process_time()
             det.raw(image, 416)
             raw_ms.append((time.perf_counter() - t0) * 1e3)

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from .engineinfo import EraseInfo
 from .engines import EngineSpec
-from .erasers import ERASERS, Eraser
+from .erasers import ERASERS, Eraser, call_eraser
 from .erasers._common import check_inputs
 from .errors import EngineError, InputError
 
@@ -43,12 +44,14 @@ class ComposeStats:
         raw_outside_changed_px: pixels the eraser itself changed outside the erase mask, summed over
             its calls (each call is compared within the array it was given); the returned image has 0.
         ms: wall time of the whole call in milliseconds.
+        infos: what each eraser call did (``EraseInfo``: task ids, timings, parameters sent), in order.
     """
 
     clusters: int
     boxes: tuple[Box, ...]
     raw_outside_changed_px: int
     ms: float
+    infos: tuple[EraseInfo, ...] = ()
 
 
 def count_changed_outside(before: np.ndarray, after: np.ndarray, erase: np.ndarray) -> int:
@@ -219,13 +222,13 @@ def apply_eraser(
     if not spec.crops:
         if not erase.any():
             return out, ComposeStats(0, (), 0, (time.perf_counter() - t0) * 1000)
-        raw = _call(eraser, spec, image, erase, keep)
+        raw, info = _call(eraser, spec, image, erase, keep)
         raw_changed = count_changed_outside(image, raw, erase)
         np.copyto(out, raw, where=erase[..., None])
         h, w = erase.shape
         if progress is not None:
             progress(1, 1)
-        return out, ComposeStats(1, ((0, 0, w, h),), raw_changed, (time.perf_counter() - t0) * 1000)
+        return out, ComposeStats(1, ((0, 0, w, h),), raw_changed, (time.perf_counter() - t0) * 1000, (info,))
 
     labels, clusters = _clusters(erase)
     if not clusters:
@@ -233,6 +236,7 @@ def apply_eraser(
     honours_keep, square = spec.honours_keep_mask, spec.square_crops
     done = np.zeros(erase.shape, dtype=bool)  # erase pixels already filled in ``out``
     crops: list[Box] = []
+    infos: list[EraseInfo] = []
     raw_changed = 0
     for k, (box, members) in enumerate(clusters):
         x0, y0, x1, y1 = crop_box(box, image.shape, margin=margin)
@@ -253,21 +257,24 @@ def apply_eraser(
             else:
                 crop_erase = mine | pending
         src = out[sl].copy()
-        raw = _call(eraser, spec, src, crop_erase, crop_keep)
+        raw, info = _call(eraser, spec, src, crop_erase, crop_keep)
+        infos.append(info)
         raw_changed += count_changed_outside(src, raw, crop_erase)
         np.copyto(out[sl], raw, where=mine[..., None])
         done[sl] |= mine
         if progress is not None:
             progress(k + 1, len(clusters))
-    return out, ComposeStats(len(clusters), tuple(crops), raw_changed, (time.perf_counter() - t0) * 1000)
+    return out, ComposeStats(len(clusters), tuple(crops), raw_changed, (time.perf_counter() - t0) * 1000,
+                             tuple(infos))
 
 
-def _call(eraser: Eraser, spec: EngineSpec, image: np.ndarray, erase: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    result = eraser.erase(image, erase, keep=keep)
+def _call(eraser: Eraser, spec: EngineSpec, image: np.ndarray, erase: np.ndarray,
+          keep: np.ndarray) -> tuple[np.ndarray, EraseInfo]:
+    result, info = call_eraser(eraser, spec, image, erase, keep=keep)
     if not isinstance(result, np.ndarray) or result.shape != image.shape or result.dtype != np.uint8:
         raise EngineError(
             f"eraser {spec.name!r} returned "
             f"{getattr(result, 'shape', type(result).__name__)} {getattr(result, 'dtype', '')}; "
             f"expected a {image.shape} uint8 array"
         )
-    return result
+    return result, info

@@ -8,6 +8,12 @@ N people in an H×W photo are N-aligned arrays:
 * ``index``  (N,) int64 — each person's number. Numbers are given 0..N-1 left to right by box
   centre x (ties: top to bottom) when an engine's output is wrapped by ``Instances.from_engine``;
   filtering keeps them, so ``people[[2]]`` is still person 2.
+
+``info`` (``engineinfo.SegmentInfo``) says what the segmenter did: engine, timings, task ids, notes.
+
+Length (~520 lines, over the ~500 guideline): this is one type, its three constructors (engine
+masks, label maps, compact crops; each bounded before it allocates) and its views; the typed engine
+info already lives in ``engineinfo``, and splitting the constructors off would split the type.
 """
 
 from __future__ import annotations
@@ -17,7 +23,10 @@ from typing import Any
 
 import numpy as np
 
+from .engineinfo import SegmentInfo
 from .errors import InputError, SelectionError
+
+_NO_INFO = SegmentInfo()
 
 #: Most people one photo may hold (a label map of noise has tens of thousands of "people").
 MAX_INSTANCES = 1000
@@ -94,10 +103,10 @@ class Instances:
         boxes: (N, 4) x0, y0, x1, y1 (need not be tight: a detector's boxes may be kept).
         scores: (N,) confidences.
         index: (N,) unique person numbers.
-        meta: engine notes carried along.
+        info: what the segmenter did (``engineinfo.SegmentInfo``: engine, timings, task ids, notes).
     """
 
-    __slots__ = ("_shape", "_crops", "_crop_boxes", "_dense", "boxes", "scores", "index", "meta")
+    __slots__ = ("_shape", "_crops", "_crop_boxes", "_dense", "boxes", "scores", "index", "info")
 
     _shape: tuple[int, int]
     _crops: tuple[np.ndarray, ...]
@@ -106,7 +115,7 @@ class Instances:
     boxes: np.ndarray
     scores: np.ndarray
     index: np.ndarray
-    meta: dict[str, Any]
+    info: SegmentInfo
 
     __match_args__ = ("masks", "boxes", "scores", "index")
 
@@ -116,7 +125,7 @@ class Instances:
         boxes: np.ndarray,
         scores: np.ndarray,
         index: np.ndarray,
-        meta: dict[str, Any] | None = None,
+        info: SegmentInfo | None = None,
     ) -> None:
         masks = np.asarray(masks)
         if masks.ndim != 3:
@@ -132,7 +141,7 @@ class Instances:
             masks[k, y0:y1, x0:x1].copy() for k, (x0, y0, x1, y1) in enumerate(crop_boxes.tolist())
         )
         self._init(
-            (int(masks.shape[1]), int(masks.shape[2])), crops, crop_boxes, boxes, scores, index, meta,
+            (int(masks.shape[1]), int(masks.shape[2])), crops, crop_boxes, boxes, scores, index, info,
         )
 
     def _init(
@@ -143,7 +152,7 @@ class Instances:
         boxes: Any,
         scores: Any,
         index: Any,
-        meta: dict[str, Any] | None,
+        info: SegmentInfo | None,
         dense: np.ndarray | None = None,
     ) -> None:
         n = len(crops)
@@ -156,13 +165,15 @@ class Instances:
             raise InputError(f"Instances.scores must be ({n},) to match masks, got {scores.shape}")
         if index.shape != (n,):
             raise InputError(f"Instances.index must be ({n},) to match masks, got {index.shape}")
+        if info is not None and not isinstance(info, SegmentInfo):
+            raise InputError(f"Instances.info must be a person_erase.engineinfo.SegmentInfo, got {type(info).__name__}")
         if len(set(index.tolist())) != n:
             raise InputError(f"Instances.index must be unique, got {index.tolist()}")
         for arr in (*crops, crop_boxes, boxes, scores, index):
             arr.setflags(write=False)
         for name, value in (
             ("_shape", shape), ("_crops", crops), ("_crop_boxes", crop_boxes), ("_dense", dense),
-            ("boxes", boxes), ("scores", scores), ("index", index), ("meta", dict(meta or {})),
+            ("boxes", boxes), ("scores", scores), ("index", index), ("info", info or _NO_INFO),
         ):
             object.__setattr__(self, name, value)
 
@@ -173,7 +184,7 @@ class Instances:
         raise AttributeError(f"Instances is immutable: cannot delete {name!r}")
 
     def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:  # pickling (worker processes, Ray): compact form
-        return _rebuild, (self._shape, self._crops, self._crop_boxes, self.boxes, self.scores, self.index, self.meta)
+        return _rebuild, (self._shape, self._crops, self._crop_boxes, self.boxes, self.scores, self.index, self.info)
 
     @classmethod
     def _from_crops(
@@ -184,10 +195,10 @@ class Instances:
         boxes: Any,
         scores: Any,
         index: Any,
-        meta: dict[str, Any] | None,
+        info: SegmentInfo | None,
     ) -> Instances:
         obj = cls.__new__(cls)
-        obj._init(shape, tuple(crops), np.asarray(crop_boxes, dtype=np.int64), boxes, scores, index, meta)
+        obj._init(shape, tuple(crops), np.asarray(crop_boxes, dtype=np.int64), boxes, scores, index, info)
         return obj
 
     # --- construction -------------------------------------------------------------------------
@@ -208,7 +219,7 @@ class Instances:
         scores: Sequence[float] | np.ndarray | None = None,
         boxes: np.ndarray | None = None,
         min_area: int = 1,
-        meta: dict[str, Any] | None = None,
+        info: SegmentInfo | None = None,
         max_instances: int | None = None,
     ) -> Instances:
         """Wrap an engine's masks: drop empty ones, compute boxes, number left to right.
@@ -218,7 +229,7 @@ class Instances:
             scores: (N,) confidences; 1.0 each if omitted.
             boxes: (N, 4) boxes to keep (e.g. detector boxes); computed from the masks if omitted.
             min_area: masks with fewer pixels are dropped.
-            meta: engine notes carried along (e.g. ``{"engine": "local"}``).
+            info: what the engine did (e.g. ``SegmentInfo(engine="local")``).
             max_instances: most people accepted (default ``MAX_INSTANCES``).
 
         Raises:
@@ -241,7 +252,7 @@ class Instances:
         crops = [masks[k, y0:y1, x0:x1].copy() for k in keep.tolist()
                  for x0, y0, x1, y1 in [crop_boxes[k].tolist()]]
         bx = crop_boxes[keep] if boxes is None else np.asarray(boxes, dtype=np.int64)[keep]
-        return cls._numbered((int(masks.shape[1]), int(masks.shape[2])), crops, crop_boxes[keep], bx, sc[keep], meta)
+        return cls._numbered((int(masks.shape[1]), int(masks.shape[2])), crops, crop_boxes[keep], bx, sc[keep], info)
 
     @classmethod
     def _numbered(
@@ -251,13 +262,13 @@ class Instances:
         crop_boxes: np.ndarray,
         boxes: np.ndarray,
         scores: np.ndarray,
-        meta: dict[str, Any] | None,
+        info: SegmentInfo | None,
     ) -> Instances:
         """Instances numbered 0..N-1 left to right by ``boxes``."""
         order = _left_to_right(boxes)
         return cls._from_crops(
             shape, [crops[k] for k in order.tolist()], crop_boxes[order], boxes[order], scores[order],
-            np.arange(len(order), dtype=np.int64), meta,
+            np.arange(len(order), dtype=np.int64), info,
         )
 
     @classmethod
@@ -265,7 +276,7 @@ class Instances:
         cls,
         labels: np.ndarray,
         *,
-        meta: dict[str, Any] | None = None,
+        info: SegmentInfo | None = None,
         max_instances: int | None = None,
         max_mask_pixels: int | None = None,
     ) -> Instances:
@@ -277,7 +288,7 @@ class Instances:
 
         Args:
             labels: (H, W) integer array.
-            meta: engine notes carried along.
+            info: what the engine did.
             max_instances: most distinct labels accepted (default ``MAX_INSTANCES``).
             max_mask_pixels: most pixels the people's boxes may cover in total (default
                 ``MAX_MASK_PIXELS``; a label scattered over the whole photo costs H·W).
@@ -309,7 +320,7 @@ class Instances:
             ids = ids[first:]
         n = len(ids)
         if n == 0:
-            return cls.empty(h, w).with_meta(meta or {})
+            return cls.empty(h, w).with_info(info)
         rows = np.zeros((n + 1, h), dtype=bool)
         rows[compact, np.arange(h)[:, None]] = True
         cols = np.zeros((n + 1, w), dtype=bool)
@@ -318,12 +329,12 @@ class Instances:
         sizes = (crop_boxes[:, 2] - crop_boxes[:, 0]) * (crop_boxes[:, 3] - crop_boxes[:, 1])
         _check_pixels(int(sizes.sum()), limit_px, "the label map")
         crops = [compact[y0:y1, x0:x1] == k for k, (x0, y0, x1, y1) in enumerate(crop_boxes.tolist(), start=1)]
-        return cls._numbered((h, w), crops, crop_boxes, crop_boxes.copy(), np.ones(n, np.float32), meta)
+        return cls._numbered((h, w), crops, crop_boxes, crop_boxes.copy(), np.ones(n, np.float32), info)
 
-    def with_meta(self, meta: dict[str, Any]) -> Instances:
-        """The same people with ``meta`` merged into the engine notes (a new Instances)."""
+    def with_info(self, info: SegmentInfo | None) -> Instances:
+        """The same people with ``info`` as what the segmenter did (a new Instances)."""
         return Instances._from_crops(self._shape, self._crops, self._crop_boxes, self.boxes, self.scores,
-                                     self.index, {**self.meta, **meta})
+                                     self.index, info)
 
     # --- views --------------------------------------------------------------------------------
 
@@ -451,7 +462,7 @@ class Instances:
         rows = sel.tolist()
         return Instances._from_crops(
             self._shape, [self._crops[k] for k in rows], self._crop_boxes[sel], self.boxes[sel],
-            self.scores[sel], self.index[sel], self.meta,
+            self.scores[sel], self.index[sel], self.info,
         )
 
     def by_index(self, numbers: Sequence[int]) -> Instances:
@@ -504,8 +515,8 @@ class Instances:
 
 
 def _rebuild(shape: tuple[int, int], crops: tuple[np.ndarray, ...], crop_boxes: np.ndarray, boxes: np.ndarray,
-             scores: np.ndarray, index: np.ndarray, meta: dict[str, Any]) -> Instances:
-    return Instances._from_crops(shape, [np.array(c) for c in crops], np.array(crop_boxes), boxes, scores, index, meta)
+             scores: np.ndarray, index: np.ndarray, info: SegmentInfo) -> Instances:
+    return Instances._from_crops(shape, [np.array(c) for c in crops], np.array(crop_boxes), boxes, scores, index, info)
 
 
 def _left_to_right(boxes: np.ndarray) -> np.ndarray:

@@ -11,19 +11,20 @@ import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from . import masks as masks_mod
+from .engineinfo import EraseInfo
 from .erasers import REDACT_STYLES, Eraser, get_eraser
 from .errors import InputError, SelectionError
 from .instances import Instances
 from .io import Image, MetadataPolicy, load_image, save_image
 from .plan import Plan
-from .report import FaceAdded, ImageReport, InputInfo, ModelInfo, instance_rows
+from .report import FaceAdded, ImageReport, InputInfo, ModelInfo, finish_report, instance_rows
 from .segmenters import SEGMENTERS, Segmenter, get_segmenter
 from .selection import Selection, select_people
 from .verify import verify_removal
@@ -53,14 +54,15 @@ REDACT_MARGIN = 0.05
 REDACT_BOX_BELOW = 96
 
 
-def _model_files(people: Instances, eraser: Any) -> dict[str, ModelInfo]:
+def _model_files(people: Instances, eraser: Any, erased: Sequence[EraseInfo]) -> dict[str, ModelInfo]:
     """The user-supplied model files behind the segmentation and the eraser (name, size, sha256)."""
     out: dict[str, ModelInfo] = {}
-    seg_model = people.meta.get("model")
-    if isinstance(seg_model, dict):
-        out["segmenter"] = ModelInfo(**seg_model)
-    info = getattr(eraser, "model_info", None)
-    if callable(info):
+    if people.info.model is not None:
+        out["segmenter"] = ModelInfo(**asdict(people.info.model))
+    used = next((i.model for i in erased if i.model is not None), None)
+    if used is not None:
+        out["eraser"] = ModelInfo(**asdict(used))
+    elif callable(info := getattr(eraser, "model_info", None)):  # the ONNX erasers describe their file
         out["eraser"] = ModelInfo(**info())
     return out
 
@@ -111,6 +113,9 @@ class Result:
     def save(self, path: str | os.PathLike[str], *, metadata: MetadataPolicy = "keep", overwrite: bool = False) -> Path:
         """Write the output atomically (format from the extension) under a metadata policy.
 
+        ``report`` is then the saved output's report (a new one, with ``output`` and
+        ``metadata_policy``; see ``report.finish_report``): a report taken before is not changed.
+
         Raises:
             InputError: bad extension, unwritable folder, or the path is the input (unless ``overwrite``).
         """
@@ -118,8 +123,8 @@ class Result:
 
         out = check_output_path(path, input_path=self.source.path, overwrite=overwrite)
         saved = save_image(self.image, out, like=self.source, metadata=metadata)
-        self.report.output = str(saved)
-        self.report.metadata_policy = metadata
+        # the report is frozen: this Result now holds the saved output's report (``report.finish_report``)
+        object.__setattr__(self, "report", finish_report(self.report, output=str(saved), metadata_policy=metadata))
         return saved
 
     def save_masks(self, folder: str | os.PathLike[str], stem: str | None = None) -> tuple[Path, Path]:
@@ -197,7 +202,7 @@ def _run(plan: Plan, image: Any, people: Instances | None, progress: Progress | 
         with timer.stage("segment"):
             people = get_segmenter(plan.segmenter).segment(img.pixels)
     else:
-        seg_name = str(people.meta.get("engine", "given"))
+        seg_name = people.info.engine or "given"
     if people.shape != (img.height, img.width):
         raise InputError(
             f"the instances are {people.shape[1]}x{people.shape[0]} but the photo is {img.width}x{img.height}; "
@@ -216,6 +221,7 @@ def _run(plan: Plan, image: Any, people: Instances | None, progress: Progress | 
             pair, face_only, faces_added = _add_faces(img.pixels, people, sel, pair, target=plan.target,
                                                       grow_bodies=plan.face_net)
     raw_outside = 0
+    erased: list[EraseInfo] = []  # what each eraser call did
     if pair.erase.any():
         n = len(sel.erase)
         say(
@@ -227,12 +233,12 @@ def _run(plan: Plan, image: Any, people: Instances | None, progress: Progress | 
             out = img.pixels
             if body.any():
                 out, stats = apply_eraser(eng, out, body, pair.keep, spec=plan.eraser_spec)
-                raw_outside = stats.raw_outside_changed_px
+                raw_outside, erased = stats.raw_outside_changed_px, [*erased, *stats.infos]
             if face_only is not None and face_only.any():
                 # faces on their own are small regions: the body rule (a share of the region's height)
                 # would blur a face by a share of the face; FACE_STRENGTH is tuned for a face
                 out, stats = apply_eraser(_face_eraser(eng, plan), out, face_only, pair.keep, spec=plan.eraser_spec)
-                raw_outside += stats.raw_outside_changed_px
+                raw_outside, erased = raw_outside + stats.raw_outside_changed_px, [*erased, *stats.infos]
             if out is img.pixels:
                 out = img.pixels.copy()
     else:
@@ -249,27 +255,25 @@ def _run(plan: Plan, image: Any, people: Instances | None, progress: Progress | 
             vseg = plan.segmenter if plan.verify is True else plan.verify
             verification = verify_removal(out, pair.erase, vseg, mode=mode, original=img.pixels)
     task_ids: dict[str, list[str]] = {}
-    for key, src in (("segment", people.meta.get("task_ids")), ("erase", getattr(eng, "last_task_ids", None))):
-        if src:
-            task_ids[key] = [str(t) for t in src]
+    for key, ids in (("segment", people.info.task_ids), ("erase", [t for i in erased for t in i.task_ids])):
+        if ids:
+            task_ids[key] = list(ids)
     params: dict[str, Any] = {"dilate_px": pair.dilate}
     if mode == "redact":
         params.update(margin=plan.margin, box_below_px=plan.box_below, face_net=plan.face_net, target=plan.target)
     params.update({k: v for k, v in plan.eraser_options.items() if isinstance(v, (int, float, str, bool))})
-    # what the cloud eraser sent explicitly (dilate_flag, fast_mode, add_watermark)
-    engine_params = getattr(eng, "parameters", None)
-    if isinstance(engine_params, dict):
-        params.update({k: v for k, v in engine_params.items() if isinstance(v, (int, float, str, bool))})
-    if "quality" in people.meta:
-        params["segment_quality"] = people.meta["quality"]
-    models = _model_files(people, eng)
+    for info in erased:  # what the cloud eraser sent explicitly (dilate_flag, fast_mode, add_watermark)
+        params.update({k: v for k, v in info.parameters.items() if isinstance(v, (int, float, str, bool))})
+    if people.info.quality is not None:
+        params["segment_quality"] = people.info.quality
+    models = _model_files(people, eng, erased)
     report = ImageReport(
         mode=mode,
         input=InputInfo(name=img.name, sha256=img.sha256, width=img.width, height=img.height,
                         orientation=img.metadata.orientation, format=img.metadata.format),
         instances=instance_rows(people, sel),
         policy=sel.policy,
-        notes=[*(str(n) for n in people.meta.get("notes", ())), *sel.notes],
+        notes=[*people.info.notes, *sel.notes],
         erase_area_px=int(pair.erase.sum()),
         keep_area_px=int(pair.keep.sum()),
         overlap_resolved_px=pair.overlap_resolved_px,

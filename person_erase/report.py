@@ -1,10 +1,16 @@
 """Reports: pydantic models for one image (JSON sidecar) and for a batch summary.
 
 Nothing here holds pixels or secrets: a report is safe to write next to the output and share.
+
+An ``ImageReport`` is built once, by the pipeline, and is frozen: what is known only after it is
+built (where the output was written, under which metadata policy, what the batch measured around
+the pipeline) goes into a new report made by ``finish_report``, which ``Result.save`` and the batch
+both use; the report they started from is unchanged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -114,7 +120,9 @@ class ModelInfo(_Model):
 
 
 class ImageReport(_Model):
-    """Everything about one processed photo (DESIGN.md, "Report")."""
+    """Everything about one processed photo (DESIGN.md, "Report"). Frozen: see ``finish_report``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     version: Literal[1] = 1
     mode: Literal["erase", "redact"]
@@ -146,6 +154,24 @@ class ImageReport(_Model):
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
+
+
+def finish_report(report: ImageReport, *, output: str, metadata_policy: str,
+                  timings_ms: Mapping[str, float] | None = None,
+                  parameters: Mapping[str, Any] | None = None) -> ImageReport:
+    """The report of a written output: a new report (``report`` is not changed) with ``output`` and
+    ``metadata_policy`` set.
+
+    Args:
+        timings_ms: replaces the timings (the batch adds its ``segment`` and ``save`` stages).
+        parameters: added to the parameters (the batch's ``segment_cache``).
+    """
+    update: dict[str, Any] = {"output": output, "metadata_policy": metadata_policy}
+    if timings_ms is not None:
+        update["timings_ms"] = dict(timings_ms)
+    if parameters:
+        update["parameters"] = {**report.parameters, **parameters}
+    return report.model_copy(update=update)
 
 
 class BatchItem(_Model):

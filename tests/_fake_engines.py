@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from person_erase import EngineError, Instances
+from person_erase.engineinfo import SegmentInfo
 
 FIGURE_COLOURS = np.array([[200, 40, 40], [40, 40, 200], [230, 200, 30], [30, 160, 60]], np.int32)
 MAGENTA = (255, 0, 255)
@@ -56,7 +57,7 @@ class FigureSegmenter:
             raise EngineError("figures: this test picture is marked to fail (magenta corner)")
         n, labels = cv2.connectedComponents(_figure_pixels(image), connectivity=8)
         masks = np.stack([labels == k for k in range(1, n)]) if n > 1 else np.zeros((0, *labels.shape), bool)
-        return Instances.from_engine(masks, min_area=20, meta={"engine": "figures"})
+        return Instances.from_engine(masks, min_area=20, info=SegmentInfo(engine="figures"))
 
 
 def _figure_pixels(image: np.ndarray) -> np.ndarray:

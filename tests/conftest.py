@@ -78,9 +78,10 @@ class SceneSegmenter:
 
     def segment(self, image: np.ndarray) -> object:
         from person_erase import Instances
+        from person_erase.engineinfo import SegmentInfo
 
         labels = self.labels if self.labels is not None else _LAST_LABELS[image.shape[:2]]
-        return Instances.from_label_map(labels, meta={"engine": "scene"})
+        return Instances.from_label_map(labels, info=SegmentInfo(engine="scene"))
 
 
 _LAST_LABELS: dict[tuple[int, int], np.ndarray] = {}

@@ -25,6 +25,7 @@ import tests._fake_engines as fakes
 import tests._fake_engines_plugin as plugin
 from person_erase import batch as B
 from person_erase.cli import main as cli_main
+from person_erase.engineinfo import SegmentInfo
 from person_erase.errors import InputError, SelectionError
 from person_erase.instances import Instances
 from person_erase.report import BatchSummary, ImageReport
@@ -288,9 +289,8 @@ def test_segmentation_cache_roundtrip_keeps_overlaps_and_numbers(tmp_path: Path)
     masks[0, 2:10, 2:10] = True
     masks[1, 5:15, 8:20] = True  # overlaps person 0
     masks[2, 1:4, 25:29] = True
-    people = Instances.from_engine(
-        masks, scores=[0.9, 0.8, 0.7], meta={"engine": "x", "task_ids": ["t1"], "obj": object()}
-    )
+    info = SegmentInfo(engine="x", task_ids=("t1",), details={"sizes": [416], "obj": object()})
+    people = Instances.from_engine(masks, scores=[0.9, 0.8, 0.7], info=info)
     sub = people[[0, 2]]  # non-consecutive numbers survive
     for inst in (people, sub):
         B.store_segmentation(tmp_path, "ab" * 32, inst)
@@ -298,7 +298,7 @@ def test_segmentation_cache_roundtrip_keeps_overlaps_and_numbers(tmp_path: Path)
         assert back is not None
         assert np.array_equal(back.masks, inst.masks) and np.array_equal(back.index, inst.index)
         assert np.array_equal(back.boxes, inst.boxes) and np.allclose(back.scores, inst.scores)
-        assert back.meta == {"engine": "x", "task_ids": ["t1"]}
+        assert back.info == SegmentInfo(engine="x", task_ids=("t1",), details={"sizes": [416]})
     (tmp_path / "cd").mkdir()
     (tmp_path / "cd" / ("cd" * 32 + ".npz")).write_bytes(b"garbage")
     assert B.load_segmentation(tmp_path, "cd" * 32) is None  # a damaged entry is a miss, not a failure

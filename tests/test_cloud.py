@@ -72,7 +72,7 @@ def test_segment_and_erase_success(inproc, scene):
     assert np.array_equal(scene, before)
     cx = (people.boxes[:, 0] + people.boxes[:, 2]) / 2
     assert list(np.argsort(cx)) == [0, 1, 2]
-    assert people.meta["engine"] == "dashscope" and P.valid_task_id(people.meta["task_id"])
+    assert people.info.engine == "dashscope" and P.valid_task_id(people.info.task_ids[0])
     eraser = era(inproc, compose=True)
     erase, keep = people.masks[0].copy(), people.masks[1] | people.masks[2]
     out = eraser.erase(scene, erase, keep=keep)
@@ -93,7 +93,7 @@ def test_dilate_flag_defaults_true_and_is_recorded(inproc, scene):
     mask, keep = people.masks[1], people.masks[0] | people.masks[2]
     out, cstats = apply_eraser(eraser, scene, mask, keep)
     assert inproc.stats()["last_parameters"][ERASE_MODEL] == eraser.parameters
-    assert eraser.last_call.notes["parameters"]["dilate_flag"] is True
+    assert cstats.infos[0].parameters["dilate_flag"] is True
     assert cstats.raw_outside_changed_px > 0  # the service dilated: it changed pixels around the hole ...
     assert not (out != scene).any(axis=2)[~mask].any()  # ... which the pipeline does not take
     assert not (out != scene).any(axis=2)[keep].any()
@@ -517,7 +517,7 @@ def test_key_echoed_by_the_service_is_scrubbed(inproc, scene, caplog):
 
     s = DashScopeSegmenter(client=inproc.client(transport=Scripted(inproc, get=get)))
     people = s.segment(scene)
-    assert TEST_KEY not in repr(people.meta) and "***" in people.meta["request_id"]
+    assert TEST_KEY not in repr(people.info) and "***" in people.info.request_ids[0]
     inproc.configure(fail_next_tasks=1)
     with pytest.raises(CloudError) as info:
         s.segment(scene)
@@ -565,7 +565,7 @@ def test_same_aspect_result_is_resampled_and_recorded(inproc, scene):
 
     s = DashScopeSegmenter(client=inproc.client(transport=Scripted(inproc, download=download)))
     people = s.segment(scene)
-    assert people.shape == (600, 800) and "resampled" in s.last_call.notes["result_rescaled"]
+    assert people.shape == (600, 800) and "resampled" in people.info.details["result_rescaled"]
 
 
 def test_bomb_in_a_result_is_bad_input_with_load_images_message(inproc, scene, tmp_path):

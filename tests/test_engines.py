@@ -55,6 +55,7 @@ def test_spec_target_is_the_class_and_agrees_with_its_attributes(what, name):
     assert spec.target == _CLASSES[(what, name)]
     cls = spec.load()
     assert cls.needs_network is spec.needs_network
+    assert spec.two_phase is (callable(getattr(cls, "submit", None)) and callable(getattr(cls, "collect", None)))
     if what == "eraser":
         assert cls.crops is spec.crops and cls.honours_keep_mask is spec.honours_keep_mask
         assert {"inpaint": "erase", "redact": "redact"}[cls.kind] == spec.kind

@@ -3,6 +3,7 @@ import pytest
 
 import person_erase as pe
 from person_erase import Instances
+from person_erase.engineinfo import SegmentInfo
 from person_erase.errors import InputError, SelectionError
 
 
@@ -186,7 +187,7 @@ def test_instances_are_immutable_and_pickle():
         p.boxes[0, 0] = 1
     q = pickle.loads(pickle.dumps(p))
     assert np.array_equal(q.masks, p.masks) and q.index.tolist() == p.index.tolist()
-    assert q.with_meta({"engine": "x"}).meta == {"engine": "x"}
+    assert q.with_info(SegmentInfo(engine="x")).info == SegmentInfo(engine="x")
 
 
 def test_engine_output_is_bounded_too():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import person_erase as pe
 from person_erase.cli import main
 from person_erase.report import ImageReport, instance_rows
@@ -36,3 +38,23 @@ def test_segment_json_and_the_erase_report_share_the_rows(scene, tmp_path, capsy
     assert seg_rows == rep_rows
     again = ImageReport.model_validate_json(res.report.to_json())
     assert again.instances == res.report.instances
+
+
+def test_the_report_is_built_once_saving_makes_a_new_one(scene, tmp_path):
+    import pydantic
+
+    from person_erase.report import finish_report
+
+    img, labels = scene
+    res = pe.erase(img, pe.Instances.from_label_map(labels), select=[0], eraser="telea")
+    before = res.report
+    with pytest.raises(pydantic.ValidationError):
+        before.output = "x"  # frozen: nobody patches a built report
+    frozen_json = before.to_json()
+    out = res.save(tmp_path / "out.png", metadata="strip-all")
+    assert before.to_json() == frozen_json and before.output is None  # the report taken before is unchanged
+    assert res.report is not before and res.report.output == str(out) and res.report.metadata_policy == "strip-all"
+    batch = finish_report(before, output="a/b.png", metadata_policy="keep", timings_ms={"segment": 1.0},
+                          parameters={"segment_cache": "hit"})
+    assert (batch.output, batch.timings_ms, batch.parameters["segment_cache"]) == ("a/b.png", {"segment": 1.0}, "hit")
+    assert before.to_json() == frozen_json and "segment_cache" not in before.parameters

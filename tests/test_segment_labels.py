@@ -34,7 +34,7 @@ def test_label_map_round_trip_8bit(tmp_path):
     assert people.boxes[:, 0].tolist() == [3, 40, 70]
     back = Instances.from_label_map(people.to_label_map())
     assert np.array_equal(back.masks, people.masks)
-    assert people.meta["engine"] == "labels"
+    assert people.info.engine == "labels"
 
 
 def test_label_map_16bit_keeps_large_labels(tmp_path):

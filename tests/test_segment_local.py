@@ -56,7 +56,7 @@ def test_astronaut_is_one_person(seg, astronaut):
     assert m[80:140, 170:230].mean() > 0.9
     assert m[320:480, 120:280].mean() > 0.8
     assert m[:60, 420:].mean() < 0.05
-    assert people.meta["engine"] == "local"
+    assert people.info.engine == "local"
     assert np.all(people.scores > 0.25)
 
 
@@ -125,15 +125,15 @@ def test_mask_threads_do_not_change_the_result():
     assert np.array_equal(one.masks, two.masks)
     assert np.array_equal(one.boxes, two.boxes)
     known = {"pose+selfie", "pose", "selfie", "selfie-square", "ellipse", "none"}
-    assert set(two.meta["mask_sources"]) <= known, two.meta["mask_sources"]
-    assert sum(two.meta["mask_sources"].values()) == len(two)
+    assert set(two.info.details["mask_sources"]) <= known, two.info.details["mask_sources"]
+    assert sum(two.info.details["mask_sources"].values()) == len(two)
 
 
 @pytest.mark.parametrize("quality", ["fast", "best"])
 def test_other_presets_find_the_astronaut(astronaut, quality):
     people = LocalSegmenter(quality).segment(astronaut)
     assert len(people) == 1
-    assert people.meta["quality"] == quality
+    assert people.info.quality == quality
 
 
 @pytest.mark.parametrize(

@@ -86,8 +86,8 @@ def test_decodes_known_people_bit_for_bit_on_a_non_square_photo(wide_model: Path
         assert np.array_equal(people.masks[k], expected), k
     assert people.boxes.tolist() == [[30, 30, 130, 130], [100, 20, 160, 140], [270, 5, 320, 155]]
     assert np.allclose(people.scores, [0.9, 0.7, 0.8])
-    assert people.meta["engine"] == "yolo-seg"
-    assert people.meta["model"]["name"] == "wide-seg.onnx" and len(people.meta["model"]["sha256"]) == 64
+    assert people.info.engine == "yolo-seg"
+    assert people.info.model.name == "wide-seg.onnx" and len(people.info.model.sha256) == 64
     assert not (people.masks.sum(axis=0) > 1).any()  # overlaps resolved
 
 

@@ -35,8 +35,8 @@ print("serving at", server.base_url)
 # %%
 photo = launch_pad()
 people = pe.segment(photo, engine="dashscope")
-print(people, "| task", people.meta["task_id"])
-print("sent to the service:", people.meta["adaptation"])
+print(people, "| task", people.info.task_ids[0])
+print("sent to the service:", people.info.details["adaptation"])
 show(people.overlay(photo), width=6)
 
 # %% [markdown]

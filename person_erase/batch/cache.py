@@ -15,11 +15,13 @@ from typing import Any
 
 import numpy as np
 
+from ..engineinfo import SegmentInfo
 from ..errors import PersonEraseError
 from ..instances import Instances
 from .params import Options, digest
 
-CACHE_VERSION = 1
+#: 2: the engine's info is a typed ``SegmentInfo`` (was a free-form ``meta`` dict)
+CACHE_VERSION = 2
 
 
 def cache_key(sha256: str, segmenter: str, options: dict[str, Any] | Options) -> str:
@@ -30,17 +32,6 @@ def cache_key(sha256: str, segmenter: str, options: dict[str, Any] | Options) ->
 def cacheable(segmenter: str) -> bool:
     """``labels:PATH`` reads a file the user may change: not cached. Everything else is."""
     return segmenter.partition(":")[0] != "labels"
-
-
-def _jsonable(meta: dict[str, Any]) -> dict[str, Any]:
-    out = {}
-    for k, v in meta.items():
-        try:
-            json.dumps(v)
-        except (TypeError, ValueError):
-            continue
-        out[str(k)] = v
-    return out
 
 
 def _entry(cache_dir: Path, key: str) -> Path:
@@ -57,7 +48,7 @@ def store_segmentation(cache_dir: Path, key: str, people: Instances) -> Path:
         "index": people.index,
         "scores": people.scores,
         "boxes": people.boxes,
-        "meta": np.array(json.dumps(_jsonable(people.meta))),
+        "info": np.array(json.dumps(people.info.to_dict())),
     }
     if len(people) and int(people.masks.sum()) != int((labels > 0).sum()):
         arrays["packed"] = np.packbits(people.masks, axis=-1)
@@ -84,7 +75,7 @@ def load_segmentation(cache_dir: Path, key: str) -> Instances | None:
                 masks = np.unpackbits(z["packed"], axis=-1, count=labels.shape[1]).astype(bool)
             else:
                 masks = labels[None, :, :] == (index + 1)[:, None, None]
-            meta = json.loads(str(z["meta"]))
-            return Instances(masks=masks, boxes=z["boxes"], scores=z["scores"], index=index, meta=meta)
-    except (OSError, ValueError, KeyError, PersonEraseError):
+            info = SegmentInfo.from_dict(json.loads(str(z["info"])))
+            return Instances(masks=masks, boxes=z["boxes"], scores=z["scores"], index=index, info=info)
+    except (OSError, ValueError, KeyError, TypeError, PersonEraseError):
         return None

@@ -12,60 +12,65 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
+from ..engines import EngineSpec
+from ..erasers import TwoPhaseEraser
 from ..errors import InputError, PersonEraseError
 from ..instances import Instances
+from ..report import finish_report
+from ..segmenters import TwoPhaseSegmenter
 from .cache import cache_key, cacheable, load_segmentation, store_segmentation
 from .job import Job, JobResult
-from .params import CLOUD_ENGINES, Options, digest
+from .params import Options, digest
 from .storage import LocalStorage
 
-_ENGINES: dict[str, Any] = {}
+_ENGINES: dict[str, tuple[EngineSpec, Any]] = {}
 _ENGINES_LOCK = threading.Lock()
 
 
 class StageHooks(Protocol):
     """How the cloud executor journals task ids around two-phase (submit / collect) engines."""
 
-    def segment(self, seg: Any, pixels: np.ndarray) -> Instances: ...
+    def segment(self, seg: TwoPhaseSegmenter, pixels: np.ndarray) -> Instances: ...
 
-    def eraser(self, inner: Any, job: Job) -> Any: ...
-
-    def task_ids(self, job: Job) -> dict[str, str]: ...
+    def eraser(self, inner: TwoPhaseEraser, job: Job) -> Any: ...
 
     def configure(self, engine: Any) -> None:
         """Connect an engine the batch built to the run (the cloud executor: transport, limiters, polling)."""
 
 
-def engine(kind: str, spec: str, options: Options, hooks: StageHooks | None = None) -> Any:
-    """One engine per (kind, name, options) per process (per thread for cloud engines): models load once.
+def engine(kind: Literal["segmenter", "eraser"], name: str, options: Options,
+           hooks: StageHooks | None = None) -> tuple[EngineSpec, Any]:
+    """(spec, engine) per (kind, name, options) per process: models load once.
 
+    Threads share them: an engine keeps nothing of a call (what it did comes back with its result).
     ``hooks.configure`` connects it to the current run (the cloud executor hands every client the run's
     transport and limiters); it is applied on every call, so a cached engine follows the run using it.
     """
-    from ..erasers import get_eraser
-    from ..segmenters import get_segmenter
+    from ..erasers import ERASERS
+    from ..segmenters import SEGMENTERS
 
+    registry = SEGMENTERS if kind == "segmenter" else ERASERS
     opts = dict(options)
-    key = digest([kind, spec, opts, threading.get_ident() if spec.partition(":")[0] in CLOUD_ENGINES else 0])
+    key = digest([kind, name, opts])
     with _ENGINES_LOCK:
-        eng = _ENGINES.get(key)
-    if eng is None:
-        eng = get_segmenter(spec, **opts) if kind == "segmenter" else get_eraser(spec, **opts)
+        built = _ENGINES.get(key)
+    if built is None:
+        built = (registry.resolve(name), registry.build(name, **opts))
         with _ENGINES_LOCK:
-            _ENGINES[key] = eng
+            built = _ENGINES.setdefault(key, built)
     if hooks is not None:
-        hooks.configure(eng)
-    return eng
+        hooks.configure(built[1])
+    return built
 
 
 def forget_network_engines() -> None:
     """Drop cached cloud clients (they read the key and base URL when built)."""
     with _ENGINES_LOCK:
-        for key in [k for k, e in _ENGINES.items() if getattr(e, "needs_network", False)]:
+        for key in [k for k, (spec, _) in _ENGINES.items() if spec.needs_network]:
             del _ENGINES[key]
 
 
@@ -134,9 +139,11 @@ def segment(job: Job, img: Any, hooks: StageHooks | None) -> tuple[Instances, bo
     if key is not None:
         people = load_segmentation(cache_dir, key)
         if people is not None and people.shape == (img.height, img.width):
+            # this run made no task for it: the report lists only the tasks of this run
+            people = people.with_info(people.info.replace(task_ids=(), request_ids=()))
             return people, True, (time.perf_counter() - t0) * 1e3
-    seg = engine("segmenter", p.segmenter, p.segmenter_options, hooks)
-    if hooks is not None and hasattr(seg, "submit") and hasattr(seg, "collect"):
+    spec, seg = engine("segmenter", p.segmenter, p.segmenter_options, hooks)
+    if hooks is not None and spec.two_phase and isinstance(seg, TwoPhaseSegmenter):
         people = hooks.segment(seg, img.pixels)
     else:
         people = seg.segment(img.pixels)
@@ -144,9 +151,6 @@ def segment(job: Job, img: Any, hooks: StageHooks | None) -> tuple[Instances, bo
         raise InputError(
             f"the segmenter returned masks of {people.shape[1]}x{people.shape[0]} for a {img.width}x{img.height} photo"
         )
-    if "task_id" in people.meta and "task_ids" not in people.meta:
-        people = Instances(people.masks, people.boxes, people.scores, people.index,
-                           meta={**people.meta, "task_ids": [people.meta["task_id"]]})
     if key is not None:
         store_segmentation(cache_dir, key, people)
     return people, False, (time.perf_counter() - t0) * 1e3
@@ -187,39 +191,37 @@ def process_item(job: Job, hooks: StageHooks | None = None,
         stage = "erase"
         verify: Any = False
         if p.verify:
-            verify = engine("segmenter", p.segmenter, p.segmenter_options, hooks)
+            verify = engine("segmenter", p.segmenter, p.segmenter_options, hooks)[1]
         common: dict[str, Any] = dict(
             select=None if p.select is None else list(p.select),
             keep=None if p.keep is None else list(p.keep),
             policy=p.policy,
-            segmenter=str(people.meta.get("engine", p.segmenter)),
+            segmenter=people.info.engine or p.segmenter,
             dilate=p.dilate,
             verify=verify,
         )
         if p.mode == "erase":
-            eng = engine("eraser", p.eraser, p.eraser_options, hooks)
-            if hooks is not None and hasattr(eng, "submit") and hasattr(eng, "collect"):
+            spec, eng = engine("eraser", p.eraser, p.eraser_options, hooks)
+            if hooks is not None and spec.two_phase and isinstance(eng, TwoPhaseEraser):
                 eng = hooks.eraser(eng, job)
             result = pipeline.erase(img, people, eraser=eng, **common)
         else:
             result = pipeline.redact(img, people, style=p.eraser, face_net=p.face_net, target=p.target, **common,
                                      **dict(p.eraser_options))
         stage = "save"
-        rep = result.report
-        rep.output = job.out
-        rep.metadata_policy = p.metadata
-        rep.timings_ms = {"segment": round(seg_ms, 2), **{k: v for k, v in rep.timings_ms.items() if k != "segment"}}
-        rep.parameters["segment_cache"] = "hit" if hit else "miss"
-        if hooks is not None:
-            ids = hooks.task_ids(job)
-            if ids:
-                rep.cloud_task_ids = {k: [v] for k, v in sorted(ids.items())}
         t_save = time.perf_counter()
         local_image = staging.output(job.tmp_image)
         save_image(result.image, local_image, like=result.source, metadata=p.metadata)  # type: ignore[arg-type]
         written.append(job.tmp_image)
         staging.publish(local_image, job.tmp_image)
-        rep.timings_ms["save"] = round((time.perf_counter() - t_save) * 1e3, 2)
+        rep = finish_report(
+            result.report, output=job.out, metadata_policy=p.metadata,
+            # the segment stage ran here (or in the cloud pipeline's first stage), not in ``pipeline.erase``
+            timings_ms={"segment": round(seg_ms, 2), **{k: v for k, v in result.report.timings_ms.items()
+                                                        if k != "segment"},
+                        "save": round((time.perf_counter() - t_save) * 1e3, 2)},
+            parameters={"segment_cache": "hit" if hit else "miss"},
+        )
         local_report = staging.output(job.tmp_report)
         written.append(job.tmp_report)
         local_report.write_text(rep.to_json())

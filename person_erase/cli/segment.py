@@ -98,7 +98,7 @@ def run(args: argparse.Namespace, say: Say) -> int:
         atomic_pil(PILImage.fromarray(labels), lp)
         op = save_image(np.asarray(people.overlay(img.pixels)), out_dir / f"{stem}.overlay.png", metadata="strip-all")
         files = {"labels": str(lp), "overlay": str(op)}
-    notes = [*(str(n) for n in people.meta.get("notes", ())), *(sel.notes if sel else ())]
+    notes = [*people.info.notes, *(sel.notes if sel else ())]
     if args.json:
         print(json.dumps({"image": str(args.image), "width": w, "height": h, "people": rows, "files": files,
                           **({"policy": sel.policy} if sel else {}), **({"notes": notes} if sel or notes else {})},

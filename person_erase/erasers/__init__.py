@@ -16,6 +16,13 @@ Local erasers keep that promise themselves; the ``dashscope`` eraser returns wha
 back, and ``compose.apply_eraser`` (used by the pipeline for every engine) pastes only the erase
 mask's pixels onto the input and counts how many the engine changed outside it.
 
+What a call did comes back with its result, never on the engine: an eraser returns the image, or
+``Erased(image, info)`` with an ``EraseInfo`` (task ids, timings, parameters sent; see
+``person_erase.engineinfo``). A user's eraser that returns a plain array keeps working. Cloud
+erasers are also a ``TwoPhaseEraser`` (``submit`` returns a task id, ``collect`` waits for it and
+returns ``Erased``): the batch journals the id between the two, and ``call_eraser`` (the pipeline's
+one way to call an eraser) uses the two phases when the spec says ``two_phase``.
+
 Names: ``patchmatch`` (default, offline), ``telea`` (fast, offline, smeary on big holes),
 ``dashscope`` (DashScope ``image-erase-completion``), ``blur`` / ``pixelate`` / ``solid`` (redaction),
 ``lama:PATH.onnx`` / ``migan:PATH.onnx`` (the user's own LaMa / MI-GAN ONNX file), or the name of an
@@ -24,11 +31,13 @@ eraser model registered in the model store (:mod:`person_erase.modelstore`).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..engineinfo import Erased, EraseInfo
 from ..engines import EngineSpec, Registry
 
 
@@ -42,7 +51,27 @@ class Eraser(Protocol):
     honours_keep_mask: ClassVar[bool]
     crops: ClassVar[bool]
 
-    def erase(self, image: np.ndarray, erase: np.ndarray, *, keep: np.ndarray) -> np.ndarray: ...
+    def erase(self, image: np.ndarray, erase: np.ndarray, *, keep: np.ndarray) -> np.ndarray | Erased: ...
+
+
+@runtime_checkable
+class TwoPhaseEraser(Protocol):
+    """A cloud eraser in two phases, so the task id can be journaled between them (``batch``).
+
+    ``submit`` uploads and creates the task (``on_intent(intent)`` is called just before the request
+    is sent; ``exclude``: task ids of other work, never adopted); ``collect`` waits for the task and
+    returns the image brought back to ``image``'s size with what the task did. ``model`` is the
+    service's model name; ``client`` the ``DashScopeClient`` (task adoption, shared limits).
+    """
+
+    model: str
+    client: Any
+
+    def submit(self, image: np.ndarray, erase: np.ndarray, *, keep: np.ndarray | None = None,
+               on_intent: Any = None, exclude: Any = ()) -> str: ...
+
+    def collect(self, task_id: str, image: np.ndarray, erase: np.ndarray, *,
+                keep: np.ndarray | None = None) -> Erased: ...
 
 
 ERASERS = Registry("eraser", store=True, specs=[
@@ -90,3 +119,19 @@ def get_eraser(spec: str | Eraser = "patchmatch", **options: Any) -> Eraser:
         InputError: an option the eraser does not take (or options with an eraser object).
     """
     return ERASERS.build(spec, **options)  # type: ignore[no-any-return]
+
+
+def call_eraser(eraser: Eraser, spec: EngineSpec, image: np.ndarray, erase: np.ndarray, *,
+                keep: np.ndarray) -> Erased:
+    """One eraser call with what it did: ``erase`` (an array, or ``Erased``), or for a ``two_phase``
+    spec ``submit`` then ``collect`` (the submit time is added to the info's timings)."""
+    if spec.two_phase and isinstance(eraser, TwoPhaseEraser):
+        t0 = time.perf_counter()
+        task_id = eraser.submit(image, erase, keep=keep)
+        submit_ms = (time.perf_counter() - t0) * 1e3
+        out, info = eraser.collect(task_id, image, erase, keep=keep)
+        return Erased(out, info.replace(timings_ms={"submit": submit_ms, **info.timings_ms}))
+    result = eraser.erase(image, erase, keep=keep)
+    if isinstance(result, Erased):
+        return result
+    return Erased(result, EraseInfo(engine=spec.name))

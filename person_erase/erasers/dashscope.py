@@ -14,7 +14,7 @@ documented:
   dilation changes *outside* the erase mask is not taken (the pipeline pastes back only the mask's
   pixels, and counts the rest as ``engine_outside_changed_px``). So the service's dilation only widens the
   band it regenerates around the hole, which blends the fill, never the area that changes. The value
-  sent is in ``last_call.notes["parameters"]`` and in the report's parameters.
+  sent is in the ``EraseInfo.parameters`` that ``collect`` returns and in the report's parameters.
 * ``fast_mode`` — default False (full quality).
 * ``add_watermark`` — default False (the service's default is to stamp a watermark).
 
@@ -25,8 +25,10 @@ change. Pixels the service *did* change outside the mask (a watermark, its own d
 returned as the service made them, so ``compose.apply_eraser`` (which pastes back only the mask's pixels,
 the pipeline's path) can count them as ``engine_outside_changed_px``. ``compose=True`` pastes the mask's
 pixels into a copy of the input here already, for callers outside the pipeline that want the usual eraser
-contract (outside the mask byte-identical). The count, taken at the resolution the service saw, is also in
-``last_call.notes["service_changed_outside_px"]``; the task id is in ``last_task_ids``.
+contract (outside the mask byte-identical). ``erase`` returns the image; ``collect`` (the second of the two
+phases, ``submit`` then ``collect``, which the pipeline uses) returns ``Erased(image, info)``: the task id,
+request id, timings, the parameters sent, and in ``info.details`` the count taken at the resolution the
+service saw (``service_changed_outside_px``).
 """
 
 from __future__ import annotations
@@ -51,7 +53,8 @@ from ..cloud.adapt import (
     restore_sent_size,
     write_file,
 )
-from ..cloud.client import ERASE_MODEL, CallLog, DashScopeClient
+from ..cloud.client import ERASE_MODEL, DashScopeClient
+from ..engineinfo import Erased, EraseInfo
 from ..errors import InputError
 from ..pixels import check_rgb
 
@@ -114,20 +117,12 @@ class DashScopeEraser:
         self.client = client or DashScopeClient(
             api_key=api_key, base_url=base_url, timeout_s=timeout_s, **client_options
         )
-        #: What the last ``erase``/``collect`` call did (task id, timings, pixels the service changed
-        #: outside the mask); not shared between threads.
-        self.last_call: CallLog | None = None
 
     def __repr__(self) -> str:
         return (
             f"DashScopeEraser(dilate_flag={self.dilate_flag}, fast_mode={self.fast_mode}, "
             f"add_watermark={self.add_watermark}, base_url={self.client.base_url!r})"
         )
-
-    @property
-    def last_task_ids(self) -> list[str]:
-        """Task ids of the last call (for reports)."""
-        return list(self.last_call.task_ids.values()) if self.last_call else []
 
     @property
     def parameters(self) -> dict[str, bool]:
@@ -162,8 +157,9 @@ class DashScopeEraser:
 
     def collect(
         self, task_id: str, image: np.ndarray, erase: np.ndarray, *, keep: np.ndarray | None = None
-    ) -> np.ndarray:
-        """Wait for ``task_id`` and bring its result back to ``image``'s size (see the module docstring)."""
+    ) -> Erased:
+        """Wait for ``task_id`` and bring its result back to ``image``'s size (see the module docstring);
+        returns the image with what the task did."""
         image, erase, keep = _check(image, erase, keep)
         t0 = time.perf_counter()
         result = self.client.wait(task_id, model=ERASE_MODEL)
@@ -200,31 +196,22 @@ class DashScopeEraser:
                     > 0
                 )
             out = np.where((erase | moved)[:, :, None], restored, image)
-        self.last_call = CallLog(
-            task_ids={"erase": task_id},
-            timings_ms={"wait": (t1 - t0) * 1e3, "download": (t2 - t1) * 1e3},
-            notes={
+        info = EraseInfo(
+            engine="dashscope", task_ids=(task_id,), request_ids=(result.request_id,) if result.request_id else (),
+            timings_ms={"wait": (t1 - t0) * 1e3, "download": (t2 - t1) * 1e3}, parameters=self.parameters,
+            details={
                 "adaptation": plan.describe(),
-                "parameters": self.parameters,
-                "request_id": result.request_id,
                 "result_size": [int(got[0]), int(got[1])],
                 "upload_format": ext,
                 "service_changed_outside_px": changed,
                 **({"result_rescaled": size_note} if size_note else {}),
             },
         )
-        return out
+        return Erased(out, info)
 
     def erase(self, image: np.ndarray, erase: np.ndarray, *, keep: np.ndarray | None = None) -> np.ndarray:
         """Fill ``erase`` in ``image``; returns a new (H, W, 3) uint8 RGB array (see the module docstring)."""
         image, erase, keep = _check(image, erase, keep)
         if not erase.any():
-            self.last_call = CallLog(notes={"skipped": "empty erase mask"})
             return image.copy()
-        t0 = time.perf_counter()
-        task_id = self.submit(image, erase, keep=keep)
-        submit_ms = (time.perf_counter() - t0) * 1e3
-        out = self.collect(task_id, image, erase, keep=keep)
-        if self.last_call is not None:
-            self.last_call.timings_ms["submit"] = submit_ms
-        return out
+        return self.collect(self.submit(image, erase, keep=keep), image, erase, keep=keep).image

@@ -355,10 +355,11 @@ class FakeState:
             return spec
         name = "telea" if fast else spec
         if name not in self._erasers:  # no fallback: an unavailable eraser fails the task, visibly
-            from ..erasers import get_eraser
+            from ..erasers import ERASERS, call_eraser, get_eraser
 
             engine = get_eraser(name)
-            self._erasers[name] = lambda img, er, kp: engine.erase(img, er, keep=kp)
+            espec = ERASERS.describe(name)
+            self._erasers[name] = lambda img, er, kp: call_eraser(engine, espec, img, er, keep=kp).image
         return self._erasers[name]
 
     def _run(self, task: Task) -> None:

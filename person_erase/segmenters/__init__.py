@@ -3,7 +3,9 @@
 Every segmenter follows one Protocol, ``Segmenter.segment(image) -> Instances``, and is chosen by
 name from ``SEGMENTERS``, a ``Registry`` of ``EngineSpec`` (``person_erase.engines``): capabilities
 are readable before building, and the CLI's choices come from it. Heavy imports (onnxruntime,
-dashscope) happen when an engine is built, so importing this package is cheap.
+dashscope) happen when an engine is built, so importing this package is cheap. What a segmenter did
+(engine, timings, task ids, notes) comes back as ``Instances.info`` (``engineinfo.SegmentInfo``).
+Cloud segmenters are also a ``TwoPhaseSegmenter`` (spec ``two_phase``).
 
 Names: ``local`` (YOLOX-nano boxes + masks from MediaPipe's models on onnxruntime, offline, the default), ``dashscope``
 (DashScope ``image-instance-segmentation``), ``labels:PATH`` (bring your own label map PNG, or a
@@ -30,6 +32,24 @@ class Segmenter(Protocol):
     needs_network: ClassVar[bool]
 
     def segment(self, image: np.ndarray) -> Instances: ...
+
+
+@runtime_checkable
+class TwoPhaseSegmenter(Protocol):
+    """A cloud segmenter in two phases, so the task id can be journaled between them (``batch``).
+
+    ``submit`` uploads the photo and creates the task (``on_intent(intent)`` is called just before
+    the request is sent; ``exclude``: task ids of other work, never adopted); ``collect`` waits for
+    the task and returns the people of a photo of ``size`` = (H, W), with ``info.task_ids``.
+    ``model`` is the service's model name; ``client`` the ``DashScopeClient``.
+    """
+
+    model: str
+    client: Any
+
+    def submit(self, image: np.ndarray, *, on_intent: Any = None, exclude: Any = ()) -> str: ...
+
+    def collect(self, task_id: str, *, size: tuple[int, int]) -> Instances: ...
 
 
 SEGMENTERS = Registry("segmenter", store=True, specs=[

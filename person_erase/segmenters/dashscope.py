@@ -3,8 +3,8 @@
 The photo is fitted into the service's limits (``cloud.adapt``), uploaded through the SDK's temporary
 storage, segmented by one async task, and the returned label map (0 background, 1..N one id per person;
 channel 0 when the PNG has several channels) is brought back to the photo's size with nearest-neighbour
-resampling and turned into ``Instances`` (numbered left to right like every segmenter). The task id and
-request id travel in ``Instances.meta``.
+resampling and turned into ``Instances`` (numbered left to right like every segmenter). The task id,
+request id, timings and the adaptation sent travel in ``Instances.info`` (``SegmentInfo``).
 
 Two-phase use for pipelines that journal task ids: ``task_id = seg.submit(image)`` then
 ``seg.collect(task_id, size=image.shape[:2])`` — ``collect`` also resumes a task stored by an earlier run.
@@ -20,7 +20,8 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..cloud.adapt import adapt_image, check_result_size, encode_image, plan_adaptation, restore_labels, write_file
-from ..cloud.client import SEGMENT_MODEL, CallLog, DashScopeClient
+from ..cloud.client import SEGMENT_MODEL, DashScopeClient
+from ..engineinfo import SegmentInfo
 from ..errors import CloudError
 from ..instances import Instances
 from ..pixels import check_rgb
@@ -78,8 +79,6 @@ class DashScopeSegmenter:
         self.client = client or DashScopeClient(
             api_key=api_key, base_url=base_url, timeout_s=timeout_s, **client_options
         )
-        #: What the last ``segment``/``collect`` call did (task id, timings); not shared between threads.
-        self.last_call: CallLog | None = None
 
     def __repr__(self) -> str:
         return f"DashScopeSegmenter(base_url={self.client.base_url!r})"
@@ -111,22 +110,12 @@ class DashScopeSegmenter:
         size_note = check_result_size(labels.shape[:2], plan, task_id=task_id, what="segmentation label map")  # type: ignore[arg-type]
         labels = restore_labels(labels, plan)
         t2 = time.perf_counter()
-        self.last_call = CallLog(
-            task_ids={"segment": task_id},
+        info = SegmentInfo(
+            engine="dashscope", task_ids=(task_id,), request_ids=(result.request_id,) if result.request_id else (),
             timings_ms={"wait": (t1 - t0) * 1e3, "download": (t2 - t1) * 1e3},
-            notes={"adaptation": plan.describe(), "request_id": result.request_id,
-                   **({"result_rescaled": size_note} if size_note else {})},
+            details={"adaptation": plan.describe(), **({"result_rescaled": size_note} if size_note else {})},
         )
-        return Instances.from_label_map(
-            labels,
-            meta={
-                "engine": "dashscope",
-                "task_id": task_id,
-                "task_ids": [task_id],
-                "request_id": result.request_id,
-                "adaptation": plan.describe(),
-            },
-        )
+        return Instances.from_label_map(labels, info=info)
 
     def segment(self, image: np.ndarray) -> Instances:
         """Every person in ``image`` ((H, W, 3) uint8 RGB) as ``Instances`` of the same size."""
@@ -135,6 +124,4 @@ class DashScopeSegmenter:
         task_id = self.submit(image)
         submit_ms = (time.perf_counter() - t0) * 1e3
         people = self.collect(task_id, size=(int(image.shape[0]), int(image.shape[1])))
-        if self.last_call is not None:
-            self.last_call.timings_ms["submit"] = submit_ms
-        return people
+        return people.with_info(people.info.replace(timings_ms={"submit": submit_ms, **people.info.timings_ms}))

@@ -16,6 +16,7 @@ from typing import ClassVar
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from ..engineinfo import SegmentInfo
 from ..errors import InputError
 from ..instances import MAX_INSTANCES, Instances
 from ..io import check_regular_file
@@ -118,5 +119,5 @@ class LabelSegmenter:
             raise InputError(f"segment needs an (H, W, 3) image, got shape {arr.shape}")
         h, w = (int(v) for v in arr.shape[:2])
         labels = self._load((h, w))
-        return Instances.from_label_map(labels, meta={"engine": "labels", "source": str(self.path)},
-                                        max_instances=self.max_instances)
+        info = SegmentInfo(engine="labels", details={"source": str(self.path)})
+        return Instances.from_label_map(labels, info=info, max_instances=self.max_instances)

@@ -36,6 +36,7 @@ from typing import Any, ClassVar, NamedTuple
 import cv2
 import numpy as np
 
+from ..engineinfo import SegmentInfo
 from ..errors import InputError
 from ..instances import Instances
 
@@ -91,8 +92,8 @@ class LocalSegmenter:
 
     Build it once and call ``segment`` many times: the onnxruntime sessions are created on first use
     and reused (the mask models' sessions are shared by every segmenter in the process). Output is
-    deterministic for a given image; the models keep no state between calls (``last_timings`` and
-    ``last_boxes`` describe the latest call).
+    deterministic for a given image; the models keep no state between calls (what a call did, its
+    timings and the detector's boxes included, comes back in ``Instances.info``).
 
     Quality presets. Cost is given in units of one raw YOLOX-nano 416 px inference ("Y"), because
     absolute times depend on the machine (on this project's 2 shared cores Y was 13-20 ms; on an
@@ -121,7 +122,7 @@ class LocalSegmenter:
         nms_iou: IoU above which overlapping boxes are merged, in (0, 1].
         max_detections: most people reported per photo (the highest-scoring; default
             ``MAX_DETECTIONS`` = 100, at most ``instances.MAX_INSTANCES``); when the detector finds
-            more, ``meta["notes"]`` says so (and so does the report).
+            more, ``info.notes`` says so (and so does the report).
         threads: onnxruntime threads per session (default: up to 2).
         **overrides: expert knobs of the preset (fields of ``_Preset``), for experiments.
 
@@ -168,8 +169,6 @@ class LocalSegmenter:
         self.preset = replace(PRESETS[quality], **overrides)
         self._detector: Any = None
         self._mask_models: _Models | None = None
-        self.last_timings: dict[str, float] = {}
-        self.last_boxes: np.ndarray = np.zeros((0, 4), np.float32)  # detector boxes of the last call
 
     # --- lazily built engines ------------------------------------------------------------------
 
@@ -208,7 +207,6 @@ class LocalSegmenter:
         if capped:
             det = type(det)(det.boxes[: self.max_detections], det.scores[: self.max_detections])
         t1 = time.perf_counter()
-        self.last_boxes = det.boxes.copy()
         n = len(det.scores)
         best = np.zeros((h, w), np.float32)  # winning ownership score per pixel
         label = np.full((h, w), -1, np.int32)  # winning instance per pixel
@@ -235,20 +233,16 @@ class LocalSegmenter:
             masks = label[None] == np.arange(n, dtype=np.int32)[:, None, None] if n else np.zeros((0, h, w), bool)
         masks = _clean(masks, det.boxes)
         t2 = time.perf_counter()
-        self.last_timings = {"detect_ms": (t1 - t0) * 1e3, "masks_ms": (t2 - t1) * 1e3}
-        meta = {
-            "engine": "local",
-            "quality": self.quality,
-            "detector": "yolox_nano",
-            "detector_sizes": list(p.det_sizes),
-            "mask_sources": {k: sources.count(k) for k in sorted(set(sources))},
-            "timings_ms": {k: round(v, 1) for k, v in self.last_timings.items()},
-            "max_detections": self.max_detections,
-        }
-        if capped:
-            meta["notes"] = [f"the detector found more than {self.max_detections} people; the "
-                             f"{self.max_detections} highest-scoring were kept (raise max_detections for more)"]
-        return Instances.from_engine(masks, scores=det.scores, meta=meta)
+        notes = [f"the detector found more than {self.max_detections} people; the {self.max_detections} "
+                 "highest-scoring were kept (raise max_detections for more)"] if capped else []
+        info = SegmentInfo(
+            engine="local", quality=self.quality, notes=tuple(notes), detector_boxes=det.boxes,
+            timings_ms={"detect_ms": (t1 - t0) * 1e3, "masks_ms": (t2 - t1) * 1e3},
+            details={"detector": "yolox_nano", "detector_sizes": list(p.det_sizes),
+                     "max_detections": self.max_detections,
+                     "mask_sources": {k: sources.count(k) for k in sorted(set(sources))}},
+        )
+        return Instances.from_engine(masks, scores=det.scores, info=info)
 
     def _ownerships(self, image: np.ndarray, boxes: np.ndarray) -> list[tuple[np.ndarray | None, tuple, str]]:
         """Per box: (ownership map over its crop window, (y0, y1, x0, x1) window, mask source).

@@ -48,6 +48,7 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
+from ..engineinfo import ModelRecord, SegmentInfo
 from ..errors import EngineError, InputError
 from ..instances import Instances
 from ..onnxmodel import ModelFile, Signature, check_expected, fixed, model_file, require_family
@@ -237,7 +238,7 @@ def decode(
     return label, scores, boxes.astype(np.float32)
 
 
-def to_instances(label: np.ndarray, scores: np.ndarray, boxes: np.ndarray, meta: dict[str, Any]) -> Instances:
+def to_instances(label: np.ndarray, scores: np.ndarray, boxes: np.ndarray, info: SegmentInfo) -> Instances:
     """Instances from :func:`decode`'s label map: each person's mask cropped to their tight box."""
     h, w = label.shape
     crops, crop_boxes, kept = [], [], []
@@ -254,9 +255,9 @@ def to_instances(label: np.ndarray, scores: np.ndarray, boxes: np.ndarray, meta:
         crop_boxes.append((x0 + tx0, y0 + ty0, x0 + tx1, y0 + ty1))
         kept.append(k)
     if not kept:
-        return Instances.empty(h, w).with_meta(meta)
+        return Instances.empty(h, w).with_info(info)
     cb = np.asarray(crop_boxes, np.int64)
-    return Instances._numbered((h, w), crops, cb, cb.copy(), np.asarray(scores, np.float32)[kept], meta)
+    return Instances._numbered((h, w), crops, cb, cb.copy(), np.asarray(scores, np.float32)[kept], info)
 
 
 class YoloSegSegmenter:
@@ -364,6 +365,6 @@ class YoloSegSegmenter:
             max_det=self.max_detections,
             person_class=self.person_class,
         )
-        meta = {"engine": "yolo-seg", "model": self.model_info(), "input_size": list(self.input_hw),
-                "detector_boxes": boxes.round(2).tolist()}
-        return to_instances(label, scores, boxes, meta)
+        info = SegmentInfo(engine="yolo-seg", model=ModelRecord(**self.model_info()), detector_boxes=boxes,
+                           details={"input_size": list(self.input_hw)})
+        return to_instances(label, scores, boxes, info)

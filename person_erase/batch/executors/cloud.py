@@ -38,6 +38,7 @@ import numpy as np
 from ...cloud import protocol as P
 from ...cloud.limits import Limiters
 from ...cloud.transport import Transport
+from ...engineinfo import Erased
 from ...errors import CloudError, QuotaExhausted
 from ...instances import Instances
 from ..job import Job, JobResult
@@ -139,8 +140,7 @@ class CloudHooks:
         t_poll = time.monotonic()
         out = collect(task)
         # how long the task itself took: until the poll that saw it finished (not the download after it)
-        call = getattr(engine, "last_call", None)
-        wait_ms = (getattr(call, "timings_ms", None) or {}).get("wait")
+        wait_ms = out.info.timings_ms.get("wait")  # Instances and Erased both carry what the task did
         took = (t_poll - t_submit) + (wait_ms / 1e3 if wait_ms is not None else time.monotonic() - t_poll)
         logger.debug("%s task %s: slept %.3f s, finished %.3f s after submit, collected %.3f s after submit",
                      stage, task, t_poll - t_submit, took, time.monotonic() - t_submit)
@@ -157,32 +157,26 @@ class CloudHooks:
     def eraser(self, inner: Any, job: Job) -> Any:
         return JournaledEraser(inner, self, job.id)
 
-    def task_ids(self, job: Job) -> dict[str, str]:
-        return self.journal.task_ids(job.id)
-
     def bind(self, item_id: str) -> None:
         self._local.item_id = item_id
 
 
 class JournaledEraser:
-    """Wraps a two-phase cloud eraser so its task id is journaled before it is polled."""
+    """Wraps a two-phase cloud eraser so its task id is journaled before it is polled; ``erase``
+    returns ``Erased`` (the image with what the task did: its id goes into the report)."""
 
     def __init__(self, inner: Any, hooks: CloudHooks, item_id: str) -> None:
         self.inner, self.hooks, self.item_id = inner, hooks, item_id
         for attr in ("name", "kind", "needs_network", "honours_keep_mask", "crops"):
             if hasattr(inner, attr):
                 setattr(self, attr, getattr(inner, attr))
-        self.last_task_ids: list[str] = []
 
-    def erase(self, image: np.ndarray, erase: np.ndarray, *, keep: np.ndarray | None = None) -> np.ndarray:
-        out = self.hooks._run(
+    def erase(self, image: np.ndarray, erase: np.ndarray, *, keep: np.ndarray | None = None) -> Erased:
+        return self.hooks._run(  # type: ignore[no-any-return]
             self.item_id, "erase", self.inner,
             lambda cb, ex: self.inner.submit(image, erase, keep=keep, on_intent=cb, exclude=ex),
             lambda t: self.inner.collect(t, image, erase, keep=keep),
         )
-        ids = self.hooks.journal.task_ids(self.item_id)
-        self.last_task_ids = [ids["erase"]] if "erase" in ids else []
-        return out
 
 
 def _preimport_cloud_sdk() -> None:
