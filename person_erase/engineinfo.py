@@ -21,7 +21,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -163,6 +163,14 @@ class EraseInfo(_Record):
     def replace(self, **changes: Any) -> EraseInfo:
         """A copy with ``changes`` (field values)."""
         return replace(self, **changes)
+
+
+@runtime_checkable
+class RunsModelFile(Protocol):
+    """An engine that runs a user's model file says which: ``model_info()`` -> ``ModelRecord`` fields
+    (the ONNX erasers; their plain-array results get it into their ``EraseInfo``)."""
+
+    def model_info(self) -> Mapping[str, Any]: ...
 
 
 class Erased(NamedTuple):

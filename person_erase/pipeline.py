@@ -54,7 +54,7 @@ REDACT_MARGIN = 0.05
 REDACT_BOX_BELOW = 96
 
 
-def _model_files(people: Instances, eraser: Any, erased: Sequence[EraseInfo]) -> dict[str, ModelInfo]:
+def _model_files(people: Instances, erased: Sequence[EraseInfo]) -> dict[str, ModelInfo]:
     """The user-supplied model files behind the segmentation and the eraser (name, size, sha256)."""
     out: dict[str, ModelInfo] = {}
     if people.info.model is not None:
@@ -62,8 +62,6 @@ def _model_files(people: Instances, eraser: Any, erased: Sequence[EraseInfo]) ->
     used = next((i.model for i in erased if i.model is not None), None)
     if used is not None:
         out["eraser"] = ModelInfo(**asdict(used))
-    elif callable(info := getattr(eraser, "model_info", None)):  # the ONNX erasers describe their file
-        out["eraser"] = ModelInfo(**info())
     return out
 
 
@@ -266,7 +264,7 @@ def _run(plan: Plan, image: Any, people: Instances | None, progress: Progress | 
         params.update({k: v for k, v in info.parameters.items() if isinstance(v, (int, float, str, bool))})
     if people.info.quality is not None:
         params["segment_quality"] = people.info.quality
-    models = _model_files(people, eng, erased)
+    models = _model_files(people, erased)
     report = ImageReport(
         mode=mode,
         input=InputInfo(name=img.name, sha256=img.sha256, width=img.width, height=img.height,

@@ -37,7 +37,7 @@ from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
-from ..engineinfo import Erased, EraseInfo
+from ..engineinfo import Erased, EraseInfo, ModelRecord, RunsModelFile
 from ..engines import EngineSpec, Registry
 
 
@@ -134,4 +134,5 @@ def call_eraser(eraser: Eraser, spec: EngineSpec, image: np.ndarray, erase: np.n
     result = eraser.erase(image, erase, keep=keep)
     if isinstance(result, Erased):
         return result
-    return Erased(result, EraseInfo(engine=spec.name))
+    model = ModelRecord(**eraser.model_info()) if isinstance(eraser, RunsModelFile) else None
+    return Erased(result, EraseInfo(engine=spec.name, model=model))
