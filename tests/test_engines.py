@@ -322,3 +322,16 @@ def test_flags_and_argparse_live_only_in_the_cli_package():
     assert flagged >= set(_FLAGS_ALLOWED), f"no flags any more (drop them): {set(_FLAGS_ALLOWED) - flagged}"
     assert importing >= set(_CLI_IMPORT_ALLOWED), f"no cli import any more: {set(_CLI_IMPORT_ALLOWED) - importing}"
     assert not found, "\n".join(found)
+
+
+def test_capability_needs_network_picks_the_batch_cloud_executor():
+    from person_erase.batch import BatchParams
+
+    assert BatchParams(segmenter="dashscope", eraser="telea").cloud
+    assert not BatchParams(segmenter="local", eraser="patchmatch").cloud
+    assert not BatchParams(mode="redact", segmenter="local", eraser="dashscope", style="blur").cloud
+    pe.register_eraser("fake-cloud", _FakeCloudEraser)  # a plugin's cloud eraser: no list of names to extend
+    try:
+        assert BatchParams(segmenter="local", eraser="fake-cloud").cloud
+    finally:
+        ERASERS.pop("fake-cloud")

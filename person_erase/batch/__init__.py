@@ -40,7 +40,7 @@ from .executors import EXECUTORS, Executor, ExecutorOptions
 from .executors.cloud import CloudSetup
 from .job import Job, JobResult
 from .layout import JOURNAL_NAME, STATE_DIR, SUMMARY_NAME, output_path, sidecar_path
-from .params import CLOUD_ENGINES, BatchParams, Choice, ItemParams, parse_numbers
+from .params import BatchParams, Choice, ItemParams, parse_numbers
 from .progress import BatchProgress, LogProgress, NoProgress, TqdmProgress, iter_items
 from .run import run_batch, validate_engines
 from .sources import IMAGE_EXTENSIONS, MANIFEST_COLUMNS, Discovered, ItemSpec, discover, read_manifest
@@ -56,7 +56,6 @@ def file_sha256(path: str) -> str:
 
 
 __all__ = [
-    "CLOUD_ENGINES",
     "EXECUTORS",
     "IMAGE_EXTENSIONS",
     "JOURNAL_NAME",

@@ -15,8 +15,6 @@ from typing import Any
 from ..errors import InputError, SelectionError
 from ..io import METADATA_POLICIES, SAVE_FORMATS
 
-#: Segmenter / eraser names whose engine runs in the cloud (the cloud executor, not a process pool).
-CLOUD_ENGINES = ("dashscope",)
 MODES = ("erase", "redact")
 
 Options = tuple[tuple[str, Any], ...]
@@ -242,9 +240,18 @@ class BatchParams:
 
     @property
     def cloud(self) -> bool:
-        """True when an engine runs in the cloud (the cloud executor's stage threads, not processes)."""
-        seg = self.segmenter.partition(":")[0]
-        return seg in CLOUD_ENGINES or (self.mode == "erase" and self.eraser in CLOUD_ENGINES)
+        """True when an engine calls a remote service (its spec's ``needs_network``): the cloud
+        executor's stage threads run the batch, not processes.
+
+        Raises:
+            EngineError: an unknown engine name (the message lists the valid ones).
+        """
+        from ..erasers import ERASERS
+        from ..segmenters import SEGMENTERS
+
+        if SEGMENTERS.resolve(self.segmenter).needs_network:
+            return True
+        return self.mode == "erase" and ERASERS.resolve(self.eraser).needs_network
 
     def for_item(self, choice: Choice | None = None) -> ItemParams:
         """The effective parameters of one image (its own choice of people replaces the run's)."""
