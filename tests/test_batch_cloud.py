@@ -158,7 +158,7 @@ def test_kill_9_at_ten_points_then_resume_does_every_image_once(tmp_path: Path) 
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(K.preload())
     points = K.POINTS
-    with K.Servers(len(points), latency_seg=0.05, latency_erase=0.05, submits_per_second=50) as servers:
+    with K.Servers(len(points), latency_seg=0.02, latency_erase=0.02, submits_per_second=50) as servers:
         def run_all(kills: list) -> list[int]:
             procs = [
                 ctx.Process(

@@ -460,6 +460,20 @@ def test_http_result_is_tried_over_https_first_then_http(inproc, scene):
     assert seen == ["https", "http"]
 
 
+def test_results_of_a_plain_http_api_on_its_own_host_are_fetched_over_http(inproc, scene):
+    """The bundled server (API on http://127.0.0.1) serves its results itself: no pointless TLS attempt."""
+    seen: list[str] = []
+    real = inproc.transport.download
+
+    def download(url, **kw):
+        seen.append(url.split(":", 1)[0])
+        return real(url, **kw)
+
+    c = inproc.client(transport=Scripted(inproc, download=download))
+    assert len(DashScopeSegmenter(client=c).segment(scene)) == 3
+    assert seen == ["http"]
+
+
 def test_redirect_to_another_host_refused_same_host_followed(inproc):
     def download(url, **kw):
         if "/first" in url:

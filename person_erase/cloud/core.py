@@ -174,6 +174,7 @@ class ClientCore:
         self.transport: Transport = transport or SdkTransport(key.get_secret_value(), self.base_url)
         self.limiters = limiters if limiters is not None else Limiters()
         self._api_host = (urlparse(self.base_url).hostname or "").lower()
+        self._api_plain_http = urlparse(self.base_url).scheme == "http"
         self._known: set[str] = set()  # task ids this client submitted or adopted
 
     def __repr__(self) -> str:

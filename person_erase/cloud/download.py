@@ -1,7 +1,8 @@
 """``DashScopeClient``'s result downloads, and decoding them.
 
 Only from allowed hosts (``protocol.RESULT_HOSTS``, ``PERSON_ERASE_CLOUD_RESULT_HOSTS`` and the API's own
-host), https tried first and http accepted for those hosts only, no redirect to another host, never to a
+host), https tried first and http accepted for those hosts only (straight over http for the API's own host
+when the API itself is plain http, i.e. the bundled server), no redirect to another host, never to a
 private / link-local / reserved address (loopback only when the API itself is on loopback, i.e. the
 bundled server), size-capped, all within one deadline.
 """
@@ -112,6 +113,9 @@ class DownloadMixin(ClientCore):
             for _hop in range(4):
                 parsed, addr = self._check_url(url, task_id, deadline)
                 schemes = ["https", "http"] if parsed.scheme == "http" else ["https"]
+                own = (parsed.hostname or "").lower() == self._api_host
+                if parsed.scheme == "http" and own and self._api_plain_http:
+                    schemes = ["http"]  # the bundled server's own results: it speaks plain http only
                 got = None
                 for scheme in schemes:
                     try:
