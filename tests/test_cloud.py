@@ -445,16 +445,21 @@ def test_loopback_results_only_when_the_api_is_on_loopback():
     assert addr == "127.0.0.1"
 
 
-def test_http_result_is_tried_over_https_first_then_http(inproc, scene):
-    seen: list[str] = []
-    real = inproc.transport.download
+def _scheme_recorder(fake: InProc, seen: list[str]) -> Scripted:
+    """The in-process transport, noting the scheme of every download it is asked for."""
+    real = fake.transport.download
 
     def download(url, **kw):
         seen.append(url.split(":", 1)[0])
         return real(url, **kw)
 
+    return Scripted(fake, download=download)
+
+
+def test_http_result_is_tried_over_https_first_then_http(inproc, scene):
+    seen: list[str] = []
     inproc.configure(result_host="dashscope-result-bj.oss-cn-beijing.aliyuncs.com")
-    c = inproc.client(transport=Scripted(inproc, download=download),
+    c = inproc.client(transport=_scheme_recorder(inproc, seen),
                       resolve={"dashscope-result-bj.oss-cn-beijing.aliyuncs.com": "127.0.0.1"})
     assert len(DashScopeSegmenter(client=c).segment(scene)) == 3
     assert seen == ["https", "http"]
@@ -463,13 +468,7 @@ def test_http_result_is_tried_over_https_first_then_http(inproc, scene):
 def test_results_of_a_plain_http_api_on_its_own_host_are_fetched_over_http(inproc, scene):
     """The bundled server (API on http://127.0.0.1) serves its results itself: no pointless TLS attempt."""
     seen: list[str] = []
-    real = inproc.transport.download
-
-    def download(url, **kw):
-        seen.append(url.split(":", 1)[0])
-        return real(url, **kw)
-
-    c = inproc.client(transport=Scripted(inproc, download=download))
+    c = inproc.client(transport=_scheme_recorder(inproc, seen))
     assert len(DashScopeSegmenter(client=c).segment(scene)) == 3
     assert seen == ["http"]
 
