@@ -28,8 +28,6 @@ The request handling itself is in ``handlers.py`` (plain functions the FastAPI r
 from __future__ import annotations
 
 import base64
-import email.parser
-import email.policy
 import json
 import logging
 import time
@@ -90,20 +88,36 @@ async def _read_body(request: Request, cap: int) -> bytes:
 
 
 def _parse_multipart(content_type: str, body: bytes) -> dict[str, tuple[bytes, str | None]]:
-    """Form fields of a multipart/form-data body: name -> (bytes, filename)."""
-    head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode()
-    msg = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(head + body)
-    if not msg.is_multipart():
-        raise ValueError("not a multipart body")
-    fields: dict[str, tuple[bytes, str | None]] = {}
-    for part in msg.iter_parts():
-        name = part.get_param("name", header="content-disposition")
-        if not name:
-            continue
-        payload = part.get_payload(decode=True)
-        fields[str(name)] = (payload if isinstance(payload, bytes) else b"", part.get_filename())
-    return fields
+    """Form fields of a multipart/form-data body (RFC 7578): name -> (bytes, filename).
 
+    Byte splits on the delimiter, not the ``email`` package: that parses a 1 MB upload in ~0.1 s of pure
+    Python, which made the server the bottleneck of the tests that upload many photos.
+
+    Raises:
+        ValueError: no boundary, no delimiter, or a part without a header block.
+    """
+    boundary = next((v.strip().strip('"') for k, _, v in (p.strip().partition("=") for p in content_type.split(";")[1:])
+                     if k.strip().lower() == "boundary"), "")
+    if not boundary:
+        raise ValueError("no multipart boundary")
+    chunks = (b"\r\n" + body).split(b"\r\n--" + boundary.encode("latin-1"))
+    if len(chunks) < 3 or not chunks[-1].startswith(b"--"):
+        raise ValueError("the body is not delimited by its boundary")
+    fields: dict[str, tuple[bytes, str | None]] = {}
+    for part in chunks[1:-1]:
+        head, sep, content = part.partition(b"\r\n\r\n")
+        if not sep:
+            raise ValueError("a part without headers")
+        params: dict[str, str] = {}
+        for line in head.decode("utf-8", "replace").split("\r\n"):
+            name, _, value = line.partition(":")
+            if name.strip().lower() == "content-disposition":
+                for item in value.split(";")[1:]:
+                    k, _, v = item.strip().partition("=")
+                    params[k.strip().lower()] = v.strip().strip('"')
+        if params.get("name"):
+            fields[params["name"]] = (content, params.get("filename"))
+    return fields
 
 
 def create_app(state: FakeState) -> Any:
