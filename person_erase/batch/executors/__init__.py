@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
@@ -22,6 +22,7 @@ from ...errors import InputError
 
 if TYPE_CHECKING:
     from ..driver import Driver
+    from ..job import Job
     from ..params import BatchParams
     from ..sources import ItemSpec
     from .cloud import CloudSetup
@@ -95,6 +96,22 @@ def check_executor(name: str, params: BatchParams, options: ExecutorOptions) -> 
     if not params.cloud and name == "cloud":
         raise InputError("`executor='cloud'` is for the dashscope engines; local engines use `executor='local'` "
                          "or `executor='ray'`", param="executor")
+
+
+def take_jobs(driver: Driver, specs: Iterator[ItemSpec], stop: threading.Event, *,
+              room: int | None = None) -> Iterator[Job]:
+    """Jobs prepared from ``specs`` one at a time, at most ``room`` (None: no bound); an image the driver
+    records at once (done before, missing, …) takes no room. Nothing more once ``stop`` is set or the driver
+    has stopped the run (``driver.stopped``: the cloud quota ran out)."""
+    taken = 0
+    while (room is None or taken < room) and not stop.is_set() and driver.stopped is None:
+        spec = next(specs, None)
+        if spec is None:
+            return
+        job = driver.prepare(spec)
+        if job is not None:
+            taken += 1
+            yield job
 
 
 def get_executor(name: str, options: ExecutorOptions) -> Executor:

@@ -45,7 +45,7 @@ from ..job import Job, JobResult
 from ..journal import Journal
 from ..layout import remove_item_temps
 from ..work import forget_network_engines, load_and_segment, process_item, reason
-from . import ExecutorOptions
+from . import ExecutorOptions, take_jobs
 
 if TYPE_CHECKING:
     from ..driver import Driver
@@ -260,18 +260,11 @@ class CloudExecutor:
         inflight = 0
         window = 3 * n + 1
         it = iter(specs)
-        exhausted = False
         try:
             while True:
-                while not exhausted and not stop.is_set() and driver.stopped is None and inflight < window:
-                    spec = next(it, None)
-                    if spec is None:
-                        exhausted = True
-                        break
-                    job = driver.prepare(spec)
-                    if job is not None:
-                        to_seg.put(job)
-                        inflight += 1
+                for job in take_jobs(driver, it, stop, room=window - inflight):
+                    to_seg.put(job)
+                    inflight += 1
                 if inflight == 0:
                     break
                 job, res = results.get()

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from ..job import Job, JobResult
 from ..work import process_item
-from . import ExecutorOptions, import_plugins
+from . import ExecutorOptions, import_plugins, take_jobs
 
 if TYPE_CHECKING:
     from ..driver import Driver
@@ -112,27 +112,16 @@ class LocalExecutor:
     def run(self, driver: Driver, specs: Iterable[ItemSpec], stop: threading.Event) -> None:
         it = iter(specs)
         if self.workers <= 1:
-            for spec in it:
-                if stop.is_set():
-                    return
-                job = driver.prepare(spec)
-                if job is not None:
-                    driver.commit(job, process_item(job))
+            for job in take_jobs(driver, it, stop):
+                driver.commit(job, process_item(job))
             return
         window = self.workers + 1
         pool = self._pool()
         inflight: dict[Future[JobResult], Job] = {}
-        exhausted = False
         try:
             while True:
-                while not exhausted and not stop.is_set() and len(inflight) < window:
-                    nxt = next(it, None)
-                    if nxt is None:
-                        exhausted = True
-                        break
-                    job = driver.prepare(nxt)
-                    if job is not None:
-                        inflight[pool.submit(_worker, job)] = job
+                for job in take_jobs(driver, it, stop, room=window - len(inflight)):
+                    inflight[pool.submit(_worker, job)] = job
                 if not inflight:
                     break
                 done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...errors import EngineError, InputError
-from ..job import Job, JobResult
-from . import ExecutorOptions, import_plugins
+from ..job import JobResult
+from . import ExecutorOptions, import_plugins, take_jobs
 
 if TYPE_CHECKING:
     from ..driver import Driver
@@ -204,13 +204,7 @@ class RayExecutor:
             reaper.close()
 
     def run(self, driver: Driver, specs: Iterable[ItemSpec], stop: threading.Event) -> None:
-        jobs: list[Job] = []
-        for spec in specs:
-            if stop.is_set():
-                break
-            job = driver.prepare(spec)
-            if job is not None:
-                jobs.append(job)
+        jobs = list(take_jobs(driver, iter(specs), stop))
         if not jobs:
             return
         started = self._connect()
