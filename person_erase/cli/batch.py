@@ -12,8 +12,16 @@ import signal
 import sys
 from typing import Any
 
-from .helpers import Formatter, Say
-from .options import add_face_options, add_local_options, eraser_options, segmenter_options
+from .helpers import Say, add_command
+from .options import (
+    add_face_options,
+    add_local_options,
+    eraser_help,
+    eraser_options,
+    segmenter_help,
+    segmenter_options,
+    style_help,
+)
 
 NAMES = ("batch",)
 EXECUTORS = ("local", "cloud", "ray")
@@ -21,8 +29,8 @@ EXECUTORS = ("local", "cloud", "ray")
 
 def register(sub: Any) -> None:
     """Add the ``batch`` subcommand to ``sub`` (the top parser's subparsers)."""
-    p = sub.add_parser("batch", help="process a folder (or a manifest), resumable", formatter_class=Formatter,
-                       description="Erase or redact people in every image of a folder; safe to interrupt and --resume.")
+    p = add_command(sub, "batch", help="process a folder (or a manifest), resumable",
+                    description="Erase or redact people in every image of a folder; safe to interrupt and --resume.")
     add_batch_arguments(p)
 
 
@@ -42,12 +50,10 @@ def add_batch_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--select", metavar="0,2", help="erase these person numbers in every image")
     g.add_argument("--keep", metavar="1", help="keep these person numbers, erase everyone else")
     g.add_argument("--policy", metavar="NAME", help="all (default), largest:N, passersby, passersby+group")
-    p.add_argument(
-        "--segmenter", default="local", metavar="NAME", help="local (default), dashscope, or a registered name"
-    )
+    p.add_argument("--segmenter", default="local", metavar="NAME", help=f"who finds the people: {segmenter_help()}")
     add_local_options(p, privacy_hint=True)
-    p.add_argument("--eraser", default="patchmatch", metavar="NAME", help="patchmatch (default), telea, dashscope")
-    p.add_argument("--style", default=None, metavar="STYLE", help="redaction style: blur (default), pixelate, solid")
+    p.add_argument("--eraser", default="patchmatch", metavar="NAME", help=eraser_help())
+    p.add_argument("--style", default=None, metavar="STYLE", help=f"redaction style: {style_help()}")
     p.add_argument("--fast", action="store_true", help="quicker, rougher fill (dashscope fast_mode)")
     add_face_options(p, default_target=None)
     p.add_argument(

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from . import helpers
-from .helpers import Formatter, Say
+from .helpers import Say
 from .options import (
     POLICIES_HELP,
     add_common_out,
@@ -50,21 +50,18 @@ under faces_added in --report); --verify checks with a second, independent detec
 
 def register(sub: Any) -> None:
     """Add the ``erase`` and ``redact`` subcommands to ``sub`` (the top parser's subparsers)."""
-    p = sub.add_parser("erase", help="erase people and fill the background back in", epilog=EXAMPLES_ERASE,
-                       formatter_class=Formatter,
-                       description="Erase the chosen people and fill in the background "
-                       "(PatchMatch by default, offline).")
-    p.add_argument("image", metavar="IMAGE")
+    p = helpers.add_command(sub, "erase", help="erase people and fill the background back in", epilog=EXAMPLES_ERASE,
+                            description="Erase the chosen people and fill in the background "
+                            "(PatchMatch by default, offline).", image=True)
     add_selection(p, policies=POLICIES_HELP)
     add_common_out(p, metadata_default="keep")
     p.add_argument("--eraser", default="patchmatch", metavar="NAME",
                    help=eraser_help())
     p.add_argument("--fast", action="store_true", help="quicker, rougher fill (dashscope fast_mode)")
 
-    p = sub.add_parser("redact", help="hide people with a mask-shaped blur, pixelation or fill", epilog=EXAMPLES_REDACT,
-                       formatter_class=Formatter,
-                       description="Hide the chosen people (privacy). GPS tags are dropped by default.")
-    p.add_argument("image", metavar="IMAGE")
+    p = helpers.add_command(sub, "redact", help="hide people with a mask-shaped blur, pixelation or fill",
+                            epilog=EXAMPLES_REDACT, image=True,
+                            description="Hide the chosen people (privacy). GPS tags are dropped by default.")
     add_selection(p, policies=POLICIES_HELP, verb="hide")
     add_common_out(p, metadata_default="strip-gps")
     p.add_argument("--style", default="blur", metavar="STYLE", help=style_help())
@@ -80,12 +77,11 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace, say: Say) -> int:
     """Run ``person-erase erase`` or ``person-erase redact`` (``args.command``); returns the exit status."""
     from .. import pipeline
-    from ..io import check_output_path, load_image
+    from ..io import check_output_path
     from ..segmenters import get_segmenter
-    from ..settings import get_settings
 
     mode = args.command
-    img = load_image(args.image, max_pixels=(getattr(args, "settings", None) or get_settings()).max_pixels)
+    img = helpers.load_input(args)
     out = check_output_path(args.output, input_path=img.path, overwrite=args.overwrite)
     side = helpers.check_side_outputs(args, out, img.path)
     segmenter = get_segmenter(args.segmenter, **segmenter_options(args, args.segmenter))

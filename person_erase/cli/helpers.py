@@ -19,6 +19,24 @@ class Formatter(argparse.RawDescriptionHelpFormatter):
         super().__init__(prog, max_help_position=34, width=100)
 
 
+def add_command(sub: Any, name: str, *, help: str, description: str, epilog: str | None = None,
+                image: bool = False) -> argparse.ArgumentParser:
+    """A subcommand parser in the package's help format; ``image`` adds the IMAGE positional."""
+    p: argparse.ArgumentParser = sub.add_parser(name, help=help, epilog=epilog, formatter_class=Formatter,
+                                                description=description)
+    if image:
+        p.add_argument("image", metavar="IMAGE")
+    return p
+
+
+def load_input(args: argparse.Namespace) -> Any:
+    """``args.image`` loaded as a ``pe.Image`` under the settings' pixel limit."""
+    from ..io import load_image
+    from ..settings import get_settings
+
+    return load_image(args.image, max_pixels=(getattr(args, "settings", None) or get_settings()).max_pixels)
+
+
 def one_line(text: str) -> str:
     return " ".join(text.split())
 

@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any
 
-from .helpers import Formatter, Say
+from .helpers import Formatter, Say, add_command
 
 NAMES = ("models",)
 
@@ -34,10 +34,9 @@ The store is $PERSON_ERASE_MODELS, else the user data folder (see `models list`)
 
 def register(sub: Any) -> None:
     """Add the ``models`` subcommand (with add, list, check, remove) to ``sub``."""
-    p = sub.add_parser("models", help="register your own ONNX models (LaMa, MI-GAN, YOLO-seg)", epilog=EXAMPLES,
-                       formatter_class=Formatter,
-                       description="Register, list and check ONNX model files of the engine families "
-                       "lama, migan and yolo-seg. Nothing is downloaded except by `models add URL`.")
+    p = add_command(sub, "models", help="register your own ONNX models (LaMa, MI-GAN, YOLO-seg)", epilog=EXAMPLES,
+                    description="Register, list and check ONNX model files of the engine families "
+                    "lama, migan and yolo-seg. Nothing is downloaded except by `models add URL`.")
     msub = p.add_subparsers(dest="models_command", metavar="ACTION")
     a = msub.add_parser("add", help="register a file (in place) or download a URL into the store",
                         formatter_class=Formatter)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from .helpers import Formatter, Say, atomic_pil
+from .helpers import Say, add_command, atomic_pil, load_input
 from .options import add_local_options, segmenter_help, segmenter_options
 
 NAMES = ("segment",)
@@ -26,11 +26,9 @@ beyond 254 people). Use it with --segmenter labels:PATH to edit masks by hand.
 
 def register(sub: Any) -> None:
     """Add the ``segment`` subcommand to ``sub`` (the top parser's subparsers)."""
-    p = sub.add_parser("segment", help="find and number the people in a photo", epilog=EXAMPLES_SEGMENT,
-                       formatter_class=Formatter,
-                       description="Find every person, print a numbered table, and write a label map "
-                       "and an overlay picture.")
-    p.add_argument("image", metavar="IMAGE")
+    p = add_command(sub, "segment", help="find and number the people in a photo", epilog=EXAMPLES_SEGMENT,
+                    description="Find every person, print a numbered table, and write a label map "
+                    "and an overlay picture.", image=True)
     p.add_argument("--engine", default="local", metavar="NAME", help=segmenter_help())
     add_local_options(p)
     p.add_argument("--out-dir", metavar="DIR", default=".",
@@ -64,13 +62,12 @@ def run(args: argparse.Namespace, say: Say) -> int:
     """Run ``person-erase segment``; returns the exit status."""
     import numpy as np
 
-    from .. import load_image, select_people
+    from .. import select_people
     from ..io import save_image
     from ..report import instance_rows
     from ..segmenters import get_segmenter
-    from ..settings import get_settings
 
-    img = load_image(args.image, max_pixels=(getattr(args, "settings", None) or get_settings()).max_pixels)
+    img = load_input(args)
     say(f"finding people with {args.engine}")
     seg = get_segmenter(args.engine, **segmenter_options(args, args.engine, flag="--engine"))
     people = seg.segment(img.pixels)
