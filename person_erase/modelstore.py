@@ -23,7 +23,6 @@ import json
 import os
 import re
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
@@ -32,6 +31,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 from .errors import EngineError, InputError
+from .io import atomic_write, publish, temp_file
 from .onnxmodel import FAMILIES, FamilyFit, check_file, describe_fits, forget, model_file, sha256_file
 
 INDEX = "models.json"
@@ -100,14 +100,7 @@ def _read_index(folder: Path) -> dict[str, dict[str, Any]]:
 
 def _write_index(folder: Path, models: dict[str, dict[str, Any]]) -> None:
     text = json.dumps({"version": 1, "models": dict(sorted(models.items()))}, indent=2) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=f".{INDEX}.", suffix=".tmp", dir=folder)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, folder / INDEX)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(folder / INDEX, lambda fh: fh.write(text.encode("utf-8")))
 
 
 @contextlib.contextmanager
@@ -311,7 +304,7 @@ def add_model(
             forget(tmp)
             size = tmp.stat().st_size
             with _locked(folder):
-                os.replace(tmp, final)
+                publish(tmp, final)
                 entry = StoredModel(name=name, family=fit.family, kind=fit.kind, path=str(final.resolve()),
                                     stored=True, size=size, sha256=got, source=src, added=now)
                 _register(folder, entry, overwrite=overwrite)
@@ -335,15 +328,14 @@ def add_model(
             _register(folder, entry, overwrite=overwrite)
         return entry
     final = folder / f"{name}.onnx"
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=folder)
+    fd, tmp = temp_file(folder, prefix=f".{name}.", suffix=".part")
     os.close(fd)
-    tmp = Path(tmp_name)
     try:
         shutil.copyfile(p, tmp)
         if sha256_file(tmp) != info.sha256:
             raise EngineError(f"{p} changed while it was copied; nothing was stored")
         with _locked(folder):
-            os.replace(tmp, final)
+            publish(tmp, final)
             entry = StoredModel(name=name, family=fit.family, kind=fit.kind, path=str(final.resolve()), stored=True,
                                 size=info.size, sha256=info.sha256, source=str(p.resolve()), added=now)
             _register(folder, entry, overwrite=overwrite)
@@ -419,8 +411,7 @@ def _download(url: str, folder: Path, *, max_bytes: int, timeout: float,
     """Stream ``url`` into a temporary file in ``folder``; the caller moves or deletes it."""
     import httpx
 
-    fd, tmp_name = tempfile.mkstemp(prefix=".download.", suffix=".part", dir=folder)
-    tmp = Path(tmp_name)
+    fd, tmp = temp_file(folder, prefix=".download.", suffix=".part")
     ok = False
     try:
         with os.fdopen(fd, "wb") as fh, httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False,

@@ -284,6 +284,18 @@ def test_changed_file_is_processed_again(tree: Path, tmp_path: Path) -> None:
     assert s.done == 1 and s.skipped == 4 and next(it for it in s.items if it.status == "done").input == "a.png"
 
 
+def test_cache_entries_and_summary_get_the_usual_permissions(tmp_path: Path) -> None:
+    people = Instances.from_engine(np.ones((1, 8, 8), bool), scores=[0.9])
+    old = os.umask(0o022)
+    try:
+        entry = B.store_segmentation(tmp_path / "cache", "cd" * 32, people)
+        B.open_storage(tmp_path).write_text("summary.json", "{}")
+    finally:
+        os.umask(old)
+    assert entry.stat().st_mode & 0o777 == 0o644 and (tmp_path / "summary.json").stat().st_mode & 0o777 == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cache", "summary.json"]  # no temporary files left
+
+
 def test_segmentation_cache_roundtrip_keeps_overlaps_and_numbers(tmp_path: Path) -> None:
     masks = np.zeros((3, 20, 30), bool)
     masks[0, 2:10, 2:10] = True

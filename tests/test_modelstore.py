@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -119,6 +120,17 @@ def test_copy_into_the_store_and_remove(store: Path, lama_file: Path) -> None:
     modelstore.remove_model("copied")
     assert _leftovers(store) == [] and modelstore.list_models() == []
     assert lama_file.exists()
+
+
+def test_store_files_get_the_usual_permissions(store: Path, lama_file: Path, server: str) -> None:
+    old = os.umask(0o022)
+    try:
+        copied = Path(modelstore.add_model("copied", lama_file, copy=True).path)
+        downloaded = Path(modelstore.add_model("dl", f"{server}/lama.onnx").path)
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in (copied, downloaded, store / modelstore.INDEX)}
+    assert modes == {"copied.onnx": 0o644, "dl.onnx": 0o644, modelstore.INDEX: 0o644}  # the copies were 0600
 
 
 def test_refusals_leave_the_store_empty(store: Path, lama_file: Path, tmp_path: Path) -> None:

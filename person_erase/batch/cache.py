@@ -8,8 +8,6 @@ selection or eraser does not segment again. Entries are written atomically; a da
 from __future__ import annotations
 
 import json
-import os
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +16,7 @@ import numpy as np
 from ..engineinfo import SegmentInfo
 from ..errors import PersonEraseError
 from ..instances import Instances
+from ..io import atomic_write
 from .params import Options, digest
 
 #: 2: the engine's info is a typed ``SegmentInfo`` (was a free-form ``meta`` dict)
@@ -52,15 +51,7 @@ def store_segmentation(cache_dir: Path, key: str, people: Instances) -> Path:
     }
     if len(people) and int(people.masks.sum()) != int((labels > 0).sum()):
         arrays["packed"] = np.packbits(people.masks, axis=-1)
-    tmp = path.with_name(f".pe-{os.getpid()}-{threading.get_ident()}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, **arrays)  # type: ignore[arg-type]
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda fh: np.savez_compressed(fh, **arrays))  # type: ignore[arg-type]
 
 
 def load_segmentation(cache_dir: Path, key: str) -> Instances | None:

@@ -244,17 +244,9 @@ class LocalStorage(Storage):
             return []
 
     def write_text(self, rel: str, text: str) -> None:
-        from ..io.files import _file_mode
+        from ..io import atomic_write
 
-        path = self.path(rel)
-        tmp = path.with_name(f".pe-{os.getpid()}.tmp")
-        try:
-            tmp.write_text(text)
-            os.chmod(tmp, _file_mode(path))
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
+        atomic_write(self.path(rel), lambda fh: fh.write(text.encode()))
 
 
 class ArrowStorage(Storage):
@@ -365,5 +357,6 @@ class ArrowStorage(Storage):
                     yield rel
 
     def write_text(self, rel: str, text: str) -> None:
+        # not io.atomic_write: an object store shows the key only once the stream is closed (and has no rename)
         with self.fs.open_output_stream(self._p(rel)) as dst:
             dst.write(text.encode())

@@ -15,7 +15,17 @@ Errors are :class:`~person_erase.errors.InputError` with one readable line that 
 from __future__ import annotations
 
 from ..settings import DEFAULT_MAX_PIXELS
-from .files import SAVE_FORMATS, STALE_TEMP_S, TEMP_PREFIX, atomic_write, check_output_path, remove_stale_temps
+from .files import (
+    SAVE_FORMATS,
+    STALE_TEMP_S,
+    TEMP_PREFIX,
+    atomic_write,
+    check_output_path,
+    file_mode,
+    publish,
+    remove_stale_temps,
+    temp_file,
+)
 from .load import LOAD_FORMATS, Image, _too_big, check_regular_file, load_image
 from .metadata import METADATA_POLICIES, ImageMetadata, MetadataPolicy, strip_xmp_gps
 from .save import save_image
@@ -34,8 +44,11 @@ __all__ = [
     "atomic_write",
     "check_output_path",
     "check_regular_file",
+    "file_mode",
     "load_image",
+    "publish",
     "remove_stale_temps",
     "save_image",
     "strip_xmp_gps",
+    "temp_file",
 ]

@@ -2,7 +2,9 @@
 
 :func:`atomic_write` fills a temporary file in the same folder, flushes and fsyncs it, gives it the
 usual permissions (0666 minus umask, or those of the file it replaces) and renames it over the target.
-On any failure the temporary file is removed and the target is untouched.
+On any failure the temporary file is removed and the target is untouched. A file that is checked before
+it may replace the target (a downloaded model) is made with :func:`temp_file` and moved with
+:func:`publish`, the same two halves.
 """
 
 from __future__ import annotations
@@ -130,12 +132,40 @@ class _TempFileError(OSError):
     """The temporary file next to the target could not be created (the folder is not writable)."""
 
 
+def temp_file(folder: str | os.PathLike[str], *, prefix: str = TEMP_PREFIX, suffix: str = ".tmp") -> tuple[int, Path]:
+    """A new temporary file in ``folder`` (open descriptor, path), for :func:`publish` to move into place.
+
+    Raises:
+        OSError: a subclass of it when the file cannot be created (the folder is missing or not writable).
+    """
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=prefix, suffix=suffix, dir=folder)
+    except OSError as exc:
+        raise _TempFileError(exc.errno, exc.strerror, exc.filename) from None
+    return fd, Path(tmp)
+
+
+def publish(tmp: str | os.PathLike[str], path: str | os.PathLike[str]) -> Path:
+    """Move a finished temporary file (:func:`temp_file`, same folder) over ``path``: fsynced, given the
+    usual permissions (:func:`file_mode`), renamed. ``tmp`` is left where it is if this raises."""
+    out = Path(path)
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.chmod(tmp, file_mode(out))
+    os.replace(tmp, out)
+    return out
+
+
 def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], object]) -> Path:
     """Write a file atomically: ``write(fh)`` fills a temp file in the same folder, which is flushed,
     fsynced, given the usual permissions (0666 minus umask, or those of the file it replaces) and
     renamed over ``path``. On any failure the temp file is removed and ``path`` is untouched.
 
-    The one atomic write of the package (images, label maps, reports, masks).
+    The one atomic write of the package (images, label maps, masks, reports, batch summaries,
+    segmentation cache entries, the model store's index).
 
     Raises:
         OSError: the write failed (a subclass, when the temp file could not even be created).
@@ -143,26 +173,22 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
     out = Path(path)
     folder = out.parent if str(out.parent) else Path(".")
     _sweep_once(folder)
-    try:  # a short temp name: any output name that fits the folder also fits while it is written
-        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise _TempFileError(exc.errno, exc.strerror, exc.filename) from None
+    # a short temp name: any output name that fits the folder also fits while it is written
+    fd, tmp = temp_file(folder)
     try:
         with os.fdopen(fd, "wb") as fh:
             write(fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, _file_mode(out))
-        os.replace(tmp, out)
+        publish(tmp, out)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     return out
 
 
-def _file_mode(out: Path) -> int:
+def file_mode(path: str | os.PathLike[str]) -> int:
+    """The permissions a new file at ``path`` gets: those of the file it replaces, else 0666 minus umask."""
     try:
-        return out.stat().st_mode & 0o7777
+        return Path(path).stat().st_mode & 0o7777
     except OSError:
         pass
     umask = None
