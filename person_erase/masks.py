@@ -4,7 +4,7 @@ Conventions: masks are (H, W) bool (stacks are (N, H, W) bool); functions take d
 keyword-only, never modify their inputs, and return new arrays. Morphology runs with OpenCV on the
 bounding box of the mask (plus the operation's reach), so cost follows the people, not the photo.
 
-The contract (DESIGN.md):
+The contract:
 
 * keep  = union of the people not chosen, cleaned: opened by reconstruction (thin strays go, kept
   people stay whole), specks under ``min_area`` removed, holes filled.
@@ -25,8 +25,8 @@ from .errors import InputError
 from .instances import Instances
 
 #: Erase-mask dilation at 1 megapixel, in pixels; ``default_dilate`` scales it with the photo's size.
-#: Person masks miss hair strands, shoe tips and the soft edge of motion blur; ~9 px at 1 MP covers
-#: those without eating much background (measured on the dev sets, see benchmarks/).
+#: Person masks miss hair strands, shoe tips and the soft edge of motion blur; this covers those
+#: without eating much background on the dev sets (``benchmarks/README.md``, masks).
 DILATE_AT_1MP = 9
 
 
@@ -113,7 +113,7 @@ def _dilate_into(out: np.ndarray, mask: np.ndarray, radius: int) -> None:
     if radius < _DISTANCE_FROM:
         grown = cv2.dilate(crop, _disk(radius), borderType=cv2.BORDER_CONSTANT, borderValue=(0,)).view(bool)
     else:
-        # a disk kernel costs O(radius) per pixel (a 150 px margin on a 3000 px person: ~10 s); the
+        # a disk kernel costs O(radius) per pixel (seconds for a large margin on a large person); the
         # exact Euclidean distance is linear. <= r + 0.5 contains cv2's ellipse kernel (a few px more).
         # The crop's border is not a mask pixel, so distances are the same as on the full frame.
         dist = cv2.distanceTransform(1 - crop, cv2.DIST_L2, cv2.DIST_MASK_PRECISE)

@@ -24,11 +24,9 @@ class PatchMatchEraser:
     a fill source (put every person who must not be copied into ``keep``; ``compose.apply_eraser``
     also adds the other, not yet filled holes of the crop).
 
-    Speed / quality strategy (measured with ``benchmarks/bench_erase.py``, protocol of
-    erase-quality.md). PatchMatch's cost grows with the number of hole pixels (the surrounding crop
-    matters much less), ~0.1 ms per hole pixel on one core, so a person hole at 1 MP (~85k px) takes
-    ~4 s at full resolution. Filling at a lower resolution and upscaling is fast but loses the
-    texture (texture_ratio ~0.3). So:
+    Speed / quality strategy. PatchMatch's cost grows with the number of hole pixels (the surrounding
+    crop matters much less), so a person-sized hole at 1 MP takes seconds at full resolution, and
+    filling at a lower resolution and only upscaling loses the texture. So:
 
     1. holes of at most ``work_px`` pixels are filled at full resolution;
     2. bigger holes are filled at scale ``s = sqrt(work_px / hole_px)`` (not below ``min_scale``),
@@ -38,17 +36,9 @@ class PatchMatchEraser:
        the low frequencies of the upscaled fill and takes the high frequencies from those copies.
        Copies never come from hole or keep pixels.
 
-    Measured (``benchmarks/bench_erase.py``, 20 synthetic person holes on Penn-Fudan, 2-core CPU;
-    psnr_db / texture_ratio / seconds per hole):
-
-    * native size (~15k px holes): Telea 17.4 / 0.16 / 0.06; full-res PatchMatch 17.5 / 1.05 / 0.89;
-      **default 17.2 / 0.94 / 0.59**; reduced scale without detail 17.4 / 0.44 / 0.39.
-    * scaled to 1 MP (~84k px holes): Telea 17.3 / 0.57 / 0.50; full-res PatchMatch 17.2 / 1.07 / 3.76;
-      **default 17.3 / 1.18 / 0.74** (max 1.11); without detail 17.4 / 0.54 / 0.44.
-
-    So the default (``work_px=5000``) meets the goal of erase-quality.md at 1 MP: texture_ratio in
-    0.8-1.2, PSNR no worse than Telea - 0.5 dB, <= 1 s per person hole on average. ``work_px=8000``
-    gains ~0.2 dB at ~0.95 s; ``work_px=None`` is the slow full-resolution reference.
+    The default ``work_px=5000`` keeps the texture of a full-resolution fill at under a second per
+    person hole at 1 MP; ``work_px=None`` is the slow full-resolution reference. The measurements
+    (``benchmarks/bench_erase.py``) are in ``benchmarks/README.md``.
 
     Args:
         patch_size: PatchMatch patch *radius* (3 means 7x7 patches; larger follows bigger structures

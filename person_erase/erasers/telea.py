@@ -14,8 +14,8 @@ from ._common import check_inputs, masked_blur, paste
 class TeleaEraser:
     """Fill the erase mask with ``cv2.inpaint(..., INPAINT_TELEA)``.
 
-    Fast (tens of ms for a person at 1 MP) but a diffusion fill: person-sized holes become smooth
-    smears (texture_ratio ~0.1 in ``benchmarks/bench_erase.py``). Use it as a preview or for thin
+    Fast but a diffusion fill: person-sized holes become smooth smears (``benchmarks/README.md``,
+    erasing). Use it as a preview or for thin
     seams. It diffuses from every known pixel at the hole border, kept people included, so it does
     not honour the keep mask as a fill source (``honours_keep_mask = False``); kept pixels are
     never changed, though.

@@ -24,7 +24,7 @@ Pipeline for one photo (all models are bundled; nothing is downloaded):
    times a prior that falls off from the box centre, so a pixel between two people goes to the
    person it is most central to. Specks under 10 % of a person's largest part are dropped.
 
-Measured numbers per preset are printed by ``benchmarks/bench_segment.py``.
+Measured numbers per preset: ``benchmarks/README.md`` (printed by ``benchmarks/bench_segment.py``).
 """
 
 from __future__ import annotations
@@ -95,25 +95,17 @@ class LocalSegmenter:
     deterministic for a given image; the models keep no state between calls (what a call did, its
     timings and the detector's boxes included, comes back in ``Instances.info``).
 
-    Quality presets. Cost is given in units of one raw YOLOX-nano 416 px inference ("Y"), because
-    absolute times depend on the machine (on this project's 2 shared cores Y was 13-20 ms; on an
-    idle machine ~5 ms). Numbers are from ``benchmarks/bench_segment.py``: recall@IoU0.5 and mean
-    matched mask IoU on Penn-Fudan (50 people) / COCO-persons-dev (105 people, half of them small),
-    and the time for a 640x422 COCO photo in which 5 people are found:
+    Quality presets (recall, mask IoU and cost of each, measured by ``benchmarks/bench_segment.py``:
+    ``benchmarks/README.md``):
 
     * ``"fast"`` — one detector pass at 416 px; selfie mask per person (ellipse under 64 px); no
-      pose. 5 people: ~3 Y. Misses most people under ~40 px tall. Recall 0.96 / 0.50, IoU 0.80 / 0.72.
+      pose. The cheapest; misses most people under ~40 px tall.
     * ``"balanced"`` (default) — detector at 416 and 832 px; pose + selfie per person (selfie or
       ellipse when pose finds nobody), replaced by the square-padded selfie mask when that fits the
-      box better. 5 people: ~12 Y (~200 ms with Y = 17 ms; pose detection + landmarks are
-      ~2.5 Y of CPU per person, batched per photo). Recall 0.96 / 0.66 (COCO small 0.52, medium
-      0.62, large 0.90), IoU 0.84 / 0.73.
-      Mask threshold and selfie join stay at 0.5: 0.6 / 0.7 gave IoU 0.85 / 0.735 but dropped
-      whole hands, bags and legs, so the erase mask covered >= 95 % of 74 % of the annotated people
-      instead of 84 %, and erasing left a re-detectable remnant in 5 of 54 dev photos instead of 2.
+      box better; pose detection + landmarks are batched per photo. Mask threshold and selfie join
+      stay at 0.5: higher ones gave tighter masks that dropped whole hands, bags and legs.
     * ``"best"`` — detector at 416 and 1024 px, each also on the mirrored photo; masks as balanced.
-      5 people: ~20 Y. Recall 0.96 / 0.695 (COCO small 0.62, medium 0.67, large 0.84; ~0.35 more
-      false boxes per photo), IoU 0.83 / 0.71.
+      Finds more small people, with more false boxes.
 
     Args:
         quality: ``"fast"``, ``"balanced"`` or ``"best"``.
