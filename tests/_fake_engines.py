@@ -26,8 +26,8 @@ import numpy as np
 
 from person_erase import EngineError, Instances
 from person_erase.engineinfo import SegmentInfo
+from tests._imagefactory import FIGURE_COLOURS
 
-FIGURE_COLOURS = np.array([[200, 40, 40], [40, 40, 200], [230, 200, 30], [30, 160, 60]], np.int32)
 MAGENTA = (255, 0, 255)
 
 
@@ -40,7 +40,7 @@ def _log(kind: str, image: np.ndarray) -> None:
 
 
 class FigureSegmenter:
-    """People = connected blobs of the figure colours (see ``conftest.make_scene``)."""
+    """People = connected blobs of the figure colours (see ``_imagefactory.make_scene``)."""
 
     name: ClassVar[str] = "figures"
     needs_network: ClassVar[bool] = False

@@ -1,6 +1,8 @@
-"""Small image files for the I/O tests: asymmetric pictures, EXIF/XMP/ICC/IPTC payloads, odd modes.
+"""Synthetic pictures for the tests: the one scene factory (``make_scene``: figures with known labels on a
+textured background) and small image files for the I/O tests (asymmetric pictures, EXIF/XMP/ICC/IPTC
+payloads, odd modes).
 
-Everything is built in memory from numpy and Pillow (no downloads) and is a few KB at most.
+Everything is built in memory from numpy, OpenCV and Pillow (no downloads) and is a few KB at most.
 """
 
 from __future__ import annotations
@@ -14,6 +16,54 @@ from pathlib import Path
 import numpy as np
 from PIL import Image as PILImage
 from PIL import ImageCms
+
+#: The flat colours of ``make_scene``'s figures, far from its background (the ``figures`` test segmenter
+#: and the fake server's blob segmenter find exactly them).
+FIGURE_COLOURS = np.array([[230, 40, 40], [40, 40, 230], [240, 220, 30], [230, 40, 230]], np.int32)
+
+
+def make_scene(n: int = 3, *, size: tuple[int, int] = (240, 360),
+               people: list[tuple[float, float, float]] | None = None, seed: int = 0,
+               striped: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """A textured background with person-like figures: a body ellipse with a head disk on top.
+
+    Args:
+        n: how many figures, standing apart left to right on one foot line (when ``people`` is None).
+        size: (H, W).
+        people: one ``(cx, cy, height)`` per figure, fractions of W, H and H: the body's centre and height.
+        seed: the background noise.
+        striped: fill the figures with stripes (texture for redaction and subject cues) instead of the
+            flat ``FIGURE_COLOURS``.
+
+    Returns:
+        image (H, W, 3) uint8 RGB and labels (H, W) uint8: 0 background, k + 1 = the k-th figure.
+    """
+    import cv2
+
+    h, w = size
+    if people is None:
+        people = [((k + 1) / (n + 1), 0.62, 0.35 + 0.08 * (k % 3)) for k in range(n)]
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    bg = np.stack(
+        [100 + 40 * np.sin(xx / 9.0), 120 + 30 * np.cos(yy / 7.0), 90 + 20 * np.sin((xx + yy) / 13.0)], axis=2
+    )
+    img = (bg + rng.normal(0, 6, bg.shape)).clip(0, 255).astype(np.uint8)
+    labels = np.zeros((h, w), np.uint8)
+    for k, (fx, fy, fh) in enumerate(people):
+        cx, cy, bh = round(fx * w), round(fy * h), round(fh * h)
+        m = np.zeros((h, w), np.uint8)
+        cv2.ellipse(m, (cx, cy), (max(6, bh // 6), bh // 2), 0, 0, 360, 1, -1)
+        cv2.circle(m, (cx, cy - bh // 2 - bh // 12), max(3, bh // 10), 1, -1)
+        labels[m > 0] = k + 1
+        if striped:
+            on = (np.sin(xx / 2.0 + k + 1) > 0)[..., None]
+            stripes = on * np.array([60, 30, 20]) + np.array([170, 80, 70]) + 20 * k
+            img[m > 0] = stripes.clip(0, 255).astype(np.uint8)[m > 0]
+        else:
+            img[m > 0] = FIGURE_COLOURS[k % len(FIGURE_COLOURS)].astype(np.uint8)
+    return img, labels
+
 
 GPS_LAT = (52.0, 31.0, 12.5)
 

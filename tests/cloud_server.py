@@ -46,31 +46,6 @@ def blob_segmenter(image: np.ndarray) -> np.ndarray:
     return lut[labels]
 
 
-def make_scene(height: int, width: int, people: list[tuple[float, float, float]], *, seed: int = 0) -> np.ndarray:
-    """A textured grey-green scene with saturated "people" (head + body) at (cx, cy, height) fractions.
-
-    Returns (H, W, 3) uint8 RGB.
-    """
-    rng = np.random.default_rng(seed)
-    yy = np.arange(height, dtype=np.float32)[:, None]
-    xx = np.arange(width, dtype=np.float32)[None, :]
-    img = np.empty((height, width, 3), np.uint8)
-    img[:, :, 0] = np.clip(90 + 30 * np.sin(xx / 37.0) + 0 * yy, 0, 255)
-    img[:, :, 1] = np.clip(110 + 20 * np.cos(yy / 23.0) + 0 * xx, 0, 255)
-    img[:, :, 2] = np.clip(95 + 10 * np.sin((xx + yy) / 51.0), 0, 255)
-    tile = rng.integers(-6, 7, (min(height, 256), min(width, 256), 3), dtype=np.int16)
-    reps = (-(-height // tile.shape[0]), -(-width // tile.shape[1]), 1)
-    img = np.clip(img + np.tile(tile, reps)[:height, :width], 0, 255).astype(np.uint8)
-    colours = [(230, 40, 40), (40, 40, 230), (240, 220, 30), (230, 40, 230)]
-    for i, (cx, cy, ph) in enumerate(people):
-        c = colours[i % len(colours)]
-        x, y, h = int(cx * width), int(cy * height), int(ph * height)
-        w = max(4, h // 3)
-        cv2.rectangle(img, (x - w // 2, y - h // 2 + h // 5), (x + w // 2, y + h // 2), c, -1)
-        cv2.circle(img, (x, y - h // 2 + h // 10), max(3, h // 10), c, -1)
-    return img
-
-
 @pytest.fixture(scope="module")
 def _module_fake():
     """One ``FakeDashScope`` per test module (starting one per test costs more than the tests)."""

@@ -37,38 +37,8 @@ def astronaut() -> np.ndarray:
     return np.ascontiguousarray(data.astronaut())
 
 
-def make_scene(n: int = 3, *, size: tuple[int, int] = (240, 360), seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A textured background with ``n`` person-like figures (head disk + body ellipse) standing apart.
-
-    Returns:
-        image (H, W, 3) uint8 RGB and a label map (H, W) uint8 (0 background, k = figure k, left to right).
-    """
-    import cv2
-
-    h, w = size
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w]
-    bg = np.stack(
-        [100 + 40 * np.sin(xx / 9.0), 120 + 30 * np.cos(yy / 7.0), 90 + 20 * np.sin((xx + yy) / 13.0)], axis=2
-    )
-    bg += rng.normal(0, 6, bg.shape)
-    img = bg.clip(0, 255).astype(np.uint8)
-    labels = np.zeros((h, w), np.uint8)
-    for k in range(n):
-        cx = int(w * (k + 1) / (n + 1))
-        body_h = int(h * (0.35 + 0.08 * (k % 3)))
-        cy = int(h * 0.62)
-        m = np.zeros((h, w), np.uint8)
-        cv2.ellipse(m, (cx, cy), (max(6, w // (4 * (n + 1))), body_h // 2), 0, 0, 360, 1, -1)
-        cv2.circle(m, (cx, cy - body_h // 2 - h // 30), max(4, h // 20), 1, -1)
-        labels[m > 0] = k + 1
-        colour = np.array([[200, 40, 40], [40, 40, 200], [230, 200, 30], [30, 160, 60]][k % 4], np.uint8)
-        img[m > 0] = colour
-    return img, labels
-
-
 class SceneSegmenter:
-    """A segmenter that returns the known figures of ``make_scene`` (registered as ``scene``)."""
+    """A segmenter that returns the known figures of ``_imagefactory.make_scene`` (registered as ``scene``)."""
 
     name: ClassVar[str] = "scene"
     needs_network: ClassVar[bool] = False
@@ -90,6 +60,8 @@ _LAST_LABELS: dict[tuple[int, int], np.ndarray] = {}
 @pytest.fixture
 def scene() -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(image, labels) with 3 figures; ``--segmenter scene`` finds exactly them (registered for this test only)."""
+    from _imagefactory import make_scene
+
     from person_erase import register_segmenter
     from person_erase.segmenters import SEGMENTERS
 

@@ -29,7 +29,8 @@ from person_erase.engineinfo import SegmentInfo
 from person_erase.errors import InputError, SelectionError
 from person_erase.instances import Instances
 from person_erase.report import BatchSummary, ImageReport
-from tests.conftest import REPO, make_scene
+from tests._imagefactory import make_scene
+from tests.conftest import REPO
 
 PARAMS = B.BatchParams(segmenter="figures", eraser="logged_telea")
 FIGURE_RGB = fakes.FIGURE_COLOURS

@@ -23,7 +23,7 @@ from person_erase import batch as B
 from person_erase.cloud import Limiters
 from person_erase.report import BatchSummary, ImageReport
 from tests._fake_engines import figure_labels, flat_fill
-from tests.conftest import make_scene
+from tests._imagefactory import make_scene
 
 CLOUD = B.BatchParams(segmenter="dashscope", eraser="dashscope")
 KEY = "sk-pe-batch-test-0b6e2d"

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _cli import run
 from PIL import Image as PILImage
 
 from person_erase.cli import main
@@ -21,12 +22,6 @@ def photo(tmp_path, scene):
     lp = tmp_path / "scene.labels.png"
     PILImage.fromarray(labels).save(lp)
     return p, lp, img, labels
-
-
-def run(argv, capsys):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_segment_writes_label_map_overlay_and_table(photo, tmp_path, capsys):

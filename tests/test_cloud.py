@@ -14,7 +14,8 @@ import time
 
 import numpy as np
 import pytest
-from cloud_server import FAST, TEST_KEY, InProc, inproc, make_scene  # noqa: F401
+from _imagefactory import make_scene
+from cloud_server import FAST, TEST_KEY, InProc, inproc  # noqa: F401
 from PIL import Image as PILImage
 
 from person_erase.cloud import ERASE_MODEL, SEGMENT_MODEL, DashScopeClient, Limiters
@@ -42,7 +43,7 @@ THREE = [(0.2, 0.55, 0.6), (0.5, 0.5, 0.5), (0.8, 0.55, 0.55)]
 
 @pytest.fixture(scope="module")
 def scene() -> np.ndarray:
-    return make_scene(600, 800, THREE)
+    return make_scene(size=(600, 800), people=THREE)[0]
 
 
 def seg(fake: InProc, **kw) -> DashScopeSegmenter:
@@ -672,7 +673,7 @@ def test_transport_errors_become_cloud_errors(inproc):
 
 
 def test_small_input_padded_and_cropped_back(inproc):
-    img = make_scene(400, 300, [(0.5, 0.55, 0.6)], seed=2)
+    img = make_scene(size=(400, 300), people=[(0.5, 0.55, 0.6)], seed=2)[0]
     people = seg(inproc).segment(img)
     assert people.shape == (400, 300) and len(people) == 1
     assert inproc.stats()["last_image_size"][SEGMENT_MODEL] == [512, 512]

@@ -14,7 +14,8 @@ import time
 
 import numpy as np
 import pytest
-from cloud_server import FAST, RESULT_HOST, TEST_KEY, _module_fake, fake_cloud, make_scene  # noqa: F401
+from _imagefactory import make_scene
+from cloud_server import FAST, RESULT_HOST, TEST_KEY, _module_fake, fake_cloud  # noqa: F401
 
 from person_erase.cloud import ERASE_MODEL, SEGMENT_MODEL, DashScopeClient
 from person_erase.erasers.dashscope import DashScopeEraser
@@ -24,7 +25,7 @@ from person_erase.segmenters.dashscope import DashScopeSegmenter
 
 @pytest.fixture(scope="module")
 def scene() -> np.ndarray:
-    return make_scene(600, 800, [(0.25, 0.55, 0.6), (0.7, 0.5, 0.5)])
+    return make_scene(size=(600, 800), people=[(0.25, 0.55, 0.6), (0.7, 0.5, 0.5)])[0]
 
 
 def test_sdk_over_http_segment_erase_and_secrets(fake_cloud, scene, caplog, capsys):

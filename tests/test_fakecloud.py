@@ -17,7 +17,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from cloud_server import FAST, RESULT_HOST, TEST_KEY, _module_fake, fake_cloud, make_scene  # noqa: F401
+from _imagefactory import make_scene
+from cloud_server import FAST, RESULT_HOST, TEST_KEY, _module_fake, fake_cloud  # noqa: F401
 from PIL import Image as PILImage
 
 from person_erase.cli.serve import add_serve_arguments
@@ -176,7 +177,7 @@ def test_upload_endpoint_rejects_bad_posts(fake_cloud, tmp_path):
 
 def test_task_lifecycle_and_result_urls(fake_cloud, tmp_path):
     fake_cloud.configure(latency_seg=0.6)
-    url = uploaded(fake_cloud, tmp_path, SEGMENT_MODEL, make_scene(600, 600, [(0.5, 0.5, 0.5)]))
+    url = uploaded(fake_cloud, tmp_path, SEGMENT_MODEL, make_scene(size=(600, 600), people=[(0.5, 0.5, 0.5)])[0])
     rsp = post(
         fake_cloud,
         SUBMIT,
@@ -212,7 +213,7 @@ def test_task_lifecycle_and_result_urls(fake_cloud, tmp_path):
 
 
 def test_oss_input_needs_resolve_header(fake_cloud, tmp_path):
-    url = uploaded(fake_cloud, tmp_path, SEGMENT_MODEL, make_scene(600, 600, [(0.5, 0.5, 0.5)]))
+    url = uploaded(fake_cloud, tmp_path, SEGMENT_MODEL, make_scene(size=(600, 600), people=[(0.5, 0.5, 0.5)])[0])
     rsp = post(fake_cloud, SUBMIT, headers=ASYNC, json={"model": SEGMENT_MODEL, "input": {"image_url": url}})
     task_id = rsp.json()["output"]["task_id"]
     c = DashScopeClient(api_key=TEST_KEY, base_url=fake_cloud.base_url, **FAST)
@@ -225,7 +226,7 @@ def test_server_enforces_rate_queues_a_second_task_and_lists_and_cancels(fake_cl
     """Straight through the SDK (our client paces itself, so it would never trip these)."""
     from dashscope.client.base_api import BaseAsyncApi
 
-    url = uploaded(fake_cloud, tmp_path, SEGMENT_MODEL, make_scene(600, 600, [(0.5, 0.5, 0.5)]))
+    url = uploaded(fake_cloud, tmp_path, SEGMENT_MODEL, make_scene(size=(600, 600), people=[(0.5, 0.5, 0.5)])[0])
 
     def submit():
         return BaseAsyncApi.async_call(
@@ -265,7 +266,7 @@ def test_server_enforces_rate_queues_a_second_task_and_lists_and_cancels(fake_cl
 
 
 def test_quota_exhausted_answer_is_the_documented_one(fake_cloud, tmp_path):
-    url = uploaded(fake_cloud, tmp_path, SEGMENT_MODEL, make_scene(600, 600, [(0.5, 0.5, 0.5)]))
+    url = uploaded(fake_cloud, tmp_path, SEGMENT_MODEL, make_scene(size=(600, 600), people=[(0.5, 0.5, 0.5)])[0])
     fake_cloud.configure(free_quota=0)
     body = {"model": SEGMENT_MODEL, "input": {"image_url": url}}
     rsp = post(fake_cloud, SUBMIT, headers={**ASYNC, "X-DashScope-OssResourceResolve": "enable"}, json=body)
@@ -289,7 +290,7 @@ def test_api_key_guards_every_route_and_urls_ignore_the_host_header(tmp_path):
             assert httpx.post(f"{root}{path}", content=b'{"max_upload_bytes": 60000000}', timeout=10).status_code == 401
         assert fake.state.knobs.max_upload_bytes == 32 * 1024 * 1024  # nobody reconfigured it
         assert httpx.get(f"{root}/_fake/stats", headers=AUTH, timeout=10).status_code == 200
-        url = uploaded(fake, tmp_path, SEGMENT_MODEL, make_scene(600, 600, [(0.5, 0.5, 0.5)]))
+        url = uploaded(fake, tmp_path, SEGMENT_MODEL, make_scene(size=(600, 600), people=[(0.5, 0.5, 0.5)])[0])
         rsp = post(
             fake,
             SUBMIT,
@@ -401,7 +402,7 @@ def test_an_unavailable_backend_fails_the_task_instead_of_falling_back():
 
     fake = InProc(erase_backend="no-such-eraser")
     try:
-        img = make_scene(600, 600, [(0.5, 0.5, 0.5)])
+        img = make_scene(size=(600, 600), people=[(0.5, 0.5, 0.5)])[0]
         mask = np.zeros(img.shape[:2], bool)
         mask[200:300, 200:300] = True
         with pytest.raises(CloudError) as info:

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from _cli import run
+from _imagefactory import make_scene
 from PIL import Image as PILImage
-
-from person_erase.cli import main
 
 STYLES = ("blur", "pixelate", "solid")
 _GPS_IFD, _ORIENTATION, _MAKE = 0x8825, 0x0112, 0x010F
@@ -27,29 +27,10 @@ def redaction_available() -> None:
     )
 
 
-def run(argv, capsys) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def _people_scene(h: int = 240, w: int = 360) -> tuple[np.ndarray, np.ndarray]:
     """A textured photo with a big central figure (label 2) and two small ones at the sides (1, 3)."""
-    import cv2
-
-    rng = np.random.default_rng(1)
-    yy, xx = np.mgrid[0:h, 0:w]
-    bg = np.stack([110 + 40 * np.sin(xx / 7.0), 120 + 30 * np.cos(yy / 5.0), 90 + 20 * np.sin((xx + yy) / 9.0)], 2)
-    img = (bg + rng.normal(0, 6, bg.shape)).clip(0, 255).astype(np.uint8)
-    labels = np.zeros((h, w), np.uint8)
-    for lab, cx, cy, bh in ((1, 40, 70, 50), (2, w // 2, h // 2 + 20, 170), (3, w - 40, 80, 46)):
-        m = np.zeros((h, w), np.uint8)
-        cv2.ellipse(m, (cx, cy), (max(6, bh // 6), bh // 2), 0, 0, 360, 1, -1)
-        cv2.circle(m, (cx, cy - bh // 2 - bh // 12), max(3, bh // 10), 1, -1)
-        labels[m > 0] = lab
-        stripes = (np.sin(xx / 2.0 + lab) > 0)[..., None] * np.array([60, 30, 20]) + np.array([150, 60, 50]) + 20 * lab
-        img[m > 0] = stripes.clip(0, 255).astype(np.uint8)[m > 0]
-    return img, labels
+    people = [(40 / w, 70 / h, 50 / h), (0.5, (h // 2 + 20) / h, 170 / h), ((w - 40) / w, 80 / h, 46 / h)]
+    return make_scene(size=(h, w), people=people, seed=1, striped=True)
 
 
 @pytest.fixture
