@@ -47,6 +47,30 @@ def _write_scene(
     return img
 
 
+def _done_count(out: Path) -> int:
+    """Items the journal of ``out`` has as done (0 while there is no journal yet)."""
+    journal = out / ".person_erase" / "journal.sqlite"
+    if not journal.exists():
+        return 0
+    try:
+        with sqlite3.connect(journal, timeout=1) as db:
+            return int(db.execute("SELECT COUNT(*) FROM items WHERE state='done'").fetchone()[0])
+    except sqlite3.Error:
+        return 0
+
+
+def _wait_done(proc: subprocess.Popen, out: Path, *, at_least: int, timeout: float) -> int:
+    """Poll ``out``'s journal until ``at_least`` items are done, ``proc`` ended or ``timeout`` s passed."""
+    deadline = time.monotonic() + timeout
+    done = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        done = _done_count(out)
+        if done >= at_least:
+            break
+        time.sleep(0.05)
+    return done
+
+
 @pytest.fixture(autouse=True)
 def fake_engines():
     """``figures`` and ``logged_telea`` in the registries for this module's tests only."""
@@ -437,19 +461,8 @@ def test_kill_9_mid_run_then_resume_loses_nothing_and_redoes_only_unfinished(tmp
         cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     journal = out / ".person_erase" / "journal.sqlite"
-    deadline = time.monotonic() + 60
-    done = 0
     try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if journal.exists():
-                try:
-                    with sqlite3.connect(journal, timeout=1) as db:
-                        done = db.execute("SELECT COUNT(*) FROM items WHERE state='done'").fetchone()[0]
-                except sqlite3.OperationalError:
-                    pass
-            if done >= 3:
-                break
-            time.sleep(0.05)
+        done = _wait_done(proc, out, at_least=3, timeout=60)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the whole process group: the parent and its pool workers
         proc.wait()

@@ -25,7 +25,7 @@ from person_erase.cli import main as cli_main
 from person_erase.errors import InputError
 from person_erase.report import BatchSummary
 from tests.conftest import REPO
-from tests.test_batch import _write_scene
+from tests.test_batch import _done_count, _write_scene
 
 pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
 
@@ -78,17 +78,6 @@ def _wait_for(cond, timeout: float = 60.0) -> bool:
             return True
         time.sleep(0.05)
     return False
-
-
-def _done_count(out: Path) -> int:
-    journal = out / ".person_erase" / "journal.sqlite"
-    if not journal.exists():
-        return 0
-    try:
-        with sqlite3.connect(journal, timeout=1) as db:
-            return int(db.execute("SELECT COUNT(*) FROM items WHERE state='done'").fetchone()[0])
-    except sqlite3.Error:
-        return 0
 
 
 @pytest.fixture

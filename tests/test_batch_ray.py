@@ -24,7 +24,7 @@ from person_erase.errors import InputError
 from person_erase.report import BatchSummary
 from tests._s3 import DUMMY_ENV, S3Server
 from tests.conftest import REPO
-from tests.test_batch import _no_figures_left, _write_scene
+from tests.test_batch import _no_figures_left, _wait_done, _write_scene
 
 # a local Ray on 127.0.0.1 only: Ray reads this when it is imported (Linux otherwise advertises the LAN address)
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
@@ -168,21 +168,11 @@ def test_kill_9_of_the_driver_then_resume_loses_nothing_and_commits_nothing_twic
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     journal = out / ".person_erase" / "journal.sqlite"
-    deadline = time.monotonic() + 120
-    done = 0
     actors: set[int] = set()
     try:
-        while time.monotonic() < deadline and proc.poll() is None:
-            if journal.exists():
-                try:
-                    with sqlite3.connect(journal, timeout=1) as db:
-                        done = db.execute("SELECT COUNT(*) FROM items WHERE state='done'").fetchone()[0]
-                except sqlite3.OperationalError:
-                    pass
-            if done >= 3:
-                actors = _ray_pids("PhotoEraser")
-                break
-            time.sleep(0.05)
+        done = _wait_done(proc, out, at_least=3, timeout=120)
+        if done >= 3:
+            actors = _ray_pids("PhotoEraser")
     finally:
         os.kill(proc.pid, signal.SIGKILL)  # the driver only: its Ray must not outlive it
         proc.wait()

@@ -252,13 +252,10 @@ def test_cli_models_add_list_check(
     assert err.count("\n") == 1 and "fits no engine family" in err and "Traceback" not in err
 
 
-def test_cli_erase_with_registered_models_reports_them(store: Path, lama_file: Path, tmp_path: Path,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
-    from PIL import Image
-
+def _one_person_model(tmp_path: Path) -> Path:
+    """A yolo-seg model finding one person at [30, 130) x [30, 130) of a 320x160 photo, registered as ``people``."""
     from person_erase.cli import main
 
-    # a yolo-seg model finding one person at photo [30, 130) x [30, 130) of a 320x160 photo
     pred = np.zeros((1, 4 + 1 + 32, 1), np.float32)
     pred[0, :5, 0] = (16, 32, 20, 20, 0.9)
     pred[0, 5, 0] = 1.0
@@ -266,6 +263,16 @@ def test_cli_erase_with_registered_models_reports_them(store: Path, lama_file: P
     protos[0, 0] = 10.0
     seg = graphs.yolo_seg(tmp_path / "people-seg.onnx", pred, protos)
     assert main(["models", "add", "people", str(seg)]) == 0
+    return seg
+
+
+def test_cli_erase_with_registered_models_reports_them(store: Path, lama_file: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    from PIL import Image
+
+    from person_erase.cli import main
+
+    seg = _one_person_model(tmp_path)
     photo = tmp_path / "photo.png"
     img = np.random.default_rng(3).integers(0, 255, (160, 320, 3), dtype=np.uint8)
     Image.fromarray(img).save(photo)
@@ -304,13 +311,7 @@ def test_cli_batch_takes_model_files_and_store_names(store: Path, lama_file: Pat
 
     from person_erase.cli import main
 
-    pred = np.zeros((1, 4 + 1 + 32, 1), np.float32)
-    pred[0, :5, 0] = (16, 32, 20, 20, 0.9)
-    pred[0, 5, 0] = 1.0
-    protos = np.zeros((1, 32, 16, 16), np.float32)
-    protos[0, 0] = 10.0
-    seg = graphs.yolo_seg(tmp_path / "people-seg.onnx", pred, protos)
-    assert main(["models", "add", "people", str(seg)]) == 0
+    seg = _one_person_model(tmp_path)
     src = tmp_path / "in"
     src.mkdir()
     img = np.random.default_rng(4).integers(0, 255, (160, 320, 3), dtype=np.uint8)
