@@ -81,6 +81,35 @@ def _name_max(folder: Path) -> int:
         return 255
 
 
+def output_format(path: Path) -> str:
+    """The PIL format that ``path``'s extension names (``SAVE_FORMATS``).
+
+    Raises:
+        InputError: an extension we do not write (or none).
+    """
+    fmt = SAVE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise InputError(f"{path}: unknown output format {path.suffix or '(no extension)'!r}; "
+                         f"end the name with one of {', '.join(sorted(SAVE_FORMATS))}")
+    return fmt
+
+
+def _folder(path: Path) -> Path:
+    return path.parent if str(path.parent) else Path(".")
+
+
+def _check_name_fits(path: Path, folder: Path) -> None:
+    limit = _name_max(folder)
+    if len(path.name.encode()) > limit:
+        raise InputError(f"{path.name[:40]}…: the file name is {len(path.name.encode())} bytes; the folder {folder} "
+                         f"allows {limit}; choose a shorter name")
+
+
+def _not_writable(path: Path, folder: Path, exc: OSError) -> InputError:
+    return InputError(f"{path}: the folder {folder} is not writable ({exc.strerror or exc}); "
+                      "choose another output folder")
+
+
 def check_output_path(out: str | os.PathLike[str], *, input_path: str | os.PathLike[str] | None = None,
                       overwrite: bool = False) -> Path:
     """Validate an output path before any heavy work; returns it as a ``Path``.
@@ -93,26 +122,20 @@ def check_output_path(out: str | os.PathLike[str], *, input_path: str | os.PathL
         InputError: one line naming the problem and what to do.
     """
     path = Path(out)
-    if path.suffix.lower() not in SAVE_FORMATS:
-        raise InputError(f"{path}: unknown output format {path.suffix or '(no extension)'!r}; "
-                         f"end the name with one of {', '.join(sorted(SAVE_FORMATS))}")
-    folder = path.parent if str(path.parent) else Path(".")
+    output_format(path)
+    folder = _folder(path)
     if not folder.exists():
         raise InputError(f"{path}: the folder {folder} does not exist; create it first")
     if not folder.is_dir():
         raise InputError(f"{path}: {folder} is a file, not a folder; choose another output path")
-    limit = _name_max(folder)
-    if len(path.name.encode()) > limit:  # before anything stats the path (that fails with "File name too long")
-        raise InputError(f"{path.name[:40]}…: the file name is {len(path.name.encode())} bytes; the folder {folder} "
-                         f"allows {limit}; choose a shorter name")
+    _check_name_fits(path, folder)  # before anything stats the path (that fails with "File name too long")
     if path.is_dir():
         raise InputError(f"{path}: is a folder; give a file name such as {path / 'out.jpg'}")
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        raise InputError(f"{path}: the folder {folder} is not writable ({exc.strerror or exc}); "
-                         "choose another output folder") from None
+        raise _not_writable(path, folder, exc) from None
     if input_path is not None and not overwrite and _same_file(path, Path(input_path)):
         raise InputError(f"{path}: refusing to overwrite the input {input_path}; "
                          "pass `overwrite=True` or choose another output path", param="overwrite")
@@ -171,7 +194,7 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[BinaryIO], objec
         OSError: the write failed (a subclass, when the temp file could not even be created).
     """
     out = Path(path)
-    folder = out.parent if str(out.parent) else Path(".")
+    folder = _folder(out)
     _sweep_once(folder)
     # a short temp name: any output name that fits the folder also fits while it is written
     fd, tmp = temp_file(folder)

@@ -12,7 +12,7 @@ from PIL import Image as PILImage
 
 from ..errors import InputError
 from ..pixels import check_rgb
-from .files import SAVE_FORMATS, _name_max, _TempFileError, atomic_write
+from .files import _check_name_fits, _folder, _not_writable, _TempFileError, atomic_write, output_format
 from .load import Image
 from .metadata import METADATA_POLICIES, MetadataPolicy, _save_kwargs
 
@@ -48,10 +48,7 @@ def save_image(pixels: np.ndarray | Image, path: str | os.PathLike[str], *, like
         like = pixels if like is None else like
         pixels = pixels.pixels
     out = Path(path)
-    fmt = SAVE_FORMATS.get(out.suffix.lower())
-    if fmt is None:
-        raise InputError(f"{out}: unknown output format {out.suffix or '(no extension)'!r}; "
-                         f"end the name with one of {', '.join(sorted(SAVE_FORMATS))}")
+    fmt = output_format(out)
     if metadata not in METADATA_POLICIES:
         raise InputError(f"unknown metadata policy {metadata!r}; choose one of: {', '.join(METADATA_POLICIES)}")
     arr = check_rgb(pixels, who="save_image", param="pixels")
@@ -59,7 +56,7 @@ def save_image(pixels: np.ndarray | Image, path: str | os.PathLike[str], *, like
     if max(h, w) > _MAX_SIDE[fmt]:
         raise InputError(f"{out}: {w}x{h} is too large for {fmt} (max side {_MAX_SIDE[fmt]} px); "
                          "save as PNG or TIFF instead")
-    folder = out.parent if str(out.parent) else Path(".")
+    folder = _folder(out)
     if not folder.is_dir():
         raise InputError(f"{out}: the folder {folder} does not exist; create it first")
 
@@ -71,14 +68,11 @@ def save_image(pixels: np.ndarray | Image, path: str | os.PathLike[str], *, like
         im.putalpha(PILImage.fromarray(np.ascontiguousarray(like.alpha), mode="L"))
     kwargs = _save_kwargs(fmt, like.metadata if like is not None else None, metadata, quality, (w, h))
 
-    if len(out.name.encode()) > _name_max(folder):
-        raise InputError(f"{out.name[:40]}…: the file name is {len(out.name.encode())} bytes; the folder {folder} "
-                         f"allows {_name_max(folder)}; choose a shorter name")
+    _check_name_fits(out, folder)
     try:
         atomic_write(out, lambda fh: im.save(fh, format=fmt, **kwargs))
     except _TempFileError as exc:
-        raise InputError(f"{out}: the folder {folder} is not writable ({exc.strerror or exc}); "
-                         "choose another output folder") from None
+        raise _not_writable(out, folder, exc) from None
     except (OSError, ValueError) as exc:
         if isinstance(exc, InputError):
             raise
