@@ -156,7 +156,8 @@ def test_side_outputs_never_replace_the_image_and_fail_before_work(photo, tmp_pa
     cases = [
         (base + ["-o", out, "--report", out], "--report would write"),  # the report over the image
         (base + ["-o", out, "--masks-dir", d], "--masks-dir would write"),  # <stem>.erase.png = the image
-        (base + ["-o", d / "a.png", "--report", d], "is a folder"),
+        (base + ["-o", d / "a.png", "--report", d], "is a folder; give a file name such as"),
+        (base + ["-o", d / "c.png", "--report", d / "nope" / "r.json"], "does not exist; create it"),
         (base + ["-o", d / "b.png", "--masks-dir", d / "b.png" / "sub"], "not a folder"),
     ]
     (d / "b.png").write_bytes(b"not a folder")  # --masks-dir below a file

@@ -158,13 +158,8 @@ def check_side_outputs(args: argparse.Namespace, out: Path, input_path: Path | N
 def check_side_file(path: Path, input_path: Path | None) -> None:
     """Fail early (before any heavy work) when a side file such as --report cannot be written."""
     from ..errors import InputError
+    from ..io import check_output_file
 
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise InputError(f"{path}: the folder {folder} does not exist; create it first")
-    if not os.access(folder, os.W_OK):
-        raise InputError(f"{path}: the folder {folder} is not writable")
+    check_output_file(path, example="report.json")
     if input_path is not None and path.resolve() == Path(input_path).resolve():
         raise InputError(f"{path}: refusing to write the report over the input image")
-    if path.is_dir():
-        raise InputError(f"--report {path} is a folder; give a file name such as {path / 'report.json'}")

@@ -20,6 +20,7 @@ from .files import (
     STALE_TEMP_S,
     TEMP_PREFIX,
     atomic_write,
+    check_output_file,
     check_output_path,
     file_mode,
     publish,
@@ -42,6 +43,7 @@ __all__ = [
     "MetadataPolicy",
     "_too_big",  # the cloud client's pixel-limit message for downloaded results
     "atomic_write",
+    "check_output_file",
     "check_output_path",
     "check_regular_file",
     "file_mode",

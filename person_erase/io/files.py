@@ -112,17 +112,31 @@ def _not_writable(path: Path, folder: Path, exc: OSError) -> InputError:
 
 def check_output_path(out: str | os.PathLike[str], *, input_path: str | os.PathLike[str] | None = None,
                       overwrite: bool = False) -> Path:
-    """Validate an output path before any heavy work; returns it as a ``Path``.
+    """Validate an image output path before any heavy work; returns it as a ``Path``.
 
-    Checks: the extension names a format we write; the folder exists, is a folder and is writable
-    (really tried: a nameless temporary file is created and removed); the output is not a folder; it is
-    not the input file (same resolved path, or the same file through a link) unless ``overwrite``.
+    Checks: the extension names a format we write (``SAVE_FORMATS``), then :func:`check_output_file`.
 
     Raises:
         InputError: one line naming the problem and what to do.
     """
     path = Path(out)
     output_format(path)
+    return check_output_file(path, input_path=input_path, overwrite=overwrite)
+
+
+def check_output_file(out: str | os.PathLike[str], *, input_path: str | os.PathLike[str] | None = None,
+                      overwrite: bool = False, example: str = "out.jpg") -> Path:
+    """Validate the path of any output file (image, report, mask) before any heavy work.
+
+    Checks: the folder exists, is a folder and is writable (really tried: a nameless temporary file is
+    created and removed); the name fits the folder's limit; the output is not a folder (``example``
+    names a file to suggest instead); it is not the input file (same resolved path, or the same file
+    through a link) unless ``overwrite``.
+
+    Raises:
+        InputError: one line naming the problem and what to do.
+    """
+    path = Path(out)
     folder = _folder(path)
     if not folder.exists():
         raise InputError(f"{path}: the folder {folder} does not exist; create it first")
@@ -130,7 +144,7 @@ def check_output_path(out: str | os.PathLike[str], *, input_path: str | os.PathL
         raise InputError(f"{path}: {folder} is a file, not a folder; choose another output path")
     _check_name_fits(path, folder)  # before anything stats the path (that fails with "File name too long")
     if path.is_dir():
-        raise InputError(f"{path}: is a folder; give a file name such as {path / 'out.jpg'}")
+        raise InputError(f"{path}: is a folder; give a file name such as {path / example}")
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass
