@@ -12,7 +12,7 @@ Importing this package is cheap; the SDK is imported on first use.
 from __future__ import annotations
 
 from .adapt import Adaptation, plan_adaptation
-from .client import ERASE_MODEL, SEGMENT_MODEL, CallLog, DashScopeClient, Intent, TaskResult
+from .client import ERASE_MODEL, SEGMENT_MODEL, DashScopeClient, Intent, TaskResult
 from .limits import Limiters, ModelLimiter
 from .transport import SdkTransport, Transport
 
@@ -20,7 +20,6 @@ __all__ = [
     "ERASE_MODEL",
     "SEGMENT_MODEL",
     "Adaptation",
-    "CallLog",
     "DashScopeClient",
     "Intent",
     "Limiters",

@@ -41,7 +41,7 @@ import time
 from typing import Any
 
 from . import protocol as P
-from .core import MISSING_KEY_HELP, CallLog, ClientCore, Intent, TaskResult, check_timeout
+from .core import MISSING_KEY_HELP, ClientCore, Intent, TaskResult, check_timeout
 from .download import DownloadMixin, decode_image_bytes, host_allowed
 from .tasks import ADOPT_MARGIN_S, CLOCK_SKEW_S, SubmitMixin, created_s
 from .wait import WaitMixin
@@ -55,7 +55,6 @@ __all__ = [
     "ERASE_MODEL",
     "MISSING_KEY_HELP",
     "SEGMENT_MODEL",
-    "CallLog",
     "ClientCore",
     "DashScopeClient",
     "Intent",

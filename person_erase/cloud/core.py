@@ -15,7 +15,7 @@ import math
 import random
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
@@ -86,15 +86,6 @@ class TaskResult:
                 code="BadResponse", task_id=self.task_id, request_id=self.request_id,
             )
         return value
-
-
-@dataclass
-class CallLog:
-    """What one engine call did on the service (for reports): task ids, timings and notes."""
-
-    task_ids: dict[str, str] = field(default_factory=dict)
-    timings_ms: dict[str, float] = field(default_factory=dict)
-    notes: dict[str, Any] = field(default_factory=dict)
 
 
 def check_timeout(value: Any, *, name: str = "timeout_s") -> float:

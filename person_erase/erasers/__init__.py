@@ -33,12 +33,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
 from ..engineinfo import Erased, EraseInfo, ModelRecord, RunsModelFile
 from ..engines import EngineSpec, Registry
+
+if TYPE_CHECKING:
+    from ..cloud.client import DashScopeClient
 
 
 @runtime_checkable
@@ -65,7 +68,7 @@ class TwoPhaseEraser(Protocol):
     """
 
     model: str
-    client: Any
+    client: DashScopeClient
 
     def submit(self, image: np.ndarray, erase: np.ndarray, *, keep: np.ndarray | None = None,
                on_intent: Any = None, exclude: Any = ()) -> str: ...

@@ -16,12 +16,15 @@ name of a segmenter model registered in the model store (:mod:`person_erase.mode
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 
 from ..engines import EngineSpec, Registry
 from ..instances import Instances
+
+if TYPE_CHECKING:
+    from ..cloud.client import DashScopeClient
 
 
 @runtime_checkable
@@ -45,7 +48,7 @@ class TwoPhaseSegmenter(Protocol):
     """
 
     model: str
-    client: Any
+    client: DashScopeClient
 
     def submit(self, image: np.ndarray, *, on_intent: Any = None, exclude: Any = ()) -> str: ...
 

@@ -39,8 +39,10 @@ from ...cloud import protocol as P
 from ...cloud.limits import Limiters
 from ...cloud.transport import Transport
 from ...engineinfo import Erased
+from ...erasers import TwoPhaseEraser
 from ...errors import CloudError, QuotaExhausted
 from ...instances import Instances
+from ...segmenters import TwoPhaseSegmenter
 from ..job import Job, JobResult
 from ..journal import Journal
 from ..layout import remove_item_temps
@@ -90,11 +92,11 @@ class CloudHooks:
         self.limiters = self.setup.limiters if self.setup.limiters is not None else Limiters()
 
     def configure(self, engine: Any) -> None:
-        """Hand a cloud engine's client this run's transport and limiters, and poll finely: the batch
-        sleeps until shortly before a task is due (see ``_run``), then polls every ``CLOUD_POLL_S``."""
-        client = getattr(engine, "client", None)
-        if client is None or not hasattr(client, "limiters"):
-            return
+        """Hand a two-phase cloud engine's client this run's transport and limiters, and poll finely: the
+        batch sleeps until shortly before a task is due (see ``_run``), then polls every ``CLOUD_POLL_S``."""
+        if not isinstance(engine, (TwoPhaseSegmenter, TwoPhaseEraser)):
+            return  # a local engine (or a plugin's one-call cloud engine): nothing of the run to hand it
+        client = engine.client
         client.limiters = self.limiters
         if self.setup.transport is not None:
             client.transport = self.setup.transport
@@ -102,9 +104,10 @@ class CloudHooks:
         client.max_poll_interval_s = min(client.max_poll_interval_s, 2 * CLOUD_POLL_S)
 
     def _run(
-        self, item_id: str, stage: str, engine: Any, submit: Callable[..., str], collect: Callable[[str], Any]
+        self, item_id: str, stage: str, engine: TwoPhaseSegmenter | TwoPhaseEraser, submit: Callable[..., str],
+        collect: Callable[[str], Any],
     ) -> Any:
-        client = getattr(engine, "client", None)
+        client = engine.client
         st = self.journal.stage(item_id, stage)
         task = st[1] if st else None
         detail = (st[2] if st else None) or {}
