@@ -11,9 +11,10 @@ mask's bounding box) and *mask failures* (a box was found, but the mask IoU stay
 one or more photos (default: 000000000790, a 640x422 COCO photo in which 5 people are found; the
 table in ``benchmarks/README.md`` also uses PennPed00022) timed alone per preset: the median of
 ``--timing-repeat`` runs (11), as ms and as a multiple of the raw YOLOX-416 inference ("Y") timed in
-between, plus the median CPU time of all threads (steadier than wall time on shared cores) and the
-load average. ``--timing-only`` skips the dev-set scores. Prints JSON, then the tables. Default data:
-``../shared/data/{persons,coco-persons-dev}`` next to the repo.
+between, plus the median CPU time of all threads (steadier than wall time on shared cores), how much
+of it was spent inside each model's onnxruntime runs, and the load average. ``--timing-only`` skips
+the dev-set scores. Prints JSON, then the tables. Default data: ``../shared/data/{persons,coco-persons-dev}``
+next to the repo.
 """
 
 from __future__ import annotations
@@ -86,6 +87,34 @@ def timing_photo(sets: dict[str, list], name: str) -> tuple[str, np.ndarray]:
     return x.name, x.image
 
 
+class _TimedSession:
+    """An onnxruntime session that adds the CPU time of every ``run`` (all threads) to ``spent[label]``."""
+
+    def __init__(self, session: object, label: str, spent: dict[str, float]) -> None:
+        self._session, self._label, self._spent = session, label, spent
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._session, name)
+
+    def run(self, *args: object, **kwargs: object) -> object:
+        c0 = time.process_time()
+        try:
+            return self._session.run(*args, **kwargs)  # type: ignore[attr-defined]
+        finally:
+            self._spent[self._label] = self._spent.get(self._label, 0.0) + (time.process_time() - c0) * 1e3
+
+
+def _time_models(seg: LocalSegmenter, spent: dict[str, float]) -> None:
+    """Route the segmenter's model sessions through ``_TimedSession`` (this segmenter's objects only)."""
+    det = seg._det()
+    det._session = _TimedSession(det._session, "yolox", spent)
+    models = seg._models()
+    if models.pose is not None:
+        models.pose._det = _TimedSession(models.pose._det, "pose_detection", spent)
+        models.pose._lm = _TimedSession(models.pose._lm, "pose_landmark", spent)
+    models.selfie._session = _TimedSession(models.selfie._session, "selfie", spent)
+
+
 def time_photo(qualities: list[str], name: str, image: np.ndarray, repeat: int = 11) -> list[dict]:
     """Median segmentation time per preset on one photo over ``repeat`` runs, next to raw YOLOX-416 (same run).
 
@@ -97,21 +126,31 @@ def time_photo(qualities: list[str], name: str, image: np.ndarray, repeat: int =
     for q in qualities:
         seg = LocalSegmenter(q)
         det = seg._det()
+        raw_session = det._session
+        spent: dict[str, float] = {}
+        _time_models(seg, spent)
         seg.segment(image)
         det.raw(image, 416)
         load0 = os.getloadavg()[0]
         seg_ms, raw_ms, parts, seg_cpu, raw_cpu = [], [], [], [], []
+        model_cpu: list[dict[str, float]] = []
         for _ in range(repeat):
+            spent.clear()
             t0, c0 = time.perf_counter(), time.process_time()
             people = seg.segment(image)
             seg_ms.append((time.perf_counter() - t0) * 1e3)
             seg_cpu.append((time.process_time() - c0) * 1e3)
+            model_cpu.append(dict(spent))
+            det._session = raw_session  # the reference inference is not counted as the segmenter's
             parts.append(dict(people.info.timings_ms))
             t0, c0 = time.perf_counter(), time.process_time()
             det.raw(image, 416)
             raw_ms.append((time.perf_counter() - t0) * 1e3)
             raw_cpu.append((time.process_time() - c0) * 1e3)
+            det._session = _TimedSession(raw_session, "yolox", spent)
         med = float(np.median(seg_ms))
+        per_model = {k: round(float(np.median([m.get(k, 0.0) for m in model_cpu])), 1) for k in model_cpu[0]}
+        in_models = float(np.median([sum(m.values()) for m in model_cpu]))
         out.append(
             {
                 "photo": name,
@@ -128,6 +167,9 @@ def time_photo(qualities: list[str], name: str, image: np.ndarray, repeat: int =
                 "seg_cpu_ms": round(float(np.median(seg_cpu)), 1),
                 "yolox416_cpu_ms": round(float(np.median(raw_cpu)), 1),
                 "cpu_ratio_to_yolox416": round(float(np.median(seg_cpu) / np.median(raw_cpu)), 1),
+                # CPU inside each model's onnxruntime runs (median per photo); the rest is Python/OpenCV work
+                "model_cpu_ms": per_model,
+                "outside_models_cpu_ms": round(float(np.median(seg_cpu)) - in_models, 1),
                 "load_1min": [round(load0, 2), round(os.getloadavg()[0], 2)],
             }
         )
@@ -215,6 +257,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{t['masks_ms']:.1f}); raw YOLOX-416 {t['yolox416_raw_ms']:.1f} ms -> {t['ratio_to_yolox416']:.1f} Y; "
                 f"CPU {t['seg_cpu_ms']:.0f} ms = {t['cpu_ratio_to_yolox416']:.1f} Y of CPU; load {t['load_1min']}"
             )
+            models = ", ".join(f"{k} {v:.0f}" for k, v in t["model_cpu_ms"].items())
+            print(f"    CPU ms in the models: {models}; outside them {t['outside_models_cpu_ms']:.0f}")
     return 0
 
 
