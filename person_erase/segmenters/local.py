@@ -215,15 +215,19 @@ class LocalSegmenter:
                 b = best[cy0:cy1, cx0:cx1]
                 lab = label[cy0:cy1, cx0:cx1]
                 win = own > b
-                b[win] = own[win]
-                lab[win] = i
+                np.copyto(b, own, where=win)
+                np.copyto(lab, i, where=win)
             if not p.resolve:
                 raw.append(label == i)
+        windows = [window for _, window, _ in owns]
         if not p.resolve:
             masks = np.array(raw, dtype=bool).reshape(n, h, w)
         else:
-            masks = label[None] == np.arange(n, dtype=np.int32)[:, None, None] if n else np.zeros((0, h, w), bool)
-        masks = _clean(masks, det.boxes)
+            # a person's pixels lie within its crop window: compare the label map there only
+            masks = np.zeros((n, h, w), bool)
+            for i, (cy0, cy1, cx0, cx1) in enumerate(windows):
+                np.equal(label[cy0:cy1, cx0:cx1], i, out=masks[i, cy0:cy1, cx0:cx1])
+        masks = _clean(masks, windows)
         t2 = time.perf_counter()
         notes = [f"the detector found more than {self.max_detections} people; the {self.max_detections} "
                  "highest-scoring were kept (raise max_detections for more)"] if capped else []
@@ -417,22 +421,25 @@ def _guided_filter(guide: np.ndarray, src: np.ndarray, r: int, eps: float) -> np
     return box(a) * guide + box(b)
 
 
-def _clean(masks: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """Drop specks: keep each person's components that are at least 10 % of its largest one."""
-    out = masks.copy()
-    for i, m in enumerate(masks):
+def _clean(masks: np.ndarray, windows: list[tuple[int, int, int, int]]) -> np.ndarray:
+    """Drop specks: keep each person's components that are at least 10 % of its largest one.
+
+    Works in place on ``masks`` (and returns it); person ``i``'s pixels lie within its crop window
+    ``windows[i]`` = (y0, y1, x0, x1), so only that part of its mask is searched."""
+    for i, (wy0, wy1, wx0, wx1) in enumerate(windows):
+        m = masks[i, wy0:wy1, wx0:wx1]
         ys, xs = np.nonzero(m.any(axis=1))[0], np.nonzero(m.any(axis=0))[0]
         if len(ys) == 0:
             continue
-        sub = m[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1].astype(np.uint8)
-        k, lab, stats, _ = cv2.connectedComponentsWithStats(sub, connectivity=8)
+        sub = m[ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1]
+        k, lab, stats, _ = cv2.connectedComponentsWithStats(sub.astype(np.uint8), connectivity=8)
         if k <= 2:
             continue
         areas = stats[1:, cv2.CC_STAT_AREA]
         keep = np.zeros(k, bool)
         keep[1:] = areas >= 0.1 * areas.max()
-        out[i, ys[0] : ys[-1] + 1, xs[0] : xs[-1] + 1] = keep[lab]
-    return out
+        sub[...] = keep[lab]
+    return masks
 
 
 def _number(value: Any, name: str) -> float:
