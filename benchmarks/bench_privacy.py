@@ -17,10 +17,18 @@ Measures, per variant (the region is ``result.erase_mask``, exactly the pixels t
 * **body coverage**: share of GT people with >= 95 % of their mask inside the region (per bucket).
 * **background share**: region pixels outside every GT person, as a share of all photo pixels (the
   false-positive cost; some of it is unlabelled real people).
+* **person pixels redacted**: share of the GT people's pixels inside the region (for ``faces``: how
+  much of the bodies is painted besides the faces; lower is better there).
 * **ms per photo**: the ``pe.redact`` call with given instances (segmentation excluded; reported
   separately), mean over photos; ``face_ms`` the face detector's own share.
-* **faces left** (``--verify-faces``): faces MediaPipe still finds in the redacted region (what
-  ``redact --verify`` counts).
+* **faces left** (``--verify-faces``): faces MediaPipe's full-range model still finds in the redacted
+  region (what ``redact --verify`` counts), and how many it finds there in the original photo (what
+  the check can see at all).
+
+``--grow`` measures growing a body from a face no segmented person accounts for (``faces.body_from_face``,
+off by default): per face score threshold, how many bodies would be grown, how many of their faces lie on
+an annotated person (right) or on nobody (wrong), and body coverage / background share of the ``body+net``
+region with them (the face net's plan on top of the ``body`` region, bodies included).
 
 ``--residue`` adds the older removal-verification residue rate (erase everyone with telea, segment
 the output again; slow). ``--cache DIR`` keeps the segmentations (npz) between runs.
@@ -28,7 +36,7 @@ the output again; slow). ``--cache DIR`` keeps the segmentations (npz) between r
 Usage::
 
     python benchmarks/bench_privacy.py [DATASET_DIR ...] [--style blur] [--limit N] [--cache DIR]
-        [--quality balanced] [--min-score 0.25] [--residue] [--verify-faces] [--misses]
+        [--quality balanced] [--min-score 0.25] [--residue] [--verify-faces] [--grow] [--misses]
 
 Prints a JSON document, then a table. Skips (exit 0, with a message) when no dev set is found.
 """
@@ -108,10 +116,12 @@ class _Tally:
     def __init__(self) -> None:
         self.faces = self.hidden = self.people = self.covered = 0
         self.bg_px = self.px = 0
+        self.person_px = self.person_red_px = 0
         self.ms: list[float] = []
         self.face_ms: list[float] = []
         self.faces_added = self.bodies_added = 0
         self.faces_left = 0
+        self.faces_before = 0
         self.by: dict[str, list[int]] = {}  # bucket -> [people, covered, faces, hidden]
         self.misses: list[str] = []
         self.face_misses: list[str] = []
@@ -120,6 +130,8 @@ class _Tally:
         gt = item["gt"]
         anyone = gt.any(axis=0) if len(gt) else np.zeros(region.shape, bool)
         self.bg_px += int((region & ~anyone).sum())
+        self.person_px += int(anyone.sum())
+        self.person_red_px += int((region & anyone).sum())
         self.px += region.size
         self.ms.append(ms)
         self.face_ms.append(float(report.timings_ms.get("faces", 0.0)))
@@ -156,6 +168,7 @@ class _Tally:
             "body_coverage": round(self.covered / max(1, self.people), 4),
             "people": self.people,
             "background_share": round(self.bg_px / max(1, self.px), 5),
+            "person_px_redacted": round(self.person_red_px / max(1, self.person_px), 4),
             "ms_per_photo": round(float(np.mean(self.ms)) if self.ms else 0.0, 1),
             "face_ms_per_photo": round(float(np.mean(self.face_ms)) if self.face_ms else 0.0, 1),
             "faces_added": self.faces_added,
@@ -170,9 +183,51 @@ class _Tally:
         return out
 
 
+GROW_SCORES = (0.2, 0.3, 0.4, 0.5, 0.6)
+
+
+class _Grow:
+    """Bodies grown from faces nobody accounts for, per face score threshold (``--grow``)."""
+
+    def __init__(self) -> None:
+        self.by: dict[float, dict[str, int]] = {
+            t: {"grown": 0, "right": 0, "wrong": 0, "people": 0, "covered": 0, "bg_px": 0, "px": 0}
+            for t in GROW_SCORES}
+
+    def add(self, item: dict[str, Any], pixels: np.ndarray, people: pe.Instances, region: np.ndarray) -> None:
+        from person_erase.faces import DETECT_SCORE, detect_faces, plan_faces
+
+        faces = detect_faces(pixels, min_score=DETECT_SCORE)
+        gt = item["gt"]
+        anyone = gt.any(axis=0) if len(gt) else np.zeros(region.shape, bool)
+        h, w = region.shape
+        for t, row in self.by.items():
+            plan = plan_faces(faces, people, np.ones(len(people), bool), region, body_score=t)
+            grown = region | plan.region
+            for f in plan.added:
+                if f["body_box"] is None:
+                    continue
+                row["grown"] += 1
+                x0, y0, x1, y1 = f["box"]
+                cx, cy = min(w - 1, max(0, (x0 + x1) // 2)), min(h - 1, max(0, (y0 + y1) // 2))
+                r = max(1, (x1 - x0) // 4)
+                on = bool(anyone[max(0, cy - r) : cy + r + 1, max(0, cx - r) : cx + r + 1].any())
+                row["right" if on else "wrong"] += 1
+            row["people"] += len(gt)
+            row["covered"] += sum(int(float((g & grown).sum()) / max(1, int(g.sum())) >= COVER) for g in gt)
+            row["bg_px"] += int((grown & ~anyone).sum())
+            row["px"] += grown.size
+
+    def summary(self) -> dict[str, Any]:
+        return {str(t): {"bodies_grown": r["grown"], "face_on_a_person": r["right"], "face_on_nobody": r["wrong"],
+                         "body_coverage": round(r["covered"] / max(1, r["people"]), 4),
+                         "background_share": round(r["bg_px"] / max(1, r["px"]), 5)}
+                for t, r in self.by.items()}
+
+
 def run(dirs: list[Path], *, style: str, limit: int | None, quality: str = "balanced", min_score: float = 0.25,
         cache: Path | None = None, variants: tuple[str, ...] = tuple(VARIANTS), residue: bool = False,
-        verify_faces: bool = False, misses: bool = False) -> dict[str, Any]:
+        verify_faces: bool = False, misses: bool = False, grow_bodies: bool = False) -> dict[str, Any]:
     seg = pe.get_segmenter("local", quality=quality, score_threshold=min_score)
     per_set: dict[str, dict[str, Any]] = {}
     seg_ms: list[float] = []
@@ -185,6 +240,7 @@ def run(dirs: list[Path], *, style: str, limit: int | None, quality: str = "bala
     resid = {"images_with_people": 0, "images_with_residue": 0, "residues": 0}
     for d in dirs:
         tallies = {v: _Tally() for v in variants}
+        grow = _Grow() if grow_bodies and "body" in variants else None
         for item in _items(d, limit):
             img = pe.load_image(item["path"])
             people, ms = _segment(seg, img, cache, item["name"])
@@ -206,9 +262,12 @@ def run(dirs: list[Path], *, style: str, limit: int | None, quality: str = "bala
                 ms_v = (time.perf_counter() - t0) * 1000
                 tallies[v].add(item, res.erase_mask, ms_v, res.report)
                 if verify_faces and res.erase_mask.any():
-                    from person_erase.verify import faces_left
+                    from person_erase.verify import faces_in, faces_left
 
                     tallies[v].faces_left += len(faces_left(res.image, res.erase_mask, img.pixels))
+                    tallies[v].faces_before += len(faces_in(img.pixels, res.erase_mask))
+                if grow is not None and v == "body":
+                    grow.add(item, img.pixels, people, res.erase_mask)
             if residue and (len(people) or len(item["gt"])):
                 er = pe.erase(img, people, policy="all", eraser="telea", verify=seg)
                 ver = er.report.verification
@@ -223,6 +282,9 @@ def run(dirs: list[Path], *, style: str, limit: int | None, quality: str = "bala
             per_set[d.name][v] = t.summary(misses)
             if verify_faces:
                 per_set[d.name][v]["faces_left_verify"] = t.faces_left
+                per_set[d.name][v]["faces_in_region_before_verify"] = t.faces_before
+        if grow is not None:
+            per_set[d.name]["grow"] = grow.summary()
     out: dict[str, Any] = {
         "datasets": [str(d) for d in dirs],
         "style": style,
@@ -246,19 +308,25 @@ def run(dirs: list[Path], *, style: str, limit: int | None, quality: str = "bala
 
 
 def table(res: dict[str, Any]) -> str:
-    rows = [("set", "variant", "faces hidden", "body cov.", "bg share", "ms/photo", "face ms", "added")]
+    rows = [("set", "variant", "faces hidden", "body cov.", "bg share", "person px", "ms/photo", "face ms", "added")]
     for s, vs in res["sets"].items():
         for v, m in vs.items():
+            if v == "grow":
+                for t, g in m.items():
+                    rows.append((s, f"grow >= {t}", f"{g['bodies_grown']} grown: {g['face_on_a_person']} right, "
+                                 f"{g['face_on_nobody']} wrong", f"{g['body_coverage']:.1%}",
+                                 f"{g['background_share']:.2%}", "", "", "", ""))
+                continue
             fh = "-" if m["faces_hidden"] is None else f"{m['faces_hidden']:.1%} ({m['faces_hidden_n']}/{m['faces']})"
             rows.append((s, v, fh, f"{m['body_coverage']:.1%}", f"{m['background_share']:.2%}",
-                         f"{m['ms_per_photo']:.0f}", f"{m['face_ms_per_photo']:.0f}",
+                         f"{m['person_px_redacted']:.1%}", f"{m['ms_per_photo']:.0f}", f"{m['face_ms_per_photo']:.0f}",
                          f"{m['faces_added']} faces, {m['bodies_added']} bodies"))
             for b, bm in m["by_size"].items():
                 fhb = "-" if bm["faces_hidden"] is None else f"{bm['faces_hidden']:.1%} of {bm['faces']}"
-                rows.append(("", f"  {b}", fhb, f"{bm['coverage']:.1%} of {bm['people']}", "", "", "", ""))
+                rows.append(("", f"  {b}", fhb, f"{bm['coverage']:.1%} of {bm['people']}", "", "", "", "", ""))
     fd = res.get("face_detector") or {}
     if fd.get("wall_ms") is not None:
-        rows.append(("face detector alone", "", "", "", "", f"{fd['wall_ms']:.0f}", f"cpu {fd['cpu_ms']:.0f}", ""))
+        rows.append(("face detector alone", "", "", "", "", "", f"{fd['wall_ms']:.0f}", f"cpu {fd['cpu_ms']:.0f}", ""))
     w = [max(len(r[k]) for r in rows) for k in range(len(rows[0]))]
     return "\n".join("  ".join(c.ljust(w[k]) for k, c in enumerate(r)).rstrip() for r in rows)
 
@@ -275,6 +343,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--residue", action="store_true", help="also measure the erase-verification residue rate (slow)")
     ap.add_argument("--verify-faces", action="store_true", help="also count faces MediaPipe finds in the region")
     ap.add_argument("--misses", action="store_true", help="list the faces and bodies not hidden")
+    ap.add_argument("--grow", action="store_true", help="measure growing bodies from faces nobody accounts for")
     args = ap.parse_args(argv)
     names = args.datasets or [str(DATA / n) for n in DEFAULT_SETS]
     dirs = [Path(n) for n in names if (Path(n) / "manifest.json").is_file()]
@@ -284,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     variants = tuple(v for v in args.variants.split(",") if v in VARIANTS)
     res = run(dirs, style=args.style, limit=args.limit, quality=args.quality, min_score=args.min_score,
               cache=args.cache, variants=variants, residue=args.residue, verify_faces=args.verify_faces,
-              misses=args.misses)
+              misses=args.misses, grow_bodies=args.grow)
     print(json.dumps(res, indent=2))
     print()
     print(table(res))

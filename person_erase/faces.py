@@ -5,7 +5,8 @@ as points: a heatmap of face centres at 1/4 of the input resolution, with a log 
 sub-pixel offset per cell. It is strong on small faces and independent of the body segmenter, so
 the redaction uses it as a safety net (``pe.redact(..., face_net=True)``) and for the face-only mode
 (``target="faces"``). Verification (``--verify``) grades redactions with a *different* detector,
-MediaPipe's (``subject.faces_in``), so the check is not the detector grading itself.
+MediaPipe's full-range face model (``FullRangeFaces``, used by ``verify.faces_in``), so the check is
+not the detector grading itself.
 
 Model facts: input ``input.1`` float32 NCHW, BGR, 0..255, no normalisation, both sides multiples of
 32. The file declares a static ``[10, 3, 32, 32]`` input, which onnxruntime enforces; the graph is
@@ -304,9 +305,11 @@ def face_ellipse(shape: tuple[int, int], box: Any, *, grow: float = FACE_GROW) -
 #: faces in face-only redactions (blur 2, pixelate 1); with these, none, in either mode or set.
 FACE_STRENGTH = {"blur": 0.3, "pixelate": 0.25}
 
-#: A face no segmented person accounts for gets a body grown below it when its score is at least
-#: this (a body guessed from a false face costs background; see ``body_from_face``).
-BODY_FACE_SCORE = 0.5
+#: A face no segmented person accounts for gets a body grown below it (``body_from_face``) when its
+#: score is at least this; None (the default): never. Measured on both dev sets, the faces nobody
+#: accounts for were false faces (animals, foliage, reflections) at every threshold tried, so a
+#: grown body was likelier wrong than right (``benchmarks/bench_privacy.py --grow``).
+BODY_FACE_SCORE: float | None = None
 #: The grown body: this many face heights long (below the face) and face widths wide. An adult is
 #: about 7.5 heads tall and 2-3 heads wide at the shoulders; seated and cut-off people are shorter,
 #: and the region stops at the frame anyway.
@@ -345,13 +348,52 @@ def body_from_face(shape: tuple[int, int], box: Any, landmarks: np.ndarray, *,
     return m, bbox
 
 
+#: ``lone_head``: box height / width of a head on its own (hair and chin included) ...
+LONE_HEAD_ASPECT = (0.8, 1.6)
+#: ... its mask this convex (area / convex hull area) ...
+LONE_HEAD_SOLIDITY = 0.9
+#: ... and narrowing to at most this share of its widest row towards the chin.
+LONE_HEAD_CHIN = 0.6
+
+
+def lone_head(mask: np.ndarray, box: Any) -> bool:
+    """Whether a segmented person is a head on its own (the rest hidden behind an umbrella, a
+    counter, someone else, or split off into another instance): a box about as tall as wide, a
+    convex mask whose row widths rise to one widest row and fall back towards the chin. Head and
+    shoulders, a seated person or a back cut by the frame have a neck or stay wide at the bottom."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    bw, bh = x1 - x0, y1 - y0
+    if bw < 4 or bh < 4 or not LONE_HEAD_ASPECT[0] <= bh / bw <= LONE_HEAD_ASPECT[1]:
+        return False
+    sub = mask[y0:y1, x0:x1]
+    widths = sub.sum(axis=1).astype(np.float64)
+    if widths.max() <= 0:
+        return False
+    rows = np.flatnonzero(widths)
+    widths = widths[rows[0] : rows[-1] + 1]
+    n = widths.size
+    k = max(1, n // 20)
+    smooth = np.convolve(widths, np.ones(2 * k + 1) / (2 * k + 1), mode="same")
+    peak = int(np.argmax(smooth))
+    # one bump: no dip on the way up (a neck), no bulge on the way down (shoulders)
+    up, down = smooth[: peak + 1], smooth[peak:]
+    if (up < 0.85 * np.maximum.accumulate(up)).any() or (down > 1.15 * np.minimum.accumulate(down) + 1).any():
+        return False
+    if smooth[-max(1, n // 8) :].mean() > LONE_HEAD_CHIN * smooth[peak]:
+        return False
+    pts = cv2.findNonZero(sub.astype(np.uint8))
+    hull = cv2.contourArea(cv2.convexHull(pts)) if pts is not None else 0.0
+    return hull > 0 and float(sub.sum()) / hull >= LONE_HEAD_SOLIDITY
+
+
 def head_region(mask: np.ndarray, box: Any) -> tuple[np.ndarray, list[int]] | None:
     """(H, W) bool region over the head of a segmented person, with its bounding box; None for an
     empty mask.
 
     The head is the top of the mask. Its size ``hh`` comes from the person's box, ``max(box height /
     7, box width / 3)`` capped by the box (a standing adult is ~7.5 heads tall and ~2.5 wide; a
-    seated or cropped one is wider than tall in heads). The region is the mask's top ``1.3 hh``
+    seated or cropped one is wider than tall in heads), or is the whole box for a ``lone_head``.
+    The region is the mask's top ``1.3 hh``
     rows grown by ``0.3 hh`` (follows a head that is tilted or off-centre) plus an ellipse of
     ``hh`` grown by ``FACE_GROW`` over the top of the mask.
     """
@@ -360,7 +402,7 @@ def head_region(mask: np.ndarray, box: Any) -> tuple[np.ndarray, list[int]] | No
     if bw <= 0 or bh <= 0:
         return None
     h, w = mask.shape
-    hh = min(float(bh), float(bw), max(bh / 7.0, bw / 3.0))
+    hh = float(bh) if lone_head(mask, box) else min(float(bh), float(bw), max(bh / 7.0, bw / 3.0))
     depth = max(1, int(round(1.3 * hh)))
     band = np.zeros((h, w), bool)
     band[y0 : y0 + depth, x0:x1] = mask[y0 : y0 + depth, x0:x1]
@@ -435,13 +477,13 @@ def plan_faces(
         people: the photo's ``Instances``.
         chosen: (N,) bool per row of ``people``: selected for redaction (the others are kept).
         region: (H, W) bool, the body redaction region so far (all False for ``target="faces"``).
-        target: ``"body"`` — add faces not already inside ``region`` (and grow a body under faces no
-            segmented person accounts for); ``"faces"`` — every face of a chosen or unsegmented
+        target: ``"body"`` — add faces not already inside ``region`` (and, with ``body_score``, grow a
+            body under faces no segmented person accounts for); ``"faces"`` — every face of a chosen or unsegmented
             person plus the head of every chosen person.
         grow_bodies: grow bodies under unaccounted faces (body target only).
         grow: face box growth per side (share of its size) before the ellipse is drawn.
         min_score: faces below this are ignored (default ``FACE_SCORE``).
-        body_score: faces from this score grow a body (default ``BODY_FACE_SCORE``).
+        body_score: faces from this score grow a body (default ``BODY_FACE_SCORE``; None: none do).
 
     A face belongs to a kept person, and is never added, when its centre lies on their mask (or
     within half a face of it, and of no one else's), or, lying on nobody's mask, when at least a
@@ -473,7 +515,8 @@ def plan_faces(
         out |= ell
         row: dict[str, Any] = {"box": [int(round(v)) for v in box], "score": round(float(faces.scores[k]), 4),
                                "source": "centerface", "body_box": None}
-        if target == "body" and grow_bodies and owner is None and faces.scores[k] >= body_score:
+        if (target == "body" and grow_bodies and body_score is not None and owner is None
+                and faces.scores[k] >= body_score):
             body, bbox = body_from_face((h, w), box, faces.landmarks[k])
             out |= body
             row["body_box"] = bbox
@@ -489,3 +532,105 @@ def plan_faces(
             out |= m
             added.append({"box": hb, "score": round(float(people.scores[j]), 4), "source": "head", "body_box": None})
     return FacePlan(region=out, added=added, skipped_kept=skipped)
+
+
+# --- the second detector: MediaPipe's full-range face model ---------------------------------------
+
+FULL_RANGE_MODEL = "face_detection_full_range_sparse"
+#: MediaPipe's own score threshold for the full-range model (``face_detection_full_range.pbtxt``).
+FULL_RANGE_SCORE = 0.6
+
+
+class FullRangeFaces:
+    """MediaPipe's full-range face detector (BlazeFace "sparse", faces up to ~5 m; bundled ONNX) on
+    square tiles of a photo; one session per process.
+
+    The model sees 192×192 (RGB in [-1, 1], letterboxed with zeros), one SSD anchor per cell of a
+    48×48 grid (stride 4, MediaPipe's ``SsdAnchorsCalculator`` with one layer and no interpolated
+    scale), 16 regressors per anchor (box + 6 keypoints: right eye, left eye, nose tip, mouth, right
+    ear, left ear, scaled by 192) and weighted NMS, as MediaPipe's face_detection graph does.
+
+    Args:
+        min_score: detections from this score (default ``FULL_RANGE_SCORE``).
+        threads: onnxruntime intra-op threads (default: up to 2).
+    """
+
+    name: ClassVar[str] = "mediapipe-full-range"
+    SIDE: ClassVar[int] = 192
+
+    def __init__(self, *, min_score: float = FULL_RANGE_SCORE, threads: int | None = None) -> None:
+        from .segmenters._mediapipe import session
+
+        self.min_score = float(min_score)
+        self._session = session(FULL_RANGE_MODEL, threads)
+        g = (np.arange(48, dtype=np.float32) + 0.5) / 48
+        gy, gx = np.meshgrid(g, g, indexing="ij")
+        self._anchors = np.stack([gx.ravel(), gy.ravel()], axis=1)
+        self._lock = threading.Lock()
+
+    def __call__(self, crops: list[np.ndarray]) -> list[Faces]:
+        """Faces per (h, w, 3) uint8 RGB crop, in crop pixels (landmarks: the 6 MediaPipe keypoints)."""
+        from .segmenters._mediapipe import MAX_BATCH, decode
+
+        if not crops:
+            return []
+        side = self.SIDE
+        batch = np.zeros((len(crops), side, side, 3), np.float32)
+        scales, pads = [], []
+        for i, c in enumerate(crops):
+            h, w = c.shape[:2]
+            s = side / max(h, w)
+            nh, nw = max(1, round(h * s)), max(1, round(w * s))
+            py, px = (side - nh) // 2, (side - nw) // 2
+            r = cv2.resize(c, (nw, nh), interpolation=cv2.INTER_LINEAR if s >= 1 else cv2.INTER_AREA)
+            batch[i] = -1.0
+            batch[i, py : py + nh, px : px + nw] = r.astype(np.float32) * np.float32(2.0 / 255.0) - 1.0
+            scales.append(s)
+            pads.append((px, py))
+        name = self._session.get_inputs()[0].name
+        with self._lock:
+            parts = [self._session.run(None, {name: batch[i : i + MAX_BATCH]})
+                     for i in range(0, len(batch), MAX_BATCH)]
+        raw = np.concatenate([p[0] for p in parts])
+        logits = np.concatenate([p[1] for p in parts])
+        out = []
+        for i in range(len(crops)):
+            dets = decode(raw[i], logits[i], self._anchors, side, 6, self.min_score, (0.0, 0.0))
+            if not dets:
+                out.append(Faces(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+                                 np.zeros((0, 6, 2), np.float32)))
+                continue
+            s, (px, py) = scales[i], pads[i]
+            boxes = np.array([[d.box[0], d.box[1], d.box[0] + d.box[2], d.box[1] + d.box[3]] for d in dets]) * side
+            boxes = (boxes - [px, py, px, py]) / s
+            kps = (np.stack([d.keypoints for d in dets]) * side - [px, py]) / s
+            out.append(Faces(boxes.astype(np.float32), np.array([d.score for d in dets], np.float32),
+                             kps.astype(np.float32)))
+        return out
+
+    def detect(self, image: np.ndarray, *, tile_px: int | None = None, min_score: float | None = None) -> Faces:
+        """Faces in an (H, W, 3) uint8 RGB photo, in photo pixels: the photo in square tiles of
+        ``tile_px`` (default: its short side, so the model sees faces at their own size or larger)
+        overlapping by a quarter, every tile brought to 192 px; NMS over the tiles."""
+        img = check_rgb(image, who="face detection")
+        h, w = img.shape[:2]
+        t = int(tile_px or min(h, w))
+        parts, offs = [], []
+        for ty, tx, tile in _tiles(img, t):
+            parts.append(np.ascontiguousarray(tile))
+            offs.append((tx, ty))
+        found = []
+        for f, (tx, ty) in zip(self(parts), offs, strict=True):
+            if len(f):
+                off = np.array([tx, ty, tx, ty], np.float32)
+                found.append(Faces(f.boxes + off, f.scores, f.landmarks + off[:2]))
+        faces = Faces.concat(found)
+        if min_score is not None and len(faces):
+            faces = faces[np.flatnonzero(faces.scores >= min_score)]
+        if not len(faces):
+            return faces
+        boxes = faces.boxes.copy()
+        boxes[:, [0, 2]] = boxes[:, [0, 2]].clip(0, w)
+        boxes[:, [1, 3]] = boxes[:, [1, 3]].clip(0, h)
+        faces = Faces(boxes, faces.scores, faces.landmarks)
+        return faces[_nms(faces.boxes, faces.scores, FACE_NMS_IOU)]

@@ -150,53 +150,6 @@ def _face_cues(image: np.ndarray, people: Instances) -> np.ndarray:
     return out
 
 
-def faces_in(image: np.ndarray, region: np.ndarray, *, min_score: float = 0.5) -> list[tuple[list[int], float]]:
-    """Faces MediaPipe's short-range face model still finds inside ``region`` of ``image`` (used to verify a redaction).
-
-    Each connected part of ``region`` is searched in square tiles down its bounding box (a face is
-    small in a whole-body crop), every tile enlarged to at least 192 px. A face counts when its
-    centre lies in ``region``.
-
-    Returns:
-        [(box x0, y0, x1, y1 in pixels, detection score)], strongest first.
-    """
-    import cv2
-
-    h, w = region.shape
-    n, _, stats, _ = cv2.connectedComponentsWithStats(region.astype(np.uint8), connectivity=8)
-    tiles: list[tuple[tuple[int, int, int, int], np.ndarray]] = []  # (window x0, y0, x1, y1, enlarged crop)
-    for c in range(1, n):
-        x0, y0, bw, bh = (int(v) for v in stats[c, :4])
-        if bw < 8 or bh < 8:
-            continue
-        side = min(max(bw, 24), bh) if bh > bw else bh
-        step = max(1, int(side * 0.75))
-        tops = list(range(y0, max(y0, y0 + bh - side) + 1, step))[:6]
-        for ty in tops:
-            cy0, cy1 = max(0, ty - side // 8), min(h, ty + side + side // 8)
-            cx0, cx1 = max(0, x0 - bw // 8), min(w, x0 + bw + bw // 8)
-            crop = np.ascontiguousarray(image[cy0:cy1, cx0:cx1])
-            scale = max(1.0, 192.0 / max(crop.shape[:2]))
-            if scale > 1.0:
-                crop = cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-            tiles.append(((cx0, cy0, cx1, cy1), crop))
-    found: list[tuple[list[int], float]] = []
-    for ((cx0, cy0, cx1, cy1), _), faces in zip(tiles, _face_detector()([t for _, t in tiles]), strict=True):
-        ch, cw = cy1 - cy0, cx1 - cx0
-        for det in faces:
-            score = det.score
-            bx, by, bw_, bh_ = det.box
-            fx0, fy0 = cx0 + bx * cw, cy0 + by * ch
-            fx1, fy1 = fx0 + bw_ * cw, fy0 + bh_ * ch
-            xi = int(np.clip((fx0 + fx1) / 2, 0, w - 1))
-            yi = int(np.clip((fy0 + fy1) / 2, 0, h - 1))
-            if score >= min_score and region[yi, xi]:
-                box = [int(round(fx0)), int(round(fy0)), int(round(fx1)), int(round(fy1))]
-                if not any(_iou(box, b) > 0.3 for b, _ in found):
-                    found.append((box, score))
-    return sorted(found, key=lambda f: -f[1])
-
-
 def face_similarity(original: np.ndarray, output: np.ndarray, box: list[int], *, size: int = 16) -> float:
     """How much of the face in ``box`` survives in ``output``: normalised cross-correlation of the two
     crops as ``size``×``size`` grey thumbnails (about the resolution at which a face can still be told
@@ -217,14 +170,6 @@ def face_similarity(original: np.ndarray, output: np.ndarray, box: list[int], *,
     a, b = thumb(original), thumb(output)
     den = float(np.sqrt((a * a).sum() * (b * b).sum()))
     return float((a * b).sum() / den) if den > 0 else 0.0
-
-
-def _iou(a: list[int], b: list[int]) -> float:
-    ix = max(0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / max(1, union)
 
 
 def _on_mask(mask: np.ndarray, people: Instances, k: int, fx: float, fy: float, *, radius: int) -> bool:

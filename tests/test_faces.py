@@ -12,7 +12,16 @@ import numpy as np
 import pytest
 
 import person_erase as pe
-from person_erase.faces import FaceDetector, Faces, body_from_face, detect_faces, face_ellipse
+from person_erase.faces import (
+    FaceDetector,
+    Faces,
+    FullRangeFaces,
+    body_from_face,
+    detect_faces,
+    face_ellipse,
+    head_region,
+    lone_head,
+)
 
 HEAD = 48  # pasted head height, px
 POST = (90, 80, 70)
@@ -92,11 +101,18 @@ def test_face_net_hides_a_face_the_body_segmenter_missed(street):
     assert len(added) == 1 and added[0].source == "centerface" and added[0].score >= 0.2
     bx0, by0, bx1, by1 = added[0].box
     assert bx0 < (x0 + x1) / 2 < bx1 and by0 < (y0 + y1) / 2 < by1
-    # nobody was segmented there: a body is grown below the face, inside the photo
-    assert added[0].body_box is not None and added[0].body_box[1] >= by0 and added[0].body_box[3] <= img.shape[0]
+    assert added[0].body_box is None  # no body is guessed from a lone face by default (faces.BODY_FACE_SCORE)
     assert on.report.parameters["face_net"] is True
     # the labelled person was redacted as before
     assert off.erase_mask[labels == 1].all() and on.erase_mask[labels == 1].all()
+    # asked for, a body is grown below a face nobody accounts for, inside the photo
+    from person_erase.faces import detect_faces, plan_faces
+
+    chosen = np.ones(len(people), bool)
+    plan = plan_faces(detect_faces(img), people, chosen, off.erase_mask, body_score=0.2)
+    grown = [r for r in plan.added if r["body_box"] is not None]
+    assert len(grown) == 1 and grown[0]["body_box"][1] >= by0 and grown[0]["body_box"][3] <= img.shape[0]
+    assert plan.region[by1 + 40, (bx0 + bx1) // 2] and not on.erase_mask[by1 + 40, (bx0 + bx1) // 2]
 
 
 def test_face_net_report_round_trips_as_json(street):
@@ -173,6 +189,47 @@ def test_regions_geometry():
     body2, _ = body_from_face((100, 200), (40, 40, 60, 60), side)
     assert body2[50, 150] and not body2[150 % 100, 10]
     assert len(Faces.empty()) == 0
+
+
+def _person(shape: tuple[int, int], cx: int, top: int, head: int, *, body: bool = True) -> np.ndarray:
+    """A label-map person: a head (ellipse ``head`` px tall), a neck and, with ``body``, shoulders and a torso."""
+    m = np.zeros(shape, np.uint8)
+    cv2.ellipse(m, (cx, top + head // 2), (int(head * 0.38), head // 2), 0, 0, 360, 1, -1)
+    if body:
+        m[top + head - 4 : top + head + 6, cx - head // 6 : cx + head // 6] = 1  # neck
+        cv2.ellipse(m, (cx, top + head + 6 + 2 * head), (int(head * 1.2), 2 * head), 0, 0, 360, 1, -1)
+    return m.astype(bool)
+
+
+def test_lone_head_and_its_region():
+    shape = (400, 400)
+    head = _person(shape, 100, 50, 60, body=False)  # a head on its own (the rest behind an umbrella)
+    whole = _person(shape, 280, 40, 40)  # head, neck, shoulders: a whole person
+    back = np.zeros(shape, bool)
+    back[300:400, 20:200] = True  # a back cut by the frame: wide to the bottom
+    boxes = {}
+    for name, m in {"head": head, "whole": whole, "back": back}.items():
+        ys, xs = np.nonzero(m)
+        boxes[name] = (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+    assert lone_head(head, boxes["head"]) and not lone_head(whole, boxes["whole"])
+    assert not lone_head(back, boxes["back"])
+    region, _ = head_region(head, boxes["head"])
+    assert region[head].all()  # all of a lone head, down to its chin (ears sit half-way down)
+    region, (_, ry0, _, ry1) = head_region(whole, boxes["whole"])
+    assert region[50:70, 280].all() and ry1 < 40 + 40 + 6 + 40  # a whole person: the head, not the torso
+
+
+def test_verify_uses_the_other_detector(astronaut):
+    from person_erase import verify
+
+    det = verify._verify_detector()
+    assert isinstance(det, FullRangeFaces) and det.name != FaceDetector.name  # not the redaction's CenterFace
+    faces = FullRangeFaces().detect(astronaut)
+    assert len(faces) == 1 and faces.scores[0] >= 0.6 and faces.landmarks.shape == (1, 6, 2)
+    x0, y0, x1, y1 = faces.boxes[0]
+    assert 150 < x0 < 200 and 40 < y0 < 100 and 250 < x1 < 300 and 150 < y1 < 200  # her face
+    assert len(verify.faces_in(astronaut, np.ones(astronaut.shape[:2], bool))) == 1
+    assert verify.faces_in(astronaut, np.zeros(astronaut.shape[:2], bool)) == []
 
 
 def test_unknown_target_is_refused():
