@@ -17,9 +17,9 @@ statistics that the export listed as graph inputs (onnxruntime warns once per su
 Small faces: CenterFace's heatmap has a 4 px stride, so it finds faces from about 8-10 px at the
 resolution it sees. The photo is seen at its own resolution, enlarged to at least ``min_px`` on the
 long side (small photos), shrunk to at most ``max_px`` (huge photos, to bound the cost: a 12 MP
-photo is seen at 2048 px), in overlapping tiles of at most ``tile_px`` so no tensor gets huge. A
-640 px photo costs ~70 ms of CPU (~35 ms on 2 cores); seeing it at 2× found no more labelled faces
-on the dev set and cost 4× (``benchmarks/bench_privacy.py``). See ``FaceDetector.detect``.
+photo is seen at 2048 px), in overlapping tiles of at most ``tile_px`` so no tensor gets huge. What
+that costs, and what a second scale would gain, is measured in ``benchmarks/bench_privacy.py``
+(numbers in ``benchmarks/README.md``). See ``FaceDetector.detect``.
 """
 
 from __future__ import annotations
@@ -301,8 +301,8 @@ def face_ellipse(shape: tuple[int, int], box: Any, *, grow: float = FACE_GROW) -
 
 #: Redaction strength (share of the region's height) for face regions painted on their own: blur
 #: sigma / pixel block. The body rule (0.08 / 0.1 of a whole person, whose face is ~1/8 of them) would
-#: only blur a lone face region by a twelfth of itself: on the dev sets MediaPipe then still found 3
-#: faces in face-only redactions (blur 2, pixelate 1); with these, none, in either mode or set.
+#: only blur a lone face region by a twelfth of itself, and the verification detector still found faces
+#: in such face-only redactions; with these it finds none (``bench_privacy.py --verify-faces``).
 FACE_STRENGTH = {"blur": 0.3, "pixelate": 0.25}
 
 #: A face no segmented person accounts for gets a body grown below it (``body_from_face``) when its
