@@ -24,6 +24,10 @@ VERIFY_FACE_SCORE = 0.6
 #: a 16×16 thumbnail this well (``subject.face_similarity``): too-weak redactions of a face match it
 #: closely, the blurred blobs a detector fires on do not.
 VERIFY_FACE_SIMILARITY = 0.9
+#: Smallest tile side (px) the region is searched in (a region part smaller than this is one tile).
+VERIFY_TILE_MIN_PX = 64
+#: At most this many tiles per connected part of the region (larger parts get larger tiles).
+VERIFY_TILES = 24
 
 
 def verify_removal(
@@ -106,31 +110,29 @@ def faces_in(
         for ty, tx, tile in _tiles(part, side):
             crops.append(np.ascontiguousarray(tile))
             offsets.append((cx0 + tx, cy0 + ty))
-    found: list[tuple[list[int], float]] = []
+    hits: list[tuple[list[int], float]] = []
     for faces, (ox, oy) in zip(_verify_detector()(crops), offsets, strict=True):
         for k in range(len(faces)):
             score = float(faces.scores[k])
-            if score < min_score:
-                continue
             fx0, fy0, fx1, fy1 = (float(v) for v in faces.boxes[k])
             fx0, fy0, fx1, fy1 = fx0 + ox, fy0 + oy, fx1 + ox, fy1 + oy
             xi = int(np.clip((fx0 + fx1) / 2, 0, w - 1))
             yi = int(np.clip((fy0 + fy1) / 2, 0, h - 1))
-            if region[yi, xi]:
-                box = [int(round(fx0)), int(round(fy0)), int(round(fx1)), int(round(fy1))]
-                if not any(_iou(box, b) > 0.3 for b, _ in found):
-                    found.append((box, score))
-    return sorted(found, key=lambda f: -f[1])
+            if score >= min_score and region[yi, xi]:
+                hits.append(([int(round(fx0)), int(round(fy0)), int(round(fx1)), int(round(fy1))], score))
+    found: list[tuple[list[int], float]] = []
+    for box, score in sorted(hits, key=lambda f: -f[1]):  # overlapping tiles: the strongest of a face
+        if not any(_iou(box, b) > 0.3 for b, _ in found):
+            found.append((box, score))
+    return found
 
 
-#: Smallest verification tile side (px): smaller region parts are seen with their surroundings.
-VERIFY_TILE_MIN_PX = 64
-#: At most this many tiles per connected part of the region (larger parts get larger tiles).
-VERIFY_TILES = 24
 _VERIFY_DETECTOR: Any = None
 
 
 def _verify_detector() -> Any:
+    """The process-wide verification detector (MediaPipe full range, scores from 0.3 kept so callers
+    can ask ``faces_in`` for weaker faces than ``VERIFY_FACE_SCORE``)."""
     global _VERIFY_DETECTOR
     if _VERIFY_DETECTOR is None:
         from .faces import FullRangeFaces
