@@ -571,3 +571,25 @@ def test_max_pixels_setting_applies_in_batch(tree: Path, tmp_path: Path, monkeyp
 def test_batch_params_refuse_what_erase_refuses(kwargs: dict, exc: type[Exception], match: str) -> None:
     with pytest.raises(exc, match=match):
         B.BatchParams(segmenter="figures", eraser="telea", **kwargs)
+
+
+def test_batch_finishes_a_new_report_and_leaves_the_pipelines_as_built(tree: Path, tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    import person_erase.batch.work as work
+    from person_erase import report as report_mod
+
+    built: list[tuple[ImageReport, str]] = []  # (the pipeline's report, its JSON when the batch got it)
+
+    def finish(rep: ImageReport, **kw: object) -> ImageReport:
+        built.append((rep, rep.to_json()))
+        return report_mod.finish_report(rep, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(work, "finish_report", finish)
+    out = tmp_path / "out"
+    assert B.run_batch(tree, out, params=PARAMS, workers=1).done == 5  # workers=1: in this process
+    assert len(built) == 5
+    for rep, json_then in built:
+        assert rep.to_json() == json_then and rep.output is None  # nobody patched the built report
+    sidecars = [ImageReport.model_validate_json(p.read_text()) for p in sorted(out.rglob("*.png.json"))]
+    assert len(sidecars) == 5 and all(s.output and s.metadata_policy and "save" in s.timings_ms for s in sidecars)
+    assert all(s.parameters["segment_cache"] == "miss" and "segment" in s.timings_ms for s in sidecars)
