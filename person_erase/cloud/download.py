@@ -202,7 +202,7 @@ def decode_image_bytes(
     from PIL import Image as PILImage
     from PIL import UnidentifiedImageError
 
-    from ..io import _too_big
+    from ..io import too_big_message
 
     label = f"the result of task {task_id}"
     try:
@@ -211,7 +211,7 @@ def decode_image_bytes(
             with PILImage.open(io.BytesIO(data)) as img:
                 w, h = img.size
                 if w * h > max_pixels:
-                    raise InputError(_too_big(label, w, h, max_pixels))
+                    raise InputError(too_big_message(label, w, h, max_pixels))
                 img.load()
                 if rgb:
                     return np.asarray(img.convert("RGB")).copy()

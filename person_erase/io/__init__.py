@@ -27,7 +27,7 @@ from .files import (
     remove_stale_temps,
     temp_file,
 )
-from .load import LOAD_FORMATS, Image, _too_big, check_regular_file, load_image
+from .load import LOAD_FORMATS, Image, check_regular_file, load_image, too_big_message
 from .metadata import METADATA_POLICIES, ImageMetadata, MetadataPolicy, strip_xmp_gps
 from .save import save_image
 
@@ -41,7 +41,6 @@ __all__ = [
     "Image",
     "ImageMetadata",
     "MetadataPolicy",
-    "_too_big",  # the cloud client's pixel-limit message for downloaded results
     "atomic_write",
     "check_output_file",
     "check_output_path",
@@ -53,4 +52,5 @@ __all__ = [
     "save_image",
     "strip_xmp_gps",
     "temp_file",
+    "too_big_message",
 ]

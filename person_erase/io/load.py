@@ -231,12 +231,13 @@ def _from_array(arr: np.ndarray, *, max_pixels: int) -> Image:
             f"got shape {arr.shape} dtype {arr.dtype}; convert it with skimage.util.img_as_ubyte first"
         )
     if arr.shape[0] * arr.shape[1] > max_pixels:
-        raise InputError(_too_big("array", arr.shape[1], arr.shape[0], max_pixels))
+        raise InputError(too_big_message("array", arr.shape[1], arr.shape[0], max_pixels))
     alpha = arr[:, :, 3].copy() if arr.shape[2] == 4 else None
     return Image(pixels=np.ascontiguousarray(arr[:, :, :3]), alpha=alpha)
 
 
-def _too_big(what: str, w: int, h: int, max_pixels: int) -> str:
+def too_big_message(what: str, w: int, h: int, max_pixels: int) -> str:
+    """The one-line refusal of a ``w`` x ``h`` picture over ``max_pixels`` (``what``: its name)."""
     return (
         f"{what}: {w}x{h} is {w * h / 1e6:.1f} MP, over the {max_pixels / 1e6:.1f} MP limit; "
         "downscale it first or raise the limit (PERSON_ERASE_MAX_PIXELS, or max_pixels in Python) if you trust the file"
@@ -251,7 +252,7 @@ def _decode(im: PILImage.Image, *, path: Path | None, digest: str, data: bytes |
         raise InputError(f"{label}: {fmt} images are not supported; use {_SUPPORTED_TEXT} (convert it first)")
     w, h = im.size
     if w * h > max_pixels:  # from the header: nothing decoded yet
-        raise InputError(_too_big(label, w, h, max_pixels))
+        raise InputError(too_big_message(label, w, h, max_pixels))
     if w == 0 or h == 0:
         raise InputError(f"{label}: the image has no pixels ({w}x{h}); re-export it")
     frames = int(getattr(im, "n_frames", 1) or 1)
