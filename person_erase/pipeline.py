@@ -374,11 +374,8 @@ def redact(
         **style_options: ``strength`` (blur sigma or pixel block as a share of the region's height;
             defaults 0.08 and 0.10) and ``color`` (solid fill RGB).
 
-    Measured on both dev sets (155 people): with the same segmentations, the share of people whose
-    pixels are covered >= 95 % was 80 % with the erase mask's dilation and 91 % with these defaults
-    (the redacted area beyond the people 0.87× their area, against 0.45×); with the current
-    segmenter it is 94.2 %, against 94.8 % detected at all, which bounds it
-    (``benchmarks/bench_privacy.py``).
+    These defaults cover far more of each person than the erase mask's dilation would, at about twice
+    the area beyond the people (``benchmarks/README.md``, masks; measured by ``bench_privacy.py``).
     """
     if style not in REDACT_STYLES:
         raise SelectionError(f"unknown redaction style {style!r}; choose one of: {', '.join(REDACT_STYLES)}",
