@@ -120,7 +120,7 @@ class ModelInfo(_Model):
 
 
 class ImageReport(_Model):
-    """Everything about one processed photo (DESIGN.md, "Report"). Frozen: see ``finish_report``."""
+    """Everything about one processed photo (the per-image JSON sidecar). Frozen: see ``finish_report``."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -1,6 +1,6 @@
 """FastAPI application speaking DashScope's protocol for the two image models.
 
-Routes (same paths, headers and JSON as the real service, see DESIGN.md):
+Routes (same paths, headers and JSON as the real service):
 
 * ``POST /api/v1/services/aigc/image2image/image-synthesis`` — create a task (``Authorization: Bearer …``
   and ``X-DashScope-Async: enable`` required; ``oss://`` inputs need ``X-DashScope-OssResourceResolve: enable``).
