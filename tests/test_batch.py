@@ -529,6 +529,35 @@ def test_nothing_under_batch_imports_argparse_or_the_cli() -> None:
                     and "person_erase.cli" not in n, f"{f.name} imports {n}"
 
 
+def test_take_jobs_fills_the_room_skips_recorded_images_and_stops(tree: Path, tmp_path: Path) -> None:
+    import threading
+
+    from person_erase.batch import driver as D
+    from person_erase.batch.executors import take_jobs
+    from person_erase.batch.journal import Journal
+
+    (tmp_path / "o").mkdir()
+    specs = B.discover(tree).items
+    gone = specs[0].src
+    (tree / gone).unlink()  # recorded at once as failed: takes no room
+    with Journal(tmp_path / "j.sqlite") as j:
+        drv = D.Driver(source=B.LocalStorage(tree), dest=B.LocalStorage(tmp_path / "o"), params=PARAMS, journal=j,
+                       cache_dir=tmp_path / "c", retry_failed=False, progress=B.NoProgress(), max_pixels=10**8)
+        stop = threading.Event()
+        it = iter(specs)
+        first = list(take_jobs(drv, it, stop, room=2))
+        assert [job.rel for job in first] == [s.rel for s in specs[1:3]] and drv.counts["failed"] == 1
+        stop.set()
+        assert list(take_jobs(drv, it, stop, room=5)) == []  # stopped: nothing more is prepared
+        stop.clear()
+        drv.stopped = "the free quota of image-erase-completion is used up"
+        assert list(take_jobs(drv, it, stop)) == []  # the run was stopped (cloud quota)
+        drv.stopped = None
+        rest = list(take_jobs(drv, it, stop))  # no bound: everything left
+        assert [job.rel for job in rest] == [s.rel for s in specs[3:]]
+        assert list(take_jobs(drv, it, stop, room=3)) == []  # exhausted
+
+
 def test_job_and_result_are_frozen_and_picklable(tree: Path, tmp_path: Path) -> None:
     import dataclasses
     import pickle
