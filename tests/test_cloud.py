@@ -211,6 +211,27 @@ def test_task_list_answer_in_the_sdk_shape_is_read_and_a_refused_window_is_dropp
     assert c.adopt(SEGMENT_MODEL, since=time.time() - 5) == "bb7c1bdb-new"
 
 
+def test_adoption_reads_the_exclusions_once_it_holds_the_slot(inproc, scene):
+    """Another image's task, created and journaled while this adoption waited for the model's slot, is
+    not taken for this image's (the batch passes the journal's reader, read with the slot held)."""
+    shared = Limiters(submits_per_second=50)
+    a, b = inproc.client(limiters=shared), inproc.client(limiters=shared)  # two stage threads' clients
+    url, _ = a.upload(_png(inproc, scene), model=SEGMENT_MODEL)
+    intent = time.time()  # b's submit was refused (or killed) before the service created anything
+    inproc.configure(latency_seg=0.3)
+    journal: set[str] = set()
+    task_a = a.submit(SEGMENT_MODEL, {"image_url": url})  # a holds the one slot until its task ends
+    got: dict = {}
+    t = threading.Thread(target=lambda: got.update(b=b.adopt(SEGMENT_MODEL, since=intent, exclude=lambda: journal)))
+    t.start()  # waits for the slot
+    time.sleep(0.05)
+    journal.add(task_a)  # a's stage journals its task id (after b began waiting)
+    a.wait(task_a, model=SEGMENT_MODEL)
+    t.join(10)
+    assert got == {"b": None}
+    assert b.adopt(SEGMENT_MODEL, since=intent, exclude=()) == task_a  # what a stale snapshot would have done
+
+
 # --- item 3: quota exhaustion vs throttling ------------------------------------------------------
 
 

@@ -24,6 +24,9 @@ from .transport import TransportError, UploadRefused
 
 logger = logging.getLogger("person_erase.cloud")
 
+#: Task ids never to adopt: a collection, or a callable returning one (evaluated with the slot held).
+Exclude = Iterable[str] | Callable[[], Iterable[str]]
+
 #: Seconds before an intent from which the task list is searched (clock differences with the service).
 ADOPT_MARGIN_S = 30.0
 #: Tasks whose creation time (``gmt_create``) is this much before the intent still count as after it.
@@ -93,13 +96,14 @@ class SubmitMixin(ClientCore):
         parameters: dict[str, Any] | None = None,
         timeout_s: float | None = None,
         on_intent: Callable[[Intent], None] | None = None,
-        exclude: Iterable[str] = (),
+        exclude: Exclude = (),
     ) -> str:
         """Create one task and return its id (see the module docstring for the no-double-submit rule).
 
         Args:
             on_intent: called with the ``Intent`` just before each request is sent (journal it).
-            exclude: task ids known to belong to other work (never adopted).
+            exclude: task ids known to belong to other work (never adopted), or a callable returning them:
+                it is called only once the model's slot is held, so ids journaled meanwhile count too.
 
         Raises:
             QuotaExhausted: the model's free quota is used up.
@@ -231,7 +235,7 @@ class SubmitMixin(ClientCore):
         return found
 
     def adopt(
-        self, model: str, *, since: float, exclude: Iterable[str] = (), timeout_s: float | None = None
+        self, model: str, *, since: float, exclude: Exclude = (), timeout_s: float | None = None
     ) -> str | None:
         """The task of ``model`` created at or after ``since`` (minus a margin) that is not in ``exclude``.
 
@@ -258,9 +262,11 @@ class SubmitMixin(ClientCore):
         return task
 
     def _adopt(
-        self, model: str, *, since: float, exclude: Iterable[str] = (), deadline: float | None = None
+        self, model: str, *, since: float, exclude: Exclude = (), deadline: float | None = None
     ) -> str | None:
-        skip = set(exclude) | self._known
+        # read now, with the slot held: a snapshot taken before waiting for the slot misses the task another
+        # image of this run created (and journaled) meanwhile, which then looked like ours
+        skip = set(exclude() if callable(exclude) else exclude) | self._known
 
         def recent(t: dict[str, Any]) -> bool:  # created after the intent (small clock skew allowed)
             created = created_s(t)

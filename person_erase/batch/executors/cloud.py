@@ -113,7 +113,7 @@ class CloudHooks:
         detail = (st[2] if st else None) or {}
         if not task and st and st[0] == "submitting" and "intent" in detail and client is not None:
             # killed between the submit and journaling its id: adopt the task from the service's list
-            task = client.adopt(engine.model, since=float(detail["intent"]), exclude=self.journal.all_task_ids())
+            task = client.adopt(engine.model, since=float(detail["intent"]), exclude=self.journal.all_task_ids)
             if task:
                 logger.info("%s %s: adopted task %s submitted by an earlier run", item_id, stage, task)
                 self.journal.set_stage(item_id, stage, "submitted", task_id=task)
@@ -132,7 +132,7 @@ class CloudHooks:
         def on_intent(intent: Any) -> None:  # committed before the request is sent
             self.journal.set_stage(item_id, stage, "submitting", detail={"intent": intent.time, "model": intent.model})
 
-        task = submit(on_intent, self.journal.all_task_ids())
+        task = submit(on_intent, self.journal.all_task_ids)  # read by the client once it holds the slot
         t_submit = time.monotonic()
         self.journal.set_stage(item_id, stage, "submitted", task_id=task)  # committed before any polling
         # Poll finely, but only from shortly before the task is expected to end (learnt from earlier
