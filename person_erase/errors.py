@@ -15,7 +15,7 @@ Library code raises these and never prints or exits; only the CLI turns them int
 
 Messages name Python parameters, never command-line flags: a parameter is written in backticks,
 alone or with a value (`` `dilate` must be >= 0 px ``, `` pass `overwrite=True` ``), and the error
-carries the parameter(s) it is about in ``param``. The CLI (``person_erase.cli``) rewrites the
+carries the parameter(s) it is about in ``param``. The command-line package (``cli/``) rewrites the
 backticked names into its flags (``--dilate``, ``--overwrite``).
 """
 

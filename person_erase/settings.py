@@ -36,8 +36,9 @@ DEFAULT_DASHSCOPE_BASE_URL = "https://dashscope.aliyuncs.com/api/v1"
 #: Largest photo accepted by default, in pixels (decompression-bomb guard); ``PERSON_ERASE_MAX_PIXELS``.
 DEFAULT_MAX_PIXELS = 100_000_000
 ENV_PREFIX = "PERSON_ERASE_"
-#: ``PERSON_ERASE_*`` names read by the development tools, not the package (the test suite's data folder).
-DEV_VARIABLES = frozenset({"PERSON_ERASE_SHARED"})
+#: ``PERSON_ERASE_*`` names read by the development tools, not the package: the test suite's data folder,
+#: and the flag ``notebooks/_build.py`` sets in the kernel while it executes the notebooks.
+DEV_VARIABLES = frozenset({"PERSON_ERASE_SHARED", "PERSON_ERASE_NOTEBOOK_BUILD"})
 
 
 class Settings(BaseSettings):

@@ -48,3 +48,9 @@ def test_every_field_has_one_documented_variable():
     assert len(names) == len(Settings.model_fields)
     for name in names:
         assert f"``{name}``" in (S.__doc__ or ""), name
+
+
+def test_the_development_tools_variables_are_not_refused():
+    """The test suite's data folder and the notebook builder's flag are read by dev tools, not refused."""
+    s = get_settings({"PERSON_ERASE_SHARED": "/tmp", "PERSON_ERASE_NOTEBOOK_BUILD": "1"})
+    assert s.max_pixels >= 1
