@@ -25,7 +25,7 @@ Measures, per variant (the region is ``result.erase_mask``, exactly the pixels t
   region (what ``redact --verify`` counts), and how many it finds there in the original photo (what
   the check can see at all).
 
-``--grow`` measures growing a body from a face no segmented person accounts for (``faces.body_from_face``,
+``--grow`` measures growing a body from a face no segmented person accounts for (``face_regions.body_from_face``,
 off by default): per face score threshold, how many bodies would be grown, how many of their faces lie on
 an annotated person (right) or on nobody (wrong), and body coverage / background share of the ``body+net``
 region with them (the face net's plan on top of the ``body`` region, bodies included).
@@ -195,7 +195,8 @@ class _Grow:
             for t in GROW_SCORES}
 
     def add(self, item: dict[str, Any], pixels: np.ndarray, people: pe.Instances, region: np.ndarray) -> None:
-        from person_erase.faces import DETECT_SCORE, detect_faces, plan_faces
+        from person_erase.face_regions import plan_faces
+        from person_erase.faces import DETECT_SCORE, detect_faces
 
         faces = detect_faces(pixels, min_score=DETECT_SCORE)
         gt = item["gt"]

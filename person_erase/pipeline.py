@@ -155,11 +155,12 @@ def _add_faces(pixels: np.ndarray, people: Instances, sel: Selection, pair: mask
                grow_bodies: bool) -> tuple[masks_mod.MaskPair, np.ndarray, list[FaceAdded]]:
     """The face pass of ``redact``: faces (CenterFace) outside the body region are added to it (or,
     for ``target="faces"``, faces and heads replace it); the keep mask still wins. Also returns the
-    face-only part, which is redacted at ``faces.FACE_STRENGTH``."""
+    face-only part, which is redacted at ``face_regions.FACE_STRENGTH``."""
     from dataclasses import replace
 
     from . import faces as faces_mod
-    from .faces import detect_faces, plan_faces
+    from .face_regions import plan_faces
+    from .faces import detect_faces
 
     chosen = np.zeros(len(people), bool)
     chosen[sel.positions(people)] = True
@@ -173,7 +174,7 @@ def _add_faces(pixels: np.ndarray, people: Instances, sel: Selection, pair: mask
 
 def _face_eraser(eng: Eraser, plan: Plan) -> Eraser:
     """The redaction engine for face regions: the same style, at least ``FACE_STRENGTH`` of the region."""
-    from .faces import FACE_STRENGTH
+    from .face_regions import FACE_STRENGTH
 
     style = plan.eraser_spec.name
     if style not in FACE_STRENGTH:
@@ -367,7 +368,7 @@ def redact(
             model draws a 40 px person's outline, and a tiny passerby still needs hiding.
         face_net: also hide every face the face detector (CenterFace, bundled) finds outside the
             region, as a grown ellipse in the same style; a face no segmented person accounts for
-            also gets a body grown below it (``faces.body_from_face``). Faces of kept people are
+            also gets a body grown below it (``face_regions.body_from_face``). Faces of kept people are
             never touched. Each face added is listed in ``report.faces_added``. Default True.
         target: ``"body"`` (default) hides whole people; ``"faces"`` hides only faces (the face
             detector's, and the head of every chosen person), leaving bodies visible.

@@ -12,16 +12,8 @@ import numpy as np
 import pytest
 
 import person_erase as pe
-from person_erase.faces import (
-    FaceDetector,
-    Faces,
-    FullRangeFaces,
-    body_from_face,
-    detect_faces,
-    face_ellipse,
-    head_region,
-    lone_head,
-)
+from person_erase.face_regions import body_from_face, face_ellipse, head_region, lone_head
+from person_erase.faces import FaceDetector, Faces, FullRangeFaces, detect_faces
 
 HEAD = 48  # pasted head height, px
 POST = (90, 80, 70)
@@ -101,12 +93,13 @@ def test_face_net_hides_a_face_the_body_segmenter_missed(street):
     assert len(added) == 1 and added[0].source == "centerface" and added[0].score >= 0.2
     bx0, by0, bx1, by1 = added[0].box
     assert bx0 < (x0 + x1) / 2 < bx1 and by0 < (y0 + y1) / 2 < by1
-    assert added[0].body_box is None  # no body is guessed from a lone face by default (faces.BODY_FACE_SCORE)
+    assert added[0].body_box is None  # no body is guessed from a lone face by default (face_regions.BODY_FACE_SCORE)
     assert on.report.parameters["face_net"] is True
     # the labelled person was redacted as before
     assert off.erase_mask[labels == 1].all() and on.erase_mask[labels == 1].all()
     # asked for, a body is grown below a face nobody accounts for, inside the photo
-    from person_erase.faces import detect_faces, plan_faces
+    from person_erase.face_regions import plan_faces
+    from person_erase.faces import detect_faces
 
     chosen = np.ones(len(people), bool)
     plan = plan_faces(detect_faces(img), people, chosen, off.erase_mask, body_score=0.2)
