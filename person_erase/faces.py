@@ -25,7 +25,6 @@ that costs, and what a second scale would gain, is measured in ``benchmarks/benc
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -169,17 +168,10 @@ class FaceDetector:
         self.min_px, self.max_px, self.tile_px = int(min_px), int(max_px), int(tile_px)
         if not MODEL_PATH.is_file():
             raise EngineError(f"the bundled face detector {MODEL_PATH} is missing; reinstall person_erase")
-        import onnxruntime as ort
+        from .ortsession import cpu_session
 
-        ort.set_default_logger_severity(3)
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads or min(2, os.cpu_count() or 1)
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
-            self._session = ort.InferenceSession(dynamic_model(MODEL_PATH.read_bytes()), sess_options=opts,
-                                                 providers=["CPUExecutionProvider"])
+            self._session = cpu_session(dynamic_model(MODEL_PATH.read_bytes()), threads=threads)
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise EngineError(f"the bundled face detector could not be loaded ({type(exc).__name__}: {exc}); "
                               "reinstall person_erase") from exc

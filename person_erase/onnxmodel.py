@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import EngineError, InputError
+from .ortsession import cpu_session, default_threads
 
 #: family name -> (module with ``check_signature`` and ``KIND``, kind)
 FAMILIES: dict[str, tuple[str, str]] = {
@@ -160,22 +161,14 @@ def open_session(path: str | os.PathLike[str], *, threads: int | None = None) ->
             download, not ONNX, an operator this onnxruntime lacks, ...).
     """
     p = _existing(path)
-    n_threads = int(threads or min(2, os.cpu_count() or 1))
+    n_threads = default_threads(threads)
     key = (*_key(p), n_threads)
     with _lock:
         if key in _sessions:
             _sessions.move_to_end(key)
             return _sessions[key]
-    import onnxruntime as ort
-
-    ort.set_default_logger_severity(3)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = n_threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
-        sess = ort.InferenceSession(str(p), sess_options=opts, providers=["CPUExecutionProvider"])
+        sess = cpu_session(p, threads=n_threads)
     except Exception as exc:  # noqa: BLE001 - onnxruntime's pybind errors have no common base; one line out
         text = _first_line(exc)
         if "protobuf" in text.lower() or "parsing" in text.lower():

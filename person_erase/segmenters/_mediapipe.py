@@ -40,7 +40,7 @@ import cv2
 import numpy as np
 
 from ..errors import EngineError
-from ._ort import cpu_session
+from ..ortsession import cpu_session
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 #: Longest side of the crop the models are fed from (the models work at 128-256 px internally).

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 
 from ..errors import EngineError
-from ._ort import cpu_session
+from ..ortsession import cpu_session
 
 MODEL_PATH = Path(__file__).resolve().parent.parent / "models" / "yolox_nano.onnx"
 STRIDES = (8, 16, 32)

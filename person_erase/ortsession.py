@@ -1,4 +1,5 @@
-"""One way to open a bundled model on onnxruntime's CPU provider (YOLOX, MediaPipe's models).
+"""One way to open a model on onnxruntime's CPU provider: YOLOX, MediaPipe's models, CenterFace and the
+user's own ONNX files (``onnxmodel``).
 
 Every session gets the same options: at most 2 intra-op threads (``threads`` overrides), no inter-op
 pool, threads that sleep instead of spinning while they wait (the next model runs right after on the
