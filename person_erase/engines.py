@@ -26,7 +26,9 @@ name is wrapped in a spec whose capabilities are read from the factory's attribu
 them (a class with ``needs_network = True`` and so on). ``Registry.resolve`` turns what a user
 wrote (a name, ``name:ARG``, or a model-store name) into a spec, ``Registry.build`` into an engine,
 and ``Registry.describe`` gives an engine object built elsewhere a spec too, so the pipeline reads
-every engine's capabilities from a spec. The CLI's choices and help text come from the registries.
+every engine's capabilities from a spec. An ``EngineWrapper`` (an object standing in for a built
+engine, such as the batch's journaled cloud eraser) carries its spec, and ``describe`` returns it.
+The CLI's choices and help text come from the registries.
 
 >>> from person_erase.erasers import ERASERS
 >>> ERASERS.spec("dashscope").needs_network
@@ -199,6 +201,25 @@ def _named_parameters(target: Callable[..., Any], *, any_kwargs: bool = True) ->
     return frozenset(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and p.name != "path")
 
 
+class EngineWrapper:
+    """Base of an engine object that stands in for another engine (the batch's journaled cloud eraser
+    calls its inner eraser's ``submit``/``collect``): it carries the spec of what it does, so
+    ``Registry.describe`` returns that spec instead of reading the wrapper's attributes.
+
+    Args:
+        spec: the wrapped engine's spec, with what the wrapper does not offer turned off
+            (``dataclasses.replace(spec, two_phase=False)`` for a one-call wrapper).
+    """
+
+    def __init__(self, spec: EngineSpec) -> None:
+        self.spec = spec
+
+    @property
+    def name(self) -> str:
+        """The spec's name (``engine_name`` and reports use it)."""
+        return self.spec.name
+
+
 class Registry(MutableMapping[str, EngineSpec]):
     """Engine specs by name, in registration order.
 
@@ -339,9 +360,12 @@ class Registry(MutableMapping[str, EngineSpec]):
     def describe(self, engine: Any) -> EngineSpec:
         """The spec of ``engine``: resolved for a name; for an engine object, read from its attributes
         (``name``, else its class name; ``kind``, ``needs_network``, ``crops``, ...: missing ones are
-        False). The one place an engine object's capabilities are read."""
+        False; an ``EngineWrapper`` gives its own spec). The one place an engine object's capabilities
+        are read."""
         if isinstance(engine, str):
             return self.resolve(engine)
+        if isinstance(engine, EngineWrapper):
+            return engine.spec
         return EngineSpec(name=engine_name(engine).replace(":", "-"), target=lambda: engine,
                           **self._capabilities(engine, {}))
 

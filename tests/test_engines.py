@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import person_erase as pe
-from person_erase.engines import EngineSpec, Registry
+from person_erase.engines import EngineSpec, Registry, engine_name
 from person_erase.erasers import ERASERS, REDACT_STYLES
 from person_erase.errors import CloudError, EngineError, InputError, SelectionError
 from person_erase.segmenters import SEGMENTERS
@@ -190,6 +190,19 @@ def test_describe_gives_an_engine_object_a_spec():
     assert (spec.name, spec.kind, spec.crops, spec.honours_keep_mask, spec.needs_network) == (
         "mine", "redact", True, False, False)
     assert ERASERS.describe("pixelate") is ERASERS.spec("pixelate")
+
+
+def test_a_wrapper_is_described_by_the_spec_it_carries():
+    from dataclasses import replace
+
+    from person_erase.batch.executors.cloud import JournaledEraser
+
+    spec = ERASERS.spec("dashscope")
+    wrapper = JournaledEraser(object(), spec, None, "a.jpg")  # inner, hooks: not called when described
+    got = ERASERS.describe(wrapper)
+    assert got == replace(spec, two_phase=False)  # it erases in one call: no submit/collect of its own
+    assert (got.needs_network, got.honours_keep_mask, got.crops, engine_name(wrapper)) == (
+        True, True, False, "dashscope")
 
 
 def test_capability_defaults():

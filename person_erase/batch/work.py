@@ -36,7 +36,8 @@ class StageHooks(Protocol):
 
     def segment(self, seg: TwoPhaseSegmenter, pixels: np.ndarray) -> Instances: ...
 
-    def eraser(self, inner: TwoPhaseEraser, job: Job) -> Any: ...
+    def eraser(self, inner: TwoPhaseEraser, spec: EngineSpec, job: Job) -> Any:
+        """An eraser doing what ``inner`` (described by ``spec``) does, its task id journaled."""
 
     def configure(self, engine: Any) -> None:
         """Connect an engine the batch built to the run (the cloud executor: transport, limiters, polling)."""
@@ -203,7 +204,7 @@ def process_item(job: Job, hooks: StageHooks | None = None,
         if p.mode == "erase":
             spec, eng = engine("eraser", p.eraser, p.eraser_options, hooks)
             if hooks is not None and spec.two_phase and isinstance(eng, TwoPhaseEraser):
-                eng = hooks.eraser(eng, job)
+                eng = hooks.eraser(eng, spec, job)
             result = pipeline.erase(img, people, eraser=eng, **common)
         else:
             result = pipeline.redact(img, people, style=p.eraser, face_net=p.face_net, target=p.target, **common,

@@ -30,7 +30,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -39,6 +39,7 @@ from ...cloud import protocol as P
 from ...cloud.limits import Limiters
 from ...cloud.transport import Transport
 from ...engineinfo import Erased
+from ...engines import EngineSpec, EngineWrapper
 from ...erasers import TwoPhaseEraser
 from ...errors import CloudError, QuotaExhausted
 from ...instances import Instances
@@ -157,22 +158,21 @@ class CloudHooks:
                            lambda t: seg.collect(t, size=pixels.shape[:2]))
         return people
 
-    def eraser(self, inner: Any, job: Job) -> Any:
-        return JournaledEraser(inner, self, job.id)
+    def eraser(self, inner: TwoPhaseEraser, spec: EngineSpec, job: Job) -> JournaledEraser:
+        return JournaledEraser(inner, spec, self, job.id)
 
     def bind(self, item_id: str) -> None:
         self._local.item_id = item_id
 
 
-class JournaledEraser:
+class JournaledEraser(EngineWrapper):
     """Wraps a two-phase cloud eraser so its task id is journaled before it is polled; ``erase``
-    returns ``Erased`` (the image with what the task did: its id goes into the report)."""
+    returns ``Erased`` (the image with what the task did: its id goes into the report). It does what
+    ``spec`` (the inner eraser's) says, in one call."""
 
-    def __init__(self, inner: Any, hooks: CloudHooks, item_id: str) -> None:
+    def __init__(self, inner: TwoPhaseEraser, spec: EngineSpec, hooks: CloudHooks, item_id: str) -> None:
+        super().__init__(replace(spec, two_phase=False))
         self.inner, self.hooks, self.item_id = inner, hooks, item_id
-        for attr in ("name", "kind", "needs_network", "honours_keep_mask", "crops"):
-            if hasattr(inner, attr):
-                setattr(self, attr, getattr(inner, attr))
 
     def erase(self, image: np.ndarray, erase: np.ndarray, *, keep: np.ndarray | None = None) -> Erased:
         return self.hooks._run(  # type: ignore[no-any-return]
