@@ -1,7 +1,7 @@
-"""Helpers for the kill -9 test of a cloud batch: fake servers in a child process, batch runs in forked children.
+"""Helpers for the kill -9 test of a cloud batch: fake servers on threads of the test, batch runs in forked children.
 
 ``Servers(k)`` runs ``k`` independent ``FakeDashScope`` instances (``figure_labels`` + ``flat_fill``
-backends) in one child process, each on its own loopback port. ``run_batch_child`` is the target of a
+backends) in the test process, each on its own loopback port. ``run_batch_child`` is the target of a
 ``forkserver`` child (the SDK and person_erase are preloaded, so a child starts in milliseconds): it runs a
 real cloud batch over the real SDK and HTTP and, when ``kill`` names a point, sends itself SIGKILL there —
 points are "before/after the Nth call" of the transport's create/get/download for one model, or of the
@@ -10,12 +10,8 @@ move that puts an output in place.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
-from pathlib import Path
 
 SEG, ERA = "image-instance-segmentation", "image-erase-completion"
 
@@ -35,67 +31,46 @@ POINTS = [
 
 
 class Servers:
-    """``k`` fake DashScope servers in one child process (stopped when its stdin closes)."""
+    """``k`` independent fake DashScope servers in this process, each on its own loopback port.
+
+    They run on background threads of the test process (no interpreter to start and nothing to import
+    again); the batches under test run in other processes and reach them over real HTTP.
+    """
 
     def __init__(self, k: int, **knobs: object) -> None:
         self.k, self.knobs = k, knobs
-        self.ports: list[int] = []
+        self.fakes: list = []
 
     def __enter__(self) -> Servers:
-        here = Path(__file__).resolve().parent
-        env = {
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join([str(here.parent), str(here), os.environ.get("PYTHONPATH", "")]),
-        }
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "import _cloud_kill, sys, json; _cloud_kill._serve(int(sys.argv[1]), json.loads(sys.argv[2]))",
-                str(self.k),
-                json.dumps(self.knobs),
-            ],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            text=True,
-        )
-        line = self.proc.stdout.readline()  # type: ignore[union-attr]
+        from _fake_engines import figure_labels, flat_fill
+
+        from person_erase.fakecloud import FakeDashScope
+
         try:
-            self.ports = [int(p) for p in line.split()]
-        except ValueError:
-            self.proc.kill()
-            raise RuntimeError(f"the fake servers did not start: {line!r}") from None
+            for _ in range(self.k):
+                self.fakes.append(
+                    FakeDashScope(segment_backend=figure_labels, erase_backend=flat_fill, **self.knobs).start()
+                )
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
-        try:
-            self.proc.stdin.close()  # type: ignore[union-attr]
-            self.proc.wait(timeout=15)
-        except Exception:  # noqa: BLE001 - make sure it is gone
-            self.proc.kill()
-            self.proc.wait()
+        import threading
+
+        # side by side: each stop waits for its uvicorn loop to notice (~0.1 s)
+        stops = [threading.Thread(target=f.stop) for f in self.fakes]
+        for t in stops:
+            t.start()
+        for t in stops:
+            t.join()
 
     def base_url(self, i: int) -> str:
-        return f"http://127.0.0.1:{self.ports[i]}/api/v1"
+        return str(self.fakes[i].base_url)
 
     def stats(self, i: int) -> dict:
-        import urllib.request
-
-        with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[i]}/_fake/stats", timeout=10) as rsp:
-            return json.loads(rsp.read())
-
-
-def _serve(k: int, knobs: dict) -> None:
-    from _fake_engines import figure_labels, flat_fill
-
-    from person_erase.fakecloud import FakeDashScope
-
-    fakes = [FakeDashScope(segment_backend=figure_labels, erase_backend=flat_fill, **knobs).start() for _ in range(k)]
-    print(" ".join(str(f.port) for f in fakes), flush=True)
-    sys.stdin.read()
-    for f in fakes:
-        f.stop()
+        return dict(self.fakes[i].stats())
 
 
 def preload() -> list[str]:

@@ -9,7 +9,9 @@ from the photo's median colour) and OpenCV Telea inpainting.
 
 from __future__ import annotations
 
+import tempfile
 import threading
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -75,19 +77,26 @@ def fake_cloud(_module_fake, monkeypatch: pytest.MonkeyPatch):
 
 
 class InProc:
-    """A fake service state and clients talking to it in this process (no sockets)."""
+    """A fake service state and clients talking to it in this process (no sockets).
+
+    Tasks end as soon as they are computed (latency 0) and clients poll and back off in milliseconds:
+    a test that is about latency, a deadline or a busy runner sets the latency it needs (``configure``).
+    The service's pacing (2 submits/s) has its own tests; here it is 50/s.
+    """
 
     def __init__(self, *, segment_backend=blob_segmenter, erase_backend=telea_erase, **knobs) -> None:
-        # pacing (2 submits/s) has its own tests; here it would only slow every test down
-        self.state = FakeState(Knobs(**{"latency_seg": 0.01, "latency_erase": 0.01, "submits_per_second": 50, **knobs}),
+        self.state = FakeState(Knobs(**{"latency_seg": 0, "latency_erase": 0, "submits_per_second": 50, **knobs}),
                                segment_backend=segment_backend, erase_backend=erase_backend)
         self.state.root = "http://127.0.0.1:9"
         self.transport = InProcessTransport(self.state, TEST_KEY)
+        self._tmp = tempfile.TemporaryDirectory(prefix="pe-inproc-")
+        #: a folder for this fake's test files, removed with it
+        self.tmp = Path(self._tmp.name)
 
     def client(self, **kw) -> DashScopeClient:
-        # in-process status queries cost microseconds: poll finely, so no test waits out a long poll interval
-        opts = {**FAST, "poll_interval_s": 0.01, "max_poll_interval_s": 0.02, "api_key": TEST_KEY,
-                "base_url": "http://127.0.0.1:9/api/v1", "transport": self.transport, **kw}
+        # in-process status queries cost microseconds: poll and retry finely, so no test waits out a pause
+        opts = {**INPROC_PACE, "api_key": TEST_KEY, "base_url": "http://127.0.0.1:9/api/v1",
+                "transport": self.transport, **kw}
         opts.setdefault("limiters", Limiters(submits_per_second=50))
         return DashScopeClient(**opts)
 
@@ -97,12 +106,21 @@ class InProc:
     def stats(self) -> dict:
         return self.state.snapshot()
 
+    def close(self) -> None:
+        self.state.shutdown()
+        self._tmp.cleanup()
+
+
+#: Client options for the in-process fake: polls and back-offs of a few milliseconds.
+INPROC_PACE = {"poll_interval_s": 0.002, "max_poll_interval_s": 0.01, "backoff_s": 0.002, "max_backoff_s": 0.02,
+               "timeout_s": 30.0}
+
 
 @pytest.fixture
 def inproc():
-    """An in-process fake (``InProc``); its task threads are stopped afterwards."""
+    """An in-process fake (``InProc``); its task threads are stopped and its files removed afterwards."""
     fake = InProc()
     try:
         yield fake
     finally:
-        fake.state.shutdown()
+        fake.close()

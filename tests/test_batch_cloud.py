@@ -31,9 +31,11 @@ SEG, ERA = "image-instance-segmentation", "image-erase-completion"
 
 
 def _images(folder: Path, n: int) -> list[str]:
+    """``n`` distinct small scenes (1-3 figures) in two folders; smooth backgrounds: they encode fast."""
     rels = []
     for i in range(n):
-        img, _ = make_scene(1 + i % 3, size=(60, 80), seed=200 + i)
+        img, _ = make_scene(1 + i % 3, size=(60, 80), noise=0)
+        img[-1, -1] = (i, i, i)  # every photo its own content (hash)
         rel = f"g{i % 2}/p{i:02d}.png"
         (folder / rel).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img).save(folder / rel)
@@ -54,13 +56,13 @@ class Cloud(InProc):
 @pytest.fixture
 def cloud(monkeypatch: pytest.MonkeyPatch):
     """An in-process fake (no sockets); the key and base URL the engines are built with point nowhere."""
-    fake = Cloud(segment_backend=figure_labels, erase_backend=flat_fill, latency_seg=0.02, latency_erase=0.02)
+    fake = Cloud(segment_backend=figure_labels, erase_backend=flat_fill)
     monkeypatch.setenv("DASHSCOPE_API_KEY", KEY)
     monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", "http://127.0.0.1:9/api/v1")  # nothing listens there
     try:
         yield fake
     finally:
-        fake.state.shutdown()
+        fake.close()
 
 
 @pytest.fixture
@@ -157,8 +159,12 @@ def test_kill_9_at_ten_points_then_resume_does_every_image_once(tmp_path: Path) 
     rels = _images(src, n)
     ctx = mp.get_context("forkserver")
     ctx.set_forkserver_preload(K.preload())
+    from multiprocessing import forkserver
+
+    forkserver.ensure_running()  # it imports the preloads while the servers start
     points = K.POINTS
-    with K.Servers(len(points), latency_seg=0.02, latency_erase=0.02, submits_per_second=50) as servers:
+    # latency 0: a task ends as soon as it is computed (what is killed is the batch, not a slow task)
+    with K.Servers(len(points), latency_seg=0, latency_erase=0, submits_per_second=50) as servers:
         def run_all(kills: list) -> list[int]:
             procs = [
                 ctx.Process(
@@ -197,8 +203,10 @@ def test_quota_exhausted_mid_batch_stops_then_resume_finishes(cloud, tmp_path: P
     s = cloud.run(tmp_path / "in", out)
     stats = cloud.stats()
     assert stats["rejected"].get("Throttling.AllocationQuota", 0) == 1  # stopped within one submit
+    # the segmentation quota runs out first; the photos segmented by then are erased only if their erase
+    # was submitted before the stop (0, 1 or 2 of them, depending on how the two stages interleave)
     erased = stats["submitted"][ERA]
-    assert stats["submitted"][SEG] == 2 and 1 <= erased <= 2  # the segmentation quota ran out first
+    assert stats["submitted"][SEG] == 2 and 0 <= erased <= 2
     assert s.stopped == f"the free quota of {SEG} is used up"
     assert s.done == erased and s.failed == 0 and s.pending == n - erased
     not_started = [it.reason for it in s.items if it.status == "not_started"]

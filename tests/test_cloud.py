@@ -39,11 +39,14 @@ from person_erase.fakecloud.inprocess import InProcessTransport
 from person_erase.segmenters.dashscope import DashScopeSegmenter
 
 THREE = [(0.2, 0.55, 0.6), (0.5, 0.5, 0.5), (0.8, 0.55, 0.55)]
+#: (H, W) of the test scene: the service's smallest side (512), so nothing is padded or scaled
+SIZE = (512, 640)
 
 
 @pytest.fixture(scope="module")
 def scene() -> np.ndarray:
-    return make_scene(size=(600, 800), people=THREE)[0]
+    """Three figures on a smooth background (noise would only make every upload's PNG encode slower)."""
+    return make_scene(size=SIZE, people=THREE, noise=0)[0]
 
 
 def seg(fake: InProc, **kw) -> DashScopeSegmenter:
@@ -69,7 +72,7 @@ class Scripted(InProcessTransport):
 def test_segment_and_erase_success(inproc, scene):
     before = scene.copy()
     people = seg(inproc).segment(scene)
-    assert len(people) == 3 and people.shape == (600, 800)
+    assert len(people) == 3 and people.shape == SIZE
     assert np.array_equal(scene, before)
     cx = (people.boxes[:, 0] + people.boxes[:, 2]) / 2
     assert list(np.argsort(cx)) == [0, 1, 2]
@@ -218,7 +221,7 @@ def test_adoption_reads_the_exclusions_once_it_holds_the_slot(inproc, scene):
     a, b = inproc.client(limiters=shared), inproc.client(limiters=shared)  # two stage threads' clients
     url, _ = a.upload(_png(inproc, scene), model=SEGMENT_MODEL)
     intent = time.time()  # b's submit was refused (or killed) before the service created anything
-    inproc.configure(latency_seg=0.3)
+    inproc.configure(latency_seg=0.2)
     journal: set[str] = set()
     task_a = a.submit(SEGMENT_MODEL, {"image_url": url})  # a holds the one slot until its task ends
     got: dict = {}
@@ -310,7 +313,7 @@ def _busy(fake: InProc, scene: np.ndarray, latency: float) -> str:
 
 def test_timeout_on_a_pending_task_cancels_it_and_frees_the_slot(inproc, scene):
     _busy(inproc, scene, 1.0)
-    s = seg(inproc, timeout_s=0.3)
+    s = seg(inproc, timeout_s=0.15)
     with pytest.raises(CloudError) as info:
         s.segment(scene)
     assert info.value.code == "Timeout" and "cancelled" in str(info.value)
@@ -320,18 +323,19 @@ def test_timeout_on_a_pending_task_cancels_it_and_frees_the_slot(inproc, scene):
 
 
 def test_timeout_on_a_running_task_keeps_the_slot_until_it_ends(inproc, scene):
-    inproc.configure(latency_seg=0.8)
-    s = seg(inproc, timeout_s=0.3)
+    inproc.configure(latency_seg=0.5)  # PENDING for 0.05 s, then RUNNING
+    s = seg(inproc, timeout_s=0.2)
     with pytest.raises(CloudError) as info:
         s.segment(scene)
     assert info.value.code == "Timeout" and "slot" in str(info.value)
     lim = s.client.limiters.for_model(SEGMENT_MODEL)
     assert lim.held() == [info.value.task_id]
-    inproc.configure(latency_seg=0.01)
-    lim.probe_every_s = 0.1
-    t0 = time.monotonic()
+    inproc.configure(latency_seg=0)
+    lim.probe_every_s = 0.02
     people = seg(inproc, limiters=s.client.limiters).segment(scene)  # same limiters: same slot
-    assert len(people) == 3 and time.monotonic() - t0 > 0.2  # it waited for the abandoned task to end
+    first, second = inproc.state.tasks[info.value.task_id], inproc.state.tasks[people.info.task_ids[0]]
+    assert len(people) == 3 and first.finished is not None
+    assert second.created >= first.finished  # it was submitted only once the abandoned task had ended
     assert inproc.stats()["submitted"][SEGMENT_MODEL] == 2 and lim.in_flight == 0
     # resuming the abandoned task by id still works
     assert len(DashScopeSegmenter(client=inproc.client()).collect(info.value.task_id, size=scene.shape[:2])) == 3
@@ -359,7 +363,7 @@ def test_ctrl_c_cancels_a_pending_task(inproc, scene):
 
 
 def test_limiter_objects_are_shared_explicitly(inproc, scene):
-    shared = Limiters()
+    shared = Limiters(submits_per_second=50)
     a, b = seg(inproc, limiters=shared), seg(inproc, limiters=shared)
     results: list = []
     threads = [threading.Thread(target=lambda s=s: results.append(len(s.segment(scene)))) for s in (a, b)]
@@ -369,6 +373,17 @@ def test_limiter_objects_are_shared_explicitly(inproc, scene):
         t.join(30)
     assert results == [3, 3]
     assert inproc.stats()["throttled"][SEGMENT_MODEL] == 0 and max(inproc.stats()["in_flight"].values()) <= 1
+
+
+def test_limiter_paces_submits():
+    lim = ModelLimiter("m", submits_per_second=20.0)  # DashScope's 2/s, ten times faster
+    t0 = time.monotonic()
+    lim.reserve(t0 + 1).release()
+    lim.reserve(t0 + 1).release()
+    assert time.monotonic() - t0 >= 0.05
+    with pytest.raises(CloudError) as info:  # the next one is not allowed before the deadline
+        lim.reserve(time.monotonic() + 0.01)
+    assert info.value.code == "ClientTimeout" and "submits per second" in str(info.value)
 
 
 def test_limiter_one_in_flight_per_model():
@@ -591,16 +606,16 @@ def test_wrong_size_results_are_refused(inproc, scene, size):
     s = DashScopeSegmenter(client=inproc.client(transport=Scripted(inproc, download=download)))
     with pytest.raises(CloudError) as info:
         s.segment(scene)
-    assert info.value.code == "BadResult" and "600" in str(info.value)
+    assert info.value.code == "BadResult" and "640x512" in str(info.value)
 
 
 def test_same_aspect_result_is_resampled_and_recorded(inproc, scene):
     def download(url, **kw):
-        return Download(200, {}, _label_png(300, 400))
+        return Download(200, {}, _label_png(SIZE[0] // 2, SIZE[1] // 2))
 
     s = DashScopeSegmenter(client=inproc.client(transport=Scripted(inproc, download=download)))
     people = s.segment(scene)
-    assert people.shape == (600, 800) and "resampled" in people.info.details["result_rescaled"]
+    assert people.shape == SIZE and "resampled" in people.info.details["result_rescaled"]
 
 
 def test_bomb_in_a_result_is_bad_input_with_load_images_message(inproc, scene, tmp_path):
@@ -651,7 +666,7 @@ def test_unexpected_query_answers_say_what_was_received(inproc, reply, expect):
 
 def test_503_on_every_query_says_so_at_the_deadline(inproc):
     reply = Reply(503, {"request_id": "r", "code": P.MODEL_UNAVAILABLE, "message": "Model is unavailable."})
-    c = inproc.client(transport=Scripted(inproc, get=lambda task_id, **kw: reply), timeout_s=0.5)
+    c = inproc.client(transport=Scripted(inproc, get=lambda task_id, **kw: reply), timeout_s=0.2)
     with pytest.raises(CloudError) as info:
         c.wait("task-1")
     assert info.value.code == "Timeout" and "HTTP 503" in str(info.value) and "ModelUnavailable" in str(info.value)
@@ -684,7 +699,7 @@ def test_transport_errors_become_cloud_errors(inproc):
     def get(task_id, **kw):
         raise TransportError("boom", sent=None, kind="dropped")
 
-    c = inproc.client(transport=Scripted(inproc, get=get), timeout_s=0.3)
+    c = inproc.client(transport=Scripted(inproc, get=get), timeout_s=0.15)
     with pytest.raises(CloudError) as info:
         c.wait("task-1")
     assert info.value.code == "Timeout" and "boom" in str(info.value)
@@ -707,11 +722,11 @@ def test_small_input_padded_and_cropped_back(inproc):
 @pytest.mark.parametrize(
     ("h", "w", "sent"),
     [
-        (4000, 6000, (2731, 4096)),
+        (3000, 4500, (2731, 4096)),
         (400, 300, (512, 512)),
         (600, 800, (600, 800)),
         (100, 3000, (512, 3000)),
-        (5000, 5000, (4096, 4096)),
+        (4200, 4200, (4096, 4096)),
     ],
 )
 def test_plan_adaptation_fits_limits(h, w, sent):
@@ -749,11 +764,7 @@ def test_missing_key_fails_before_network(monkeypatch):
 
 
 def _png(fake: InProc, arr: np.ndarray):
-    import tempfile
-    from pathlib import Path
-
-    d = Path(tempfile.mkdtemp(prefix="pe-test-"))
-    path = d / f"img-{time.monotonic_ns()}.png"
+    path = fake.tmp / f"img-{time.monotonic_ns()}.png"
     PILImage.fromarray(arr).save(path)
     return path
 

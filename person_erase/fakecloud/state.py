@@ -60,6 +60,9 @@ class Task:
     started: float | None = None
     finished: float | None = None
     request_id: str = field(default_factory=lambda: str(uuid.uuid4()))  # of the submit that created it
+    #: set when the task is cancelled or the state reset or shut down: its runner stops waiting at once
+    #: (the next task of the model never waits out a task nobody wants any more)
+    stop: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
     @property
     def in_flight(self) -> bool:
@@ -183,6 +186,7 @@ class FakeState:
             for t in self.tasks.values():
                 if t.in_flight:
                     t.status = P.CANCELED
+                t.stop.set()
             self.tasks.clear()
             self.uploads.clear()
             self.upload_bytes = 0
@@ -291,6 +295,7 @@ class FakeState:
                     f"only PENDING tasks can be canceled; task {task_id} is {task.status}",
                 )
             task.status = P.CANCELED
+            task.stop.set()
             task.end_time = cst_now()
             task.finished = time.time()
             task.inputs = {}
@@ -369,7 +374,7 @@ class FakeState:
             if task.status != P.PENDING:  # cancelled while it waited
                 return
         start = time.monotonic()
-        if self.stop_event.wait(min(0.05, latency * 0.2)):
+        if self._stopped(task, min(0.05, latency * 0.2)):
             return
         with self.lock:
             if task.status != P.PENDING:
@@ -400,7 +405,7 @@ class FakeState:
                 )
                 code, message = P.ALGO_ERROR, f"algorithm process error ({type(exc).__name__})"
         remaining = latency - (time.monotonic() - start)
-        if remaining > 0 and self.stop_event.wait(remaining):
+        if remaining > 0 and self._stopped(task, remaining):
             return
         with self.lock:
             if self.tasks.get(task.task_id) is not task or task.status != "RUNNING":  # reset or cancelled meanwhile
@@ -416,6 +421,10 @@ class FakeState:
                 task.status, task.files = "SUCCEEDED", files
                 self.stats["succeeded"][task.model] += 1
                 self.quota_used[task.model] += 1  # billing counts successful images only
+
+    def _stopped(self, task: Task, seconds: float) -> bool:
+        """Wait ``seconds`` of the task's latency; True when it was cancelled, reset or shut down meanwhile."""
+        return task.stop.wait(seconds) or self.stop_event.is_set()
 
     def _compute(self, task: Task) -> dict[str, tuple[bytes, str]]:
         image = task.inputs["image"]
@@ -448,5 +457,8 @@ class FakeState:
 
     def shutdown(self) -> None:
         self.stop_event.set()
+        with self.lock:
+            for t in self.tasks.values():
+                t.stop.set()
         for ex in self.executors.values():
             ex.shutdown(wait=True, cancel_futures=True)

@@ -208,7 +208,8 @@ class CloudExecutor:
     def run(self, driver: Driver, specs: Iterable[ItemSpec], stop: threading.Event) -> None:
         n = self.threads_per_stage
         hooks = CloudHooks(driver.journal, self.setup)
-        _preimport_cloud_sdk()
+        if self.setup.transport is None:  # the clients will use the SDK (another transport needs none of it)
+            _preimport_cloud_sdk()
         forget_network_engines()  # cloud clients read the key and base URL when built: build them afresh per run
         to_seg: queue.Queue[Job | None] = queue.Queue(maxsize=n)
         to_erase: queue.Queue[tuple[Job, Pre] | None] = queue.Queue(maxsize=n)
