@@ -13,6 +13,10 @@ Cloud: the fake server (loopback, random port) with injected task latencies (def
 Local: images/s of the process pool with 1 and 2 workers, on the same pictures with a real local
 eraser (``telea`` by default, ``--eraser patchmatch`` for the slow one) and the fast figure segmenter
 from ``tests/_fake_engines.py`` (so the numbers measure the batch machinery plus the eraser).
+``--segmenter local --src DIR`` runs the bundled onnxruntime segmenter on the photos of ``DIR`` instead
+(e.g. ``../shared/data/coco-persons-dev/images``): what the workers' thread budget is about. Besides
+images/s, the CPU seconds per image (driver + workers) are reported: steadier than wall time on a
+shared machine, and what oversubscribed threads waste.
 
 Ray: the same pictures through ``executor="ray"`` with 1 and 2 actors on a local Ray (started once,
 before the timed runs, like a cluster that is already up; actor start-up and model loading are in the
@@ -24,7 +28,7 @@ large run's peak <= 1.2x the small run's).
 Prints JSON, then a table. Not a test: nothing here asserts.
 
     python benchmarks/bench_batch.py [--n 20] [--seg 1.0] [--erase 2.0] [--local-n 24] [--skip-cloud]
-        [--skip-ray] [--rss-small 200] [--rss-large 2000] [--skip-rss]
+        [--skip-ray] [--rss-small 200] [--rss-large 2000] [--skip-rss] [--segmenter local --src DIR]
 """
 
 from __future__ import annotations
@@ -61,7 +65,7 @@ class _Times:
 def make_images(folder: Path, n: int, size: tuple[int, int]) -> None:
     from PIL import Image
 
-    from tests.conftest import make_scene
+    from tests._imagefactory import make_scene
 
     folder.mkdir(parents=True, exist_ok=True)
     for i in range(n):
@@ -121,21 +125,45 @@ def bench_cloud(n: int, seg_s: float, erase_s: float, work: Path) -> dict:
     }
 
 
-def bench_local(n: int, eraser: str, work: Path) -> dict:
+def _cpu_s() -> float:
+    """CPU seconds (user + system) of this process and its finished children (the pool's workers, once
+    the pool is shut down): the cost of a run, less swayed than wall time by what else the machine runs."""
+    import resource
+
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def local_images(n: int, work: Path, photos: Path | None) -> tuple[Path, str]:
+    """The local runs' input folder (``n`` composed 640x480 scenes, or the first ``n`` photos of
+    ``photos``) and its size for the table."""
+    src = work / "local_in"
+    if photos is None:
+        if not src.exists():
+            make_images(src, n, (480, 640))
+        return src, "640x480"
+    src.mkdir(parents=True, exist_ok=True)
+    for p in sorted(q for q in photos.iterdir() if q.suffix.lower() in (".jpg", ".jpeg", ".png"))[:n]:
+        (src / p.name).write_bytes(p.read_bytes())
+    return src, f"photos of {photos.name}"
+
+
+def bench_local(n: int, eraser: str, work: Path, segmenter: str = "figures", photos: Path | None = None) -> dict:
     from person_erase.batch import BatchParams, run_batch
 
-    src = work / "local_in"
-    make_images(src, n, (480, 640))
-    out: dict = {"images": n, "eraser": eraser, "size": "640x480"}
+    src, size = local_images(n, work, photos)
+    n = len(list(src.iterdir()))
+    out: dict = {"images": n, "eraser": eraser, "segmenter": segmenter, "size": size}
     for workers in (1, 2):
         dest = work / f"local_out_{workers}"
-        t0 = time.monotonic()
-        summary = run_batch(src, dest, params=BatchParams(segmenter="figures", eraser=eraser), workers=workers,
+        t0, c0 = time.monotonic(), _cpu_s()
+        summary = run_batch(src, dest, params=BatchParams(segmenter=segmenter, eraser=eraser), workers=workers,
                             plugins=("tests._fake_engines_plugin",))
-        wall = time.monotonic() - t0
+        wall, cpu = time.monotonic() - t0, _cpu_s() - c0
         out[f"workers_{workers}"] = {
             "wall_s": round(wall, 2),
             "img_per_s": round(summary.done / wall, 3),
+            "cpu_s_per_img": round(cpu / max(1, summary.done), 3),
             "done": summary.done,
         }
     out["speedup_2_vs_1"] = round(out["workers_2"]["img_per_s"] / out["workers_1"]["img_per_s"], 2)
@@ -152,18 +180,17 @@ def _start_ray(cpus: int = 2) -> None:
                  configure_logging=False)
 
 
-def bench_ray(n: int, eraser: str, work: Path, local: dict | None) -> dict:
+def bench_ray(n: int, eraser: str, work: Path, local: dict | None, segmenter: str = "figures",
+              photos: Path | None = None) -> dict:
     from person_erase.batch import BatchParams, run_batch
 
-    src = work / "local_in"
-    if not src.exists():
-        make_images(src, n, (480, 640))
+    src, size = local_images(n, work, photos)
     _start_ray()
-    out: dict = {"images": n, "eraser": eraser, "size": "640x480"}
+    out: dict = {"images": len(list(src.iterdir())), "eraser": eraser, "segmenter": segmenter, "size": size}
     for actors in (1, 2):
         dest = work / f"ray_out_{actors}"
         t0 = time.monotonic()
-        summary = run_batch(src, dest, params=BatchParams(segmenter="figures", eraser=eraser), executor="ray",
+        summary = run_batch(src, dest, params=BatchParams(segmenter=segmenter, eraser=eraser), executor="ray",
                             workers=actors, plugins=("tests._fake_engines_plugin",))
         wall = time.monotonic() - t0
         out[f"actors_{actors}"] = {
@@ -234,6 +261,8 @@ def main() -> None:
     ap.add_argument("--erase", type=float, default=2.0, help="erase task latency, s")
     ap.add_argument("--local-n", type=int, default=24, help="images for the local runs")
     ap.add_argument("--eraser", default="telea", help="local eraser (telea, patchmatch)")
+    ap.add_argument("--segmenter", default="figures", help="local/ray runs' segmenter (figures: the fast fake; local)")
+    ap.add_argument("--src", type=Path, default=None, help="local/ray runs: photos from this folder (default: scenes)")
     ap.add_argument("--skip-cloud", action="store_true")
     ap.add_argument("--skip-local", action="store_true")
     ap.add_argument("--skip-ray", action="store_true")
@@ -253,9 +282,9 @@ def main() -> None:
         if not args.skip_cloud:
             results["cloud"] = bench_cloud(args.n, args.seg, args.erase, work)
         if not args.skip_local:
-            results["local"] = bench_local(args.local_n, args.eraser, work)
+            results["local"] = bench_local(args.local_n, args.eraser, work, args.segmenter, args.src)
         if not args.skip_ray:
-            results["ray"] = bench_ray(args.local_n, args.eraser, work, results.get("local"))
+            results["ray"] = bench_ray(args.local_n, args.eraser, work, results.get("local"), args.segmenter, args.src)
     if not args.skip_rss:
         results["driver_rss"] = bench_rss(args.rss_small, args.rss_large)
     print(json.dumps(results, indent=2))
@@ -270,10 +299,11 @@ def main() -> None:
         print(f"  tasks submitted        {c['submitted']}, status queries {c['queried']}")
     if "local" in results:
         lo = results["local"]
-        print(f"\nlocal pool, {lo['images']} images {lo['size']}, eraser {lo['eraser']}")
+        print(f"\nlocal pool, {lo['images']} images {lo['size']}, segmenter {lo['segmenter']}, eraser {lo['eraser']}")
         for w in (1, 2):
             r = lo[f"workers_{w}"]
-            print(f"  {w} worker{'s' if w > 1 else ' '}  {r['img_per_s']:.2f} img/s  ({r['wall_s']} s)")
+            print(f"  {w} worker{'s' if w > 1 else ' '}  {r['img_per_s']:.2f} img/s  ({r['wall_s']} s, "
+                  f"{r['cpu_s_per_img']:.3f} CPU s/img)")
         print(f"  speed-up 2 vs 1: {lo['speedup_2_vs_1']}x")
     if "ray" in results:
         ra = results["ray"]

@@ -11,7 +11,9 @@
 
 Environment knobs (read at call time, so subprocesses see them):
 ``PE_FAKE_LOG`` — append ``segment <digest>`` / ``erase <digest>`` lines to this file;
-``PE_FAKE_DELAY`` — seconds to sleep in each segment call (to kill a run mid-way).
+``PE_FAKE_DELAY`` — seconds to sleep in each segment call (to kill a run mid-way);
+``PE_FAKE_ORT_LOG`` — each segment call opens an onnxruntime session the way the real engines do
+(``ortsession.cpu_session``, bundled YOLOX, no ``threads``) and appends ``ort <intra-op threads> <pid>``.
 """
 
 from __future__ import annotations
@@ -50,6 +52,14 @@ class FigureSegmenter:
 
     def segment(self, image: np.ndarray) -> Instances:
         _log("segment", image)
+        ort_log = os.environ.get("PE_FAKE_ORT_LOG")
+        if ort_log:
+            from person_erase.ortsession import cpu_session
+            from person_erase.segmenters._yolox import MODEL_PATH
+
+            threads = cpu_session(MODEL_PATH).get_session_options().intra_op_num_threads
+            with open(ort_log, "a") as fh:
+                fh.write(f"ort {threads} {os.getpid()}\n")
         delay = float(os.environ.get("PE_FAKE_DELAY", "0") or 0)
         if delay:
             time.sleep(delay)

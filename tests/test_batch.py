@@ -143,10 +143,20 @@ def test_folder_is_mirrored_with_sidecars_and_summary(tree: Path, tmp_path: Path
     assert len(_calls(call_log, "segment")) == 5
 
 
-def test_two_workers_give_the_same_outputs_as_one(tree: Path, tmp_path: Path) -> None:
+def test_two_workers_give_the_same_outputs_as_one(tree: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PE_FAKE_ORT_LOG", str(tmp_path / "o1.ort"))
     one = B.run_batch(tree, tmp_path / "o1", params=PARAMS, workers=1)
+    monkeypatch.setenv("PE_FAKE_ORT_LOG", str(tmp_path / "o2.ort"))
     two = B.run_batch(tree, tmp_path / "o2", params=PARAMS, workers=2)
     assert one.done == two.done == 5 and two.engine == "local, 2 workers"
+    # onnxruntime sessions: the usual up-to-2 threads in this process; a pool worker's share of the cores
+    cores = len(os.sched_getaffinity(0))
+    inline = [ln.split() for ln in (tmp_path / "o1.ort").read_text().splitlines()]
+    pooled = [ln.split() for ln in (tmp_path / "o2.ort").read_text().splitlines()]
+    assert {(int(t), int(pid)) for _, t, pid in inline} == {(min(2, cores), os.getpid())}
+    assert len(pooled) == 5 and {int(t) for _, t, _ in pooled} == {max(1, cores // 2)}
+    assert os.getpid() not in {int(pid) for *_, pid in pooled}
     for it in one.items:
         a = np.asarray(Image.open(tmp_path / "o1" / it.input))
         b = np.asarray(Image.open(tmp_path / "o2" / it.input))
@@ -622,3 +632,27 @@ def test_batch_finishes_a_new_report_and_leaves_the_pipelines_as_built(tree: Pat
     sidecars = [ImageReport.model_validate_json(p.read_text()) for p in sorted(out.rglob("*.png.json"))]
     assert len(sidecars) == 5 and all(s.output and s.metadata_policy and "save" in s.timings_ms for s in sidecars)
     assert all(s.parameters["segment_cache"] == "miss" and "segment" in s.timings_ms for s in sidecars)
+
+
+@pytest.mark.parametrize("workers,cores,budget", [(1, 2, 2), (2, 2, 1), (3, 2, 1), (2, 8, 4), (3, 8, 2), (0, 2, 2)])
+def test_thread_budget_shares_the_cores_at_least_one_each(workers: int, cores: int, budget: int) -> None:
+    from person_erase.batch.executors.local import thread_budget
+
+    assert thread_budget(workers, cores) == budget
+
+
+def test_process_threads_are_the_default_of_new_sessions_only() -> None:
+    from person_erase import ortsession
+    from person_erase.segmenters._yolox import MODEL_PATH
+
+    def threads(**kw: int) -> int:
+        return ortsession.cpu_session(MODEL_PATH, **kw).get_session_options().intra_op_num_threads
+
+    try:
+        ortsession.set_process_threads(1)
+        assert (threads(), threads(threads=2)) == (1, 2)  # an engine built with `threads` keeps its own
+    finally:
+        ortsession.set_process_threads(None)
+    assert threads() == min(2, os.cpu_count() or 1)
+    with pytest.raises(ValueError, match="at least 1"):
+        ortsession.set_process_threads(0)

@@ -1,11 +1,13 @@
 """The local executor: a process pool on this machine, at most ``workers + 1`` images in flight.
 
-``workers=1`` runs in the driver's process. Pool workers are fresh interpreters (``spawn``: forking a
-parent whose OpenCV / onnxruntime thread pools already ran can deadlock the children); each loads its
-models once. Workers die with the driver: on Linux the kernel sends them SIGKILL when it goes
-(``PR_SET_PDEATHSIG``), elsewhere a watcher thread exits when the parent is gone. They ignore SIGINT
-and SIGTERM — the driver handles those, finishes the images in flight and shuts the pool down; a
-second interrupt kills the workers at once.
+``workers=1`` runs in the driver's process (with the usual thread defaults). Each pool worker gets an
+equal share of the cores as its thread budget (``thread_budget``: cores // workers, at least 1) for
+onnxruntime and OpenCV: 2 workers on 2 cores run one model thread each, not two. Pool workers are fresh
+interpreters (``spawn``: forking a parent whose OpenCV / onnxruntime thread pools already ran can
+deadlock the children); each loads its models once. Workers die with the driver: on Linux the kernel
+sends them SIGKILL when it goes (``PR_SET_PDEATHSIG``), elsewhere a watcher thread exits when the
+parent is gone. They ignore SIGINT and SIGTERM — the driver handles those, finishes the images in
+flight and shuts the pool down; a second interrupt kills the workers at once.
 """
 
 from __future__ import annotations
@@ -52,9 +54,28 @@ def die_with_parent(parent_pid: int) -> None:
         threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+def cores() -> int:
+    """The cores this process may run on (its CPU affinity where the OS tells, else the machine's)."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def thread_budget(workers: int, available: int | None = None) -> int:
+    """Threads each of ``workers`` processes may use: an equal share of the cores, at least 1."""
+    return max(1, (cores() if available is None else available) // max(1, workers))
+
+
 def limit_threads(threads: int | None) -> None:
+    """Hold this worker process to ``threads`` threads per pool: onnxruntime sessions opened from now on
+    (``ortsession.set_process_threads``: every model the worker loads, the face nets included), OpenCV,
+    and OpenMP/BLAS libraries not yet loaded. None: leave the defaults."""
     if threads is None:
         return
+    from ...ortsession import set_process_threads
+
+    set_process_threads(threads)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, str(threads))
     try:
@@ -97,7 +118,7 @@ class LocalExecutor:
     name = "local"
 
     def __init__(self, options: ExecutorOptions) -> None:
-        self.workers = max(1, int(options.workers if options.workers is not None else (os.cpu_count() or 1)))
+        self.workers = max(1, int(options.workers if options.workers is not None else cores()))
         self.plugins = tuple(options.plugins)
 
     def describe(self) -> str:
@@ -107,7 +128,8 @@ class LocalExecutor:
         import multiprocessing
 
         return ProcessPoolExecutor(max_workers=self.workers, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=init_worker, initargs=(self.plugins, 1, os.getpid()))
+                                   initializer=init_worker,
+                                   initargs=(self.plugins, thread_budget(self.workers), os.getpid()))
 
     def run(self, driver: Driver, specs: Iterable[ItemSpec], stop: threading.Event) -> None:
         it = iter(specs)

@@ -47,7 +47,7 @@ class PhotoEraser:
     def __init__(self, plugins: tuple[str, ...] = ()) -> None:
         from .local import limit_threads
 
-        limit_threads(1)
+        limit_threads(1)  # the actor holds num_cpus=1: one model thread (onnxruntime, OpenCV)
         import_plugins(plugins)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
