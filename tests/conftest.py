@@ -58,6 +58,27 @@ _LAST_LABELS: dict[tuple[int, int], np.ndarray] = {}
 
 
 @pytest.fixture
+def fake_engines() -> Iterator[None]:
+    """The fake batch engines (``figures``, ``logged_telea``: ``tests/_fake_engines_plugin.py``) in the
+    registries for this test only: afterwards both registries are as they were (whatever the test
+    registered, through ``--plugin`` too, is gone), so no test depends on which ran before it."""
+    from person_erase.erasers import ERASERS
+    from person_erase.segmenters import SEGMENTERS
+
+    saved = [(reg, dict(reg)) for reg in (SEGMENTERS, ERASERS)]
+    import tests._fake_engines_plugin as plugin  # registers them when first imported (it is a plugin) ...
+
+    plugin.register()  # ... and again here when an earlier test took them out
+    try:
+        yield
+    finally:
+        for reg, before in saved:
+            for name in [n for n in reg if n not in before]:
+                del reg[name]
+            reg.update(before)
+
+
+@pytest.fixture
 def scene() -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """(image, labels) with 3 figures; ``--segmenter scene`` finds exactly them (registered for this test only)."""
     from _imagefactory import make_scene

@@ -1,8 +1,8 @@
 """Batch processing with local engines: folders and manifests, journal and resume, failures, cache, progress.
 
 Engines: the ``figures`` segmenter and ``logged_telea`` eraser from ``tests/_fake_engines.py``, registered
-through the real registries by ``tests/_fake_engines_plugin.py`` (which worker processes import too), on
-small synthetic scenes saved as PNG.
+through the real registries for each test by the ``fake_engines`` fixture (``tests/_fake_engines_plugin.py``,
+which worker processes import too), on small synthetic scenes saved as PNG.
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import pytest
 from PIL import Image
 
 import tests._fake_engines as fakes
-import tests._fake_engines_plugin as plugin
 from person_erase import batch as B
 from person_erase.cli import main as cli_main
 from person_erase.engineinfo import SegmentInfo
@@ -72,11 +71,8 @@ def _wait_done(proc: subprocess.Popen, out: Path, *, at_least: int, timeout: flo
 
 
 @pytest.fixture(autouse=True)
-def fake_engines():
-    """``figures`` and ``logged_telea`` in the registries for this module's tests only."""
-    plugin.register()
-    yield
-    plugin.unregister()
+def _fake_engines(fake_engines: None) -> None:
+    """``figures`` and ``logged_telea`` registered for each test of this module (``conftest.fake_engines``)."""
 
 
 @pytest.fixture

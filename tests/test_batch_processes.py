@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pytest
 
-import tests._fake_engines_plugin as plugin
 from person_erase import batch as B
 from person_erase.cli import main as cli_main
 from person_erase.errors import InputError
@@ -31,10 +30,8 @@ pytestmark = pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the pr
 
 
 @pytest.fixture(autouse=True)
-def fake_engines():
-    plugin.register()
-    yield
-    plugin.unregister()
+def _fake_engines(fake_engines: None) -> None:
+    """``figures`` and ``logged_telea`` registered for each test of this module (``conftest.fake_engines``)."""
 
 
 def _children(pid: int) -> set[int]:

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pytest
 
-import tests._fake_engines_plugin as plugin
 from person_erase import batch as B
 from person_erase.errors import InputError
 from person_erase.report import BatchSummary
@@ -65,10 +64,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory):
 
 
 @pytest.fixture(autouse=True)
-def fake_engines():
-    plugin.register()
-    yield
-    plugin.unregister()
+def _fake_engines(fake_engines: None) -> None:
+    """``figures`` and ``logged_telea`` registered for each test of this module (``conftest.fake_engines``)."""
 
 
 def _photos(folder: Path, n: int, seed: int = 400) -> list[str]:

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 
-import tests._fake_engines_plugin as plugin
 from person_erase import batch as B
 from person_erase.errors import InputError
 from person_erase.report import BatchSummary, ImageReport
@@ -25,10 +24,8 @@ PARAMS = B.BatchParams(segmenter="figures", eraser="telea")
 
 
 @pytest.fixture(autouse=True)
-def fake_engines():
-    plugin.register()
-    yield
-    plugin.unregister()
+def _fake_engines(fake_engines: None) -> None:
+    """``figures`` and ``logged_telea`` registered for each test of this module (``conftest.fake_engines``)."""
 
 
 @pytest.fixture(scope="module")

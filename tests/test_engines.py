@@ -353,3 +353,11 @@ def test_capability_needs_network_picks_the_batch_cloud_executor():
         assert BatchParams(segmenter="local", eraser="fake-cloud").cloud
     finally:
         ERASERS.pop("fake-cloud")
+
+
+def test_no_test_engines_are_registered_outside_the_tests_that_ask_for_them():
+    """Collecting or running other test files registers nothing here (the fake batch engines live in the
+    ``fake_engines`` fixture's scope), so this file's outcomes do not depend on which files ran before."""
+    foreign = [f"{reg.what} {name} ({spec.module})" for reg in (SEGMENTERS, ERASERS) for name, spec in reg.items()
+               if not (spec.module or "").startswith("person_erase.")]
+    assert foreign == []
