@@ -74,16 +74,16 @@ def make_images(folder: Path, n: int, size: tuple[int, int]) -> None:
 
 
 def bench_cloud(n: int, seg_s: float, erase_s: float, work: Path) -> dict:
-    from _fake_engines import ServerProcess
+    from _cloud_kill import Servers
 
     from person_erase.batch import BatchParams, run_batch
 
     src = work / "cloud_in"
     make_images(src, n, (240, 320))
     # the server runs in its own process, like the real remote service (it must not share our GIL)
-    with ServerProcess(latency_seg=seg_s, latency_erase=erase_s) as fake:
+    with Servers(1, latency_seg=seg_s, latency_erase=erase_s) as fake:
         os.environ["DASHSCOPE_API_KEY"] = "sk-bench"
-        os.environ["DASHSCOPE_HTTP_BASE_URL"] = fake.base_url
+        os.environ["DASHSCOPE_HTTP_BASE_URL"] = fake.base_url(0)
         import dashscope  # noqa: F401 - the SDK's import (~1 s) is not part of the batch's throughput
 
         times = _Times()
@@ -92,7 +92,7 @@ def bench_cloud(n: int, seg_s: float, erase_s: float, work: Path) -> dict:
             src, work / "cloud_out", params=BatchParams(segmenter="dashscope", eraser="dashscope"), progress=times
         )
         wall = time.monotonic() - t0
-        stats = fake.stats()
+        stats = fake.stats(0)
         # the same work as a plain loop (segment, then erase, one image at a time), on a few images
         import person_erase as pe
 
@@ -297,21 +297,18 @@ def main() -> None:
         print(f"  sequential loop        ratio {c['sequential_measured_ratio']:.3f} measured on 5 images "
               f"(ideal {c['sequential_ratio']:.3f})")
         print(f"  tasks submitted        {c['submitted']}, status queries {c['queried']}")
-    if "local" in results:
-        lo = results["local"]
-        print(f"\nlocal pool, {lo['images']} images {lo['size']}, segmenter {lo['segmenter']}, eraser {lo['eraser']}")
-        for w in (1, 2):
-            r = lo[f"workers_{w}"]
-            print(f"  {w} worker{'s' if w > 1 else ' '}  {r['img_per_s']:.2f} img/s  ({r['wall_s']} s, "
-                  f"{r['cpu_s_per_img']:.3f} CPU s/img)")
-        print(f"  speed-up 2 vs 1: {lo['speedup_2_vs_1']}x")
-    if "ray" in results:
-        ra = results["ray"]
-        print(f"\nray executor (local Ray), {ra['images']} images {ra['size']}, eraser {ra['eraser']}")
-        for a in (1, 2):
-            r = ra[f"actors_{a}"]
-            extra = f"  local/ray {ra[f'ray_overhead_{a}']:.3f}x" if f"ray_overhead_{a}" in ra else ""
-            print(f"  {a} actor{'s' if a > 1 else ' '}   {r['img_per_s']:.2f} img/s  ({r['wall_s']} s){extra}")
+    for key, title, unit in (("local", "local pool", "worker"), ("ray", "ray executor (local Ray)", "actor")):
+        if key not in results:
+            continue
+        res = results[key]
+        print(f"\n{title}, {res['images']} images {res['size']}, segmenter {res['segmenter']}, eraser {res['eraser']}")
+        for k in (1, 2):
+            r = res[f"{unit}s_{k}"]
+            cpu = f", {r['cpu_s_per_img']:.3f} CPU s/img" if "cpu_s_per_img" in r else ""
+            extra = f"  local/ray {res[f'ray_overhead_{k}']:.3f}x" if f"ray_overhead_{k}" in res else ""
+            print(f"  {k} {unit}{'s' if k > 1 else ' '}  {r['img_per_s']:.2f} img/s  ({r['wall_s']} s{cpu}){extra}")
+        if "speedup_2_vs_1" in res:
+            print(f"  speed-up 2 vs 1: {res['speedup_2_vs_1']}x")
     if "driver_rss" in results:
         d = results["driver_rss"]
         for k, v in d.items():
