@@ -21,6 +21,13 @@ long side (small photos), shrunk to at most ``max_px`` (huge photos, to bound th
 photo is seen at 2048 px), in overlapping tiles of at most ``tile_px`` so no tensor gets huge. What
 that costs, and what a second scale would gain, is measured in ``benchmarks/bench_privacy.py``
 (numbers in ``benchmarks/README.md``). See ``FaceDetector.detect``.
+
+Faces lying sideways (a baby on a bed, someone lying on a beach or a sofa, a photo taken with the
+camera turned): CenterFace was trained on upright faces and misses most faces turned by a quarter.
+``detect`` therefore can also look at the photo turned a quarter both ways, at a low resolution
+(``turned_px`` on the long side: faces of people lying close by are large), the two turned copies in
+one batch; their faces are turned back and merged with the upright ones. That costs about a third
+more, so the redaction asks for it only where someone may be lying (``face_regions.find_faces``).
 """
 
 from __future__ import annotations
@@ -44,6 +51,10 @@ FACE_SCORE = 0.2
 DETECT_SCORE = 0.1
 #: NMS overlap between two face boxes above which the weaker one is dropped.
 FACE_NMS_IOU = 0.3
+#: Long side (px) at which the photo is also seen turned a quarter each way (``FaceDetector.turned_px``;
+#: measured in ``benchmarks/bench_privacy.py --augment``: at 256 px the two turned passes cost about a
+#: third of the upright 640 px pass and hide as many sideways faces as at 320 px).
+TURNED_PX = 256
 
 
 @dataclass(frozen=True, eq=False)
@@ -152,20 +163,27 @@ class FaceDetector:
         tile_px: the (resized) photo is cut into tiles of at most this size, overlapping by a
             quarter, so memory stays bounded (default 1024).
         threads: onnxruntime intra-op threads (default: up to 2).
+        turned_px: the photo is also seen turned a quarter each way with this long side, for faces
+            lying sideways (default ``TURNED_PX``; 0 = upright only).
 
     Raises:
         EngineError: the bundled model is missing or onnxruntime cannot load it.
-        InputError: sizes under 64 px, or ``min_px`` > ``max_px``.
+        InputError: sizes under 64 px, or ``min_px`` > ``max_px``; ``turned_px`` neither 0 nor 64 to
+            ``tile_px``.
     """
 
     name: ClassVar[str] = "centerface"
 
     def __init__(self, *, min_px: int = 640, max_px: int = 2048, tile_px: int = 1024,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, turned_px: int = TURNED_PX) -> None:
         if min(int(min_px), int(max_px), int(tile_px)) < 64 or int(min_px) > int(max_px):
             raise InputError(f"`min_px` <= `max_px`, and `tile_px` must be at least 64 px, got {min_px}, {max_px}, "
                              f"{tile_px}", param=("min_px", "max_px", "tile_px"))
+        if int(turned_px) != 0 and not 64 <= int(turned_px) <= int(tile_px):
+            raise InputError(f"`turned_px` must be 0 (upright only) or 64 to `tile_px` ({tile_px}), got {turned_px}",
+                             param="turned_px")
         self.min_px, self.max_px, self.tile_px = int(min_px), int(max_px), int(tile_px)
+        self.turned_px = int(turned_px)
         if not MODEL_PATH.is_file():
             raise EngineError(f"the bundled face detector {MODEL_PATH} is missing; reinstall person_erase")
         from .ortsession import cpu_session
@@ -179,40 +197,57 @@ class FaceDetector:
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
-        return f"FaceDetector(min_px={self.min_px}, max_px={self.max_px}, tile_px={self.tile_px})"
+        return (f"FaceDetector(min_px={self.min_px}, max_px={self.max_px}, tile_px={self.tile_px}, "
+                f"turned_px={self.turned_px})")
 
     def raw(self, bgr: np.ndarray, *, min_score: float = FACE_SCORE) -> Faces:
         """One forward pass on a BGR uint8 tile (any size; padded to multiples of 32), tile pixels."""
-        h, w = bgr.shape[:2]
+        return self.raw_batch([bgr], min_score=min_score)[0]
+
+    def raw_batch(self, tiles: list[np.ndarray], *, min_score: float = FACE_SCORE) -> list[Faces]:
+        """One forward pass on BGR uint8 tiles of one size (padded to multiples of 32), tile pixels each."""
+        h, w = tiles[0].shape[:2]
         ch, cw = -(-h // 32) * 32, -(-w // 32) * 32
-        blob = np.zeros((1, 3, ch, cw), np.float32)
-        blob[0, :, :h, :w] = bgr.transpose(2, 0, 1)
+        blob = np.zeros((len(tiles), 3, ch, cw), np.float32)
+        for i, t in enumerate(tiles):
+            blob[i, :, :h, :w] = t.transpose(2, 0, 1)
         with self._lock:
             heat, scale, offset, lms = self._session.run(None, {self._input: blob})
-        heat = heat[0, 0]
-        # peaks: local maxima of the heatmap (3x3) over the threshold
-        peak = (heat >= min_score) & (heat >= cv2.dilate(heat, np.ones((3, 3), np.uint8)))
-        ys, xs = np.nonzero(peak)
-        if ys.size == 0:
-            return Faces.empty()
-        s = heat[ys, xs]
-        fh = np.exp(np.minimum(scale[0, 0, ys, xs], 10.0)) * 4
-        fw = np.exp(np.minimum(scale[0, 1, ys, xs], 10.0)) * 4
-        cy = (ys + offset[0, 0, ys, xs] + 0.5) * 4
-        cx = (xs + offset[0, 1, ys, xs] + 0.5) * 4
-        x0, y0 = cx - fw / 2, cy - fh / 2
-        boxes = np.stack([x0, y0, x0 + fw, y0 + fh], axis=1)
-        lm = lms[0][:, ys, xs].T.reshape(-1, 5, 2)  # (y, x) pairs relative to the box
-        land = np.stack([x0[:, None] + lm[:, :, 1] * fw[:, None], y0[:, None] + lm[:, :, 0] * fh[:, None]], axis=2)
-        inside = (cx < w) & (cy < h)
-        return Faces(boxes[inside].astype(np.float32), s[inside].astype(np.float32), land[inside].astype(np.float32))
+        return [_decode(heat[i : i + 1], scale[i : i + 1], offset[i : i + 1], lms[i : i + 1], h, w, min_score)
+                for i in range(len(tiles))]
 
-    def detect(self, image: np.ndarray, *, min_score: float = FACE_SCORE) -> Faces:
+    def turned(self, bgr: np.ndarray, *, min_score: float = FACE_SCORE) -> Faces:
+        """Faces in a BGR uint8 photo seen turned a quarter both ways at ``turned_px`` on the long side
+        (one batch of two), turned back: photo pixels, landmarks included."""
+        h, w = bgr.shape[:2]
+        r = self.turned_px / max(h, w)
+        nh, nw = max(1, round(h * r)), max(1, round(w * r))
+        small = cv2.resize(bgr, (nw, nh), interpolation=cv2.INTER_AREA if r < 1 else cv2.INTER_LINEAR)
+        left, right = self.raw_batch([np.ascontiguousarray(np.rot90(small, 1)),
+                                      np.ascontiguousarray(np.rot90(small, 3))], min_score=min_score)
+        parts = []
+        for f, k in ((left, 1), (right, 3)):
+            if not len(f):
+                continue
+
+            def back(x: np.ndarray, y: np.ndarray, k: int = k) -> tuple[np.ndarray, np.ndarray]:
+                # np.rot90(k=1) maps (x, y) to (y, nw - x); k=3 maps it to (nh - y, x)
+                return (nw - y, x) if k == 1 else (y, nh - x)
+
+            x0, y0 = back(f.boxes[:, 0], f.boxes[:, 1])
+            x1, y1 = back(f.boxes[:, 2], f.boxes[:, 3])
+            boxes = np.stack([np.minimum(x0, x1), np.minimum(y0, y1), np.maximum(x0, x1), np.maximum(y0, y1)], 1)
+            lx, ly = back(f.landmarks[..., 0], f.landmarks[..., 1])
+            parts.append(Faces((boxes / r).astype(np.float32), f.scores,
+                               (np.stack([lx, ly], axis=-1) / r).astype(np.float32)))
+        return Faces.concat(parts)
+    def detect(self, image: np.ndarray, *, min_score: float = FACE_SCORE, turned: bool = True) -> Faces:
         """Faces in an (H, W, 3) uint8 RGB photo, in photo pixels, strongest first.
 
         The photo's long side is brought into [``min_px``, ``max_px``], the photo cut into
-        overlapping tiles of at most ``tile_px``; peaks from all tiles are merged with one NMS
-        (``FACE_NMS_IOU``).
+        overlapping tiles of at most ``tile_px``; with ``turned_px`` (and ``turned``), the photo is also
+        seen turned a quarter each way (``FaceDetector.turned``). Peaks from all passes are merged with
+        one NMS (``FACE_NMS_IOU``).
         """
         img = check_rgb(image, who="face detection")
         h, w = img.shape[:2]
@@ -228,6 +263,8 @@ class FaceDetector:
             if len(f):
                 off = np.array([tx, ty, tx, ty], np.float32)
                 parts.append(Faces(f.boxes + off, f.scores, f.landmarks + off[:2]))
+        if self.turned_px and turned:
+            parts.append(self.turned(bgr, min_score=min_score))
         faces = Faces.concat(parts)
         if not len(faces):
             return faces
@@ -238,6 +275,27 @@ class FaceDetector:
         ok = (boxes[:, 2] - boxes[:, 0] >= 1) & (boxes[:, 3] - boxes[:, 1] >= 1)
         faces = faces[np.flatnonzero(ok)]
         return faces[_nms(faces.boxes, faces.scores, FACE_NMS_IOU)] if len(faces) else faces
+
+def _decode(heat: np.ndarray, scale: np.ndarray, offset: np.ndarray, lms: np.ndarray, h: int, w: int,
+            min_score: float) -> Faces:
+    """Faces from one tile's CenterFace outputs (batch of one; heatmap at 1/4 resolution), tile pixels."""
+    heat = heat[0, 0]
+    # peaks: local maxima of the heatmap (3x3) over the threshold
+    peak = (heat >= min_score) & (heat >= cv2.dilate(heat, np.ones((3, 3), np.uint8)))
+    ys, xs = np.nonzero(peak)
+    if ys.size == 0:
+        return Faces.empty()
+    s = heat[ys, xs]
+    fh = np.exp(np.minimum(scale[0, 0, ys, xs], 10.0)) * 4
+    fw = np.exp(np.minimum(scale[0, 1, ys, xs], 10.0)) * 4
+    cy = (ys + offset[0, 0, ys, xs] + 0.5) * 4
+    cx = (xs + offset[0, 1, ys, xs] + 0.5) * 4
+    x0, y0 = cx - fw / 2, cy - fh / 2
+    boxes = np.stack([x0, y0, x0 + fw, y0 + fh], axis=1)
+    lm = lms[0][:, ys, xs].T.reshape(-1, 5, 2)  # (y, x) pairs relative to the box
+    land = np.stack([x0[:, None] + lm[:, :, 1] * fw[:, None], y0[:, None] + lm[:, :, 0] * fh[:, None]], axis=2)
+    inside = (cx < w) & (cy < h)
+    return Faces(boxes[inside].astype(np.float32), s[inside].astype(np.float32), land[inside].astype(np.float32))
 
 
 def _tiles(img: np.ndarray, tile: int) -> list[tuple[int, int, np.ndarray]]:
@@ -267,9 +325,9 @@ def default_detector() -> FaceDetector:
         return _DETECTOR
 
 
-def detect_faces(image: np.ndarray, *, min_score: float = FACE_SCORE) -> Faces:
+def detect_faces(image: np.ndarray, *, min_score: float = FACE_SCORE, turned: bool = True) -> Faces:
     """Faces in an (H, W, 3) uint8 RGB photo with the default detector (see ``FaceDetector.detect``)."""
-    return default_detector().detect(image, min_score=min_score)
+    return default_detector().detect(image, min_score=min_score, turned=turned)
 
 
 # --- the second detector: MediaPipe's full-range face model ---------------------------------------

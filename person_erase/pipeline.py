@@ -158,13 +158,11 @@ def _add_faces(pixels: np.ndarray, people: Instances, sel: Selection, pair: mask
     face-only part, which is redacted at ``face_regions.FACE_STRENGTH``."""
     from dataclasses import replace
 
-    from . import faces as faces_mod
-    from .face_regions import plan_faces
-    from .faces import detect_faces
+    from .face_regions import find_faces, plan_faces
 
     chosen = np.zeros(len(people), bool)
     chosen[sel.positions(people)] = True
-    faces = detect_faces(pixels, min_score=faces_mod.DETECT_SCORE)
+    faces = find_faces(pixels, people)
     body = pair.erase if target == "body" else np.zeros_like(pair.erase)
     plan = plan_faces(faces, people, chosen, body, target=target, grow_bodies=grow_bodies and target == "body")
     erase = (body | plan.region) & ~pair.keep
