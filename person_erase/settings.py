@@ -14,6 +14,7 @@ variable                        meaning
 ``DASHSCOPE_API_KEY``           the DashScope key (secret)
 ``DASHSCOPE_HTTP_BASE_URL``     the service's base URL (the SDK's own setting)
 ``PERSON_ERASE_CLOUD_TIMEOUT_S`` seconds one cloud call may take in total (finite, > 0)
+``PERSON_ERASE_CLOUD_POLL_S``   first pause between a cloud task's status queries (default 1 s)
 ``PERSON_ERASE_CLOUD_RESULT_HOSTS`` extra host names results may come from
 ``PERSON_ERASE_CLOUD_RESOLVE``  ``host=ip`` pairs pinning a result host's address
 ``PERSON_ERASE_MAX_PIXELS``     largest photo accepted, pixels (whole number >= 1; ``1e8`` works)
@@ -55,6 +56,9 @@ class Settings(BaseSettings):
     )
     #: Seconds one cloud call may take in total, submit to downloaded result (finite, > 0).
     cloud_timeout_s: float = Field(default=300.0, gt=0, allow_inf_nan=False)
+    #: First pause between a cloud task's status queries, seconds (grows x1.5 up to 5 s; the SDK's own
+    #: ``wait`` starts at 1 s too). Shorter answers sooner for short tasks and queries more often.
+    cloud_poll_s: float = Field(default=1.0, gt=0, allow_inf_nan=False)
     #: Extra host names DashScope results may come from (comma-separated; ``*.`` matches sub-domains).
     cloud_result_hosts: str = ""
     #: ``host=ip`` pairs (comma-separated) that pin a result host's address, like curl's ``--resolve``.

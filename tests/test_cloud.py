@@ -695,6 +695,19 @@ def test_timeouts_must_be_finite_and_positive(bad, monkeypatch):
         DashScopeClient(api_key=TEST_KEY)
 
 
+def test_poll_interval_comes_from_the_settings_unless_given(monkeypatch):
+    monkeypatch.delenv("PERSON_ERASE_CLOUD_POLL_S", raising=False)
+    assert DashScopeClient(api_key=TEST_KEY).poll_interval_s == 1.0  # the SDK's own first pause
+    monkeypatch.setenv("PERSON_ERASE_CLOUD_POLL_S", "0.25")
+    assert DashScopeClient(api_key=TEST_KEY).poll_interval_s == 0.25
+    assert DashScopeClient(api_key=TEST_KEY, poll_interval_s=2).poll_interval_s == 2
+    c = DashScopeClient(api_key=TEST_KEY, poll_interval_s=9)
+    assert c.max_poll_interval_s == 9  # the growth cap never undercuts the first pause
+    monkeypatch.setenv("PERSON_ERASE_CLOUD_POLL_S", "0")
+    with pytest.raises(InputError):
+        DashScopeClient(api_key=TEST_KEY)
+
+
 def test_transport_errors_become_cloud_errors(inproc):
     def get(task_id, **kw):
         raise TransportError("boom", sent=None, kind="dropped")

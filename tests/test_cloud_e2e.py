@@ -21,13 +21,22 @@ from person_erase.fakecloud import FakeDashScope
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def real_fake(monkeypatch):
-    """The server with its default backends (the local segmenter and PatchMatch), as users run it."""
+@pytest.fixture(scope="module")
+def _real_fake():
+    """The server with its default backends (the local segmenter and PatchMatch), as users run it; one for
+    the module, so its engines are loaded once."""
     with FakeDashScope(latency_seg=0.05, latency_erase=0.05) as fake:
-        monkeypatch.setenv("DASHSCOPE_API_KEY", TEST_KEY)
-        monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", fake.base_url)
         yield fake
+
+
+@pytest.fixture
+def real_fake(_real_fake, monkeypatch):
+    """The module's server, reset, with the environment pointing at it."""
+    _real_fake.reset()
+    monkeypatch.setenv("DASHSCOPE_API_KEY", TEST_KEY)
+    monkeypatch.setenv("DASHSCOPE_HTTP_BASE_URL", _real_fake.base_url)
+    yield _real_fake
+    _real_fake.reset()
 
 
 @pytest.fixture(scope="module")
@@ -63,6 +72,7 @@ def test_cli_cloud_path_end_to_end(real_fake, astronaut, tmp_path):
         **os.environ,
         "DASHSCOPE_API_KEY": TEST_KEY,
         "DASHSCOPE_HTTP_BASE_URL": real_fake.base_url,
+        "PERSON_ERASE_CLOUD_POLL_S": "0.02",  # the first poll comes before the task is done: not 1 s later
         "PYTHONPATH": str(REPO),
     }
     proc = subprocess.run(

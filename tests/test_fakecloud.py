@@ -31,6 +31,11 @@ AUTH = {"Authorization": f"Bearer {TEST_KEY}"}
 ASYNC = {**AUTH, "X-DashScope-Async": "enable"}
 
 
+def one_person() -> np.ndarray:
+    """A 600x600 photo with one figure (a smooth background: it encodes fast)."""
+    return make_scene(size=(600, 600), people=[(0.5, 0.5, 0.5)], noise=0)[0]
+
+
 def local(url: str) -> str:
     """A result URL of the fake with its (pinned) host name replaced by 127.0.0.1, for plain httpx."""
     return url.replace(RESULT_HOST, "127.0.0.1")
@@ -176,8 +181,8 @@ def test_upload_endpoint_rejects_bad_posts(fake_cloud, tmp_path):
 
 
 def test_task_lifecycle_and_result_urls(fake_cloud, tmp_path):
-    fake_cloud.configure(latency_seg=0.6)
-    url = uploaded(fake_cloud, tmp_path, SEGMENT_MODEL, make_scene(size=(600, 600), people=[(0.5, 0.5, 0.5)])[0])
+    fake_cloud.configure(latency_seg=0.4)  # PENDING 0.05 s, RUNNING 0.35 s: both seen at 50 ms polls
+    url = uploaded(fake_cloud, tmp_path, SEGMENT_MODEL, one_person())
     rsp = post(
         fake_cloud,
         SUBMIT,
@@ -213,7 +218,7 @@ def test_task_lifecycle_and_result_urls(fake_cloud, tmp_path):
 
 
 def test_oss_input_needs_resolve_header(fake_cloud, tmp_path):
-    url = uploaded(fake_cloud, tmp_path, SEGMENT_MODEL, make_scene(size=(600, 600), people=[(0.5, 0.5, 0.5)])[0])
+    url = uploaded(fake_cloud, tmp_path, SEGMENT_MODEL, one_person())
     rsp = post(fake_cloud, SUBMIT, headers=ASYNC, json={"model": SEGMENT_MODEL, "input": {"image_url": url}})
     task_id = rsp.json()["output"]["task_id"]
     c = DashScopeClient(api_key=TEST_KEY, base_url=fake_cloud.base_url, **FAST)
@@ -226,7 +231,7 @@ def test_server_enforces_rate_queues_a_second_task_and_lists_and_cancels(fake_cl
     """Straight through the SDK (our client paces itself, so it would never trip these)."""
     from dashscope.client.base_api import BaseAsyncApi
 
-    url = uploaded(fake_cloud, tmp_path, SEGMENT_MODEL, make_scene(size=(600, 600), people=[(0.5, 0.5, 0.5)])[0])
+    url = uploaded(fake_cloud, tmp_path, SEGMENT_MODEL, one_person())
 
     def submit():
         return BaseAsyncApi.async_call(
@@ -266,7 +271,7 @@ def test_server_enforces_rate_queues_a_second_task_and_lists_and_cancels(fake_cl
 
 
 def test_quota_exhausted_answer_is_the_documented_one(fake_cloud, tmp_path):
-    url = uploaded(fake_cloud, tmp_path, SEGMENT_MODEL, make_scene(size=(600, 600), people=[(0.5, 0.5, 0.5)])[0])
+    url = uploaded(fake_cloud, tmp_path, SEGMENT_MODEL, one_person())
     fake_cloud.configure(free_quota=0)
     body = {"model": SEGMENT_MODEL, "input": {"image_url": url}}
     rsp = post(fake_cloud, SUBMIT, headers={**ASYNC, "X-DashScope-OssResourceResolve": "enable"}, json=body)
@@ -290,7 +295,7 @@ def test_api_key_guards_every_route_and_urls_ignore_the_host_header(tmp_path):
             assert httpx.post(f"{root}{path}", content=b'{"max_upload_bytes": 60000000}', timeout=10).status_code == 401
         assert fake.state.knobs.max_upload_bytes == 32 * 1024 * 1024  # nobody reconfigured it
         assert httpx.get(f"{root}/_fake/stats", headers=AUTH, timeout=10).status_code == 200
-        url = uploaded(fake, tmp_path, SEGMENT_MODEL, make_scene(size=(600, 600), people=[(0.5, 0.5, 0.5)])[0])
+        url = uploaded(fake, tmp_path, SEGMENT_MODEL, one_person())
         rsp = post(
             fake,
             SUBMIT,
@@ -402,7 +407,7 @@ def test_an_unavailable_backend_fails_the_task_instead_of_falling_back():
 
     fake = InProc(erase_backend="no-such-eraser")
     try:
-        img = make_scene(size=(600, 600), people=[(0.5, 0.5, 0.5)])[0]
+        img = one_person()
         mask = np.zeros(img.shape[:2], bool)
         mask[200:300, 200:300] = True
         with pytest.raises(CloudError) as info:

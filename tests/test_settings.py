@@ -24,7 +24,7 @@ def test_max_pixels_accepts_whole_numbers_in_any_spelling(value, expected):
     ({"PERSON_ERASE_CLOUD_TIMEOUT_S": "nan"}, "PERSON_ERASE_CLOUD_TIMEOUT_S must be a finite number, got 'nan'"),
     ({"PERSON_ERASE_CLOUD_TIMEOUT_S": "-5"}, "PERSON_ERASE_CLOUD_TIMEOUT_S must be greater than 0, got '-5'"),
     ({"PERSON_ERASE_DEBUG": "maybe"}, "PERSON_ERASE_DEBUG must be a valid boolean"),
-    ({"PERSON_ERASE_DILATE_PX": "5"}, "PERSON_ERASE_DILATE_PX is not a setting (known: PERSON_ERASE_CLOUD_RESOLVE"),
+    ({"PERSON_ERASE_DILATE_PX": "5"}, "PERSON_ERASE_DILATE_PX is not a setting (known: PERSON_ERASE_CLOUD_POLL_S,"),
     ({"PERSON_ERASE_MAX_PIXEL": "5"}, "PERSON_ERASE_MAX_PIXEL is not a setting"),
 ])
 def test_bad_values_name_the_variable(env, fragment):

@@ -77,7 +77,8 @@ class DashScopeClient(SubmitMixin, WaitMixin, DownloadMixin):
             (default ``settings.cloud_timeout_s``).
         transport: a ``Transport`` (default ``SdkTransport`` over the real SDK).
         limiters: the ``Limiters`` to share with other clients of the same account (default: own ones).
-        poll_interval_s: first pause between status queries; grows ×1.5 up to ``max_poll_interval_s``.
+        poll_interval_s: first pause between status queries (default ``settings.cloud_poll_s``, 1 s); grows
+            ×1.5 up to ``max_poll_interval_s``.
         backoff_s: first pause after a 429 / 5xx / dropped connection; doubles up to ``max_backoff_s``.
         max_throttle_retries: throttling answers tolerated per submit before giving up.
         max_download_bytes: largest result file accepted.

@@ -131,7 +131,7 @@ class ClientCore:
         timeout_s: float | None = None,
         transport: Transport | None = None,
         limiters: Limiters | None = None,
-        poll_interval_s: float = 1.0,
+        poll_interval_s: float | None = None,
         max_poll_interval_s: float = 5.0,
         backoff_s: float = 0.5,
         max_backoff_s: float = 8.0,
@@ -153,8 +153,11 @@ class ClientCore:
         self.base_url = (base_url or settings.dashscope_base_url).rstrip("/")
         self.timeout_s = check_timeout(timeout_s if timeout_s is not None else settings.cloud_timeout_s)
         self.max_pixels = settings.max_pixels
-        self.poll_interval_s = check_timeout(poll_interval_s, name="poll_interval_s")
-        self.max_poll_interval_s = check_timeout(max_poll_interval_s, name="max_poll_interval_s")
+        self.poll_interval_s = check_timeout(
+            poll_interval_s if poll_interval_s is not None else settings.cloud_poll_s, name="poll_interval_s"
+        )
+        self.max_poll_interval_s = max(self.poll_interval_s,
+                                       check_timeout(max_poll_interval_s, name="max_poll_interval_s"))
         self.backoff_s = check_timeout(backoff_s, name="backoff_s")
         self.max_backoff_s = check_timeout(max_backoff_s, name="max_backoff_s")
         self.max_throttle_retries = int(max_throttle_retries)
