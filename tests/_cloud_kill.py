@@ -1,17 +1,21 @@
-"""Helpers for the kill -9 test of a cloud batch: fake servers on threads of the test, batch runs in forked children.
+"""Helpers for the kill -9 test of a cloud batch: fake servers, batch runs in forked children.
 
 ``Servers(k)`` runs ``k`` independent ``FakeDashScope`` instances (``figure_labels`` + ``flat_fill``
-backends) in the test process, each on its own loopback port. ``run_batch_child`` is the target of a
-``forkserver`` child (the SDK and person_erase are preloaded, so a child starts in milliseconds): it runs a
-real cloud batch over the real SDK and HTTP and, when ``kill`` names a point, sends itself SIGKILL there —
-points are "before/after the Nth call" of the transport's create/get/download for one model, or of the
-move that puts an output in place.
+backends), each on its own loopback port: in a child process, or on threads of the caller.
+``run_batch_child`` is the target of a ``forkserver`` child (the SDK and person_erase are preloaded, so a
+child starts in milliseconds): it runs a real cloud batch over the real SDK and HTTP and, when ``kill``
+names a point, sends itself SIGKILL there — points are "before/after the Nth call" of the transport's
+create/get/download for one model, or of the move that puts an output in place.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
+from pathlib import Path
 
 SEG, ERA = "image-instance-segmentation", "image-erase-completion"
 
@@ -31,46 +35,109 @@ POINTS = [
 
 
 class Servers:
-    """``k`` independent fake DashScope servers in this process, each on its own loopback port.
+    """``k`` independent fake DashScope servers, each on its own loopback port.
 
-    They run on background threads of the test process (no interpreter to start and nothing to import
-    again); the batches under test run in other processes and reach them over real HTTP.
+    ``own_process=True`` (the default) runs them in one child process, like the real remote service: it
+    does not share the caller's GIL (``benchmarks/bench_batch.py`` measures throughput against it; the child
+    stops when its stdin closes). ``own_process=False`` runs them on threads of the caller: nothing to start
+    or import again, for tests whose batches run in other processes anyway (the kill -9 test).
     """
 
-    def __init__(self, k: int, **knobs: object) -> None:
-        self.k, self.knobs = k, knobs
+    def __init__(self, k: int, *, own_process: bool = True, **knobs: object) -> None:
+        self.k, self.knobs, self.own_process = k, knobs, own_process
         self.fakes: list = []
+        self.ports: list[int] = []
+        self.proc: subprocess.Popen | None = None
 
     def __enter__(self) -> Servers:
-        from _fake_engines import figure_labels, flat_fill
-
+        if self.own_process:
+            return self._start_process()
         from person_erase.fakecloud import FakeDashScope
 
         try:
             for _ in range(self.k):
-                self.fakes.append(
-                    FakeDashScope(segment_backend=figure_labels, erase_backend=flat_fill, **self.knobs).start()
-                )
+                self.fakes.append(FakeDashScope(**_backends(), **self.knobs).start())  # type: ignore[arg-type]
         except BaseException:
             self.__exit__()
             raise
+        self.ports = [int(f.port) for f in self.fakes]
+        return self
+
+    def _start_process(self) -> Servers:
+        here = Path(__file__).resolve().parent
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join([str(here.parent), str(here), os.environ.get("PYTHONPATH", "")]),
+        }
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "import _cloud_kill, sys, json; _cloud_kill._serve(int(sys.argv[1]), json.loads(sys.argv[2]))",
+                str(self.k),
+                json.dumps(self.knobs),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            text=True,
+        )
+        line = self.proc.stdout.readline()  # type: ignore[union-attr]
+        try:
+            self.ports = [int(p) for p in line.split()]
+        except ValueError:
+            self.proc.kill()
+            self.proc.wait()
+            raise RuntimeError(f"the fake servers did not start: {line!r}") from None
         return self
 
     def __exit__(self, *exc: object) -> None:
-        import threading
-
-        # side by side: each stop waits for its uvicorn loop to notice (~0.1 s)
-        stops = [threading.Thread(target=f.stop) for f in self.fakes]
-        for t in stops:
-            t.start()
-        for t in stops:
-            t.join()
+        if self.proc is not None:
+            try:
+                self.proc.stdin.close()  # type: ignore[union-attr]
+                self.proc.wait(timeout=15)
+            except Exception:  # noqa: BLE001 - make sure it is gone
+                self.proc.kill()
+                self.proc.wait()
+            return
+        _stop_all(self.fakes)
 
     def base_url(self, i: int) -> str:
-        return str(self.fakes[i].base_url)
+        return f"http://127.0.0.1:{self.ports[i]}/api/v1"
 
     def stats(self, i: int) -> dict:
-        return dict(self.fakes[i].stats())
+        if self.fakes:
+            return dict(self.fakes[i].stats())
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.ports[i]}/_fake/stats", timeout=10) as rsp:
+            return dict(json.loads(rsp.read()))
+
+
+def _backends() -> dict:
+    from _fake_engines import figure_labels, flat_fill
+
+    return {"segment_backend": figure_labels, "erase_backend": flat_fill}
+
+
+def _stop_all(fakes: list) -> None:
+    """Stop servers side by side: each stop waits for its uvicorn loop to notice (~0.1 s)."""
+    import threading
+
+    stops = [threading.Thread(target=f.stop) for f in fakes]
+    for t in stops:
+        t.start()
+    for t in stops:
+        t.join()
+
+
+def _serve(k: int, knobs: dict) -> None:
+    from person_erase.fakecloud import FakeDashScope
+
+    fakes = [FakeDashScope(**_backends(), **knobs).start() for _ in range(k)]
+    print(" ".join(str(f.port) for f in fakes), flush=True)
+    sys.stdin.read()
+    _stop_all(fakes)
 
 
 def preload() -> list[str]:

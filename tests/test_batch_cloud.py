@@ -164,7 +164,8 @@ def test_kill_9_at_ten_points_then_resume_does_every_image_once(tmp_path: Path) 
     forkserver.ensure_running()  # it imports the preloads while the servers start
     points = K.POINTS
     # latency 0: a task ends as soon as it is computed (what is killed is the batch, not a slow task)
-    with K.Servers(len(points), latency_seg=0, latency_erase=0, submits_per_second=50) as servers:
+    knobs = {"latency_seg": 0, "latency_erase": 0, "submits_per_second": 50}
+    with K.Servers(len(points), own_process=False, **knobs) as servers:  # threads of this process: no start-up
         def run_all(kills: list) -> list[int]:
             procs = [
                 ctx.Process(
