@@ -398,3 +398,43 @@ def test_face_net_hides_a_face_lying_sideways(lying):
     assert [a.source for a in on.report.faces_added] == ["centerface"]
     only = pe.redact(img, people, target="faces")  # face-only mode finds it too
     assert only.erase_mask[face].all()
+
+
+@pytest.fixture(scope="module")
+def half_hidden(astronaut) -> tuple[np.ndarray, np.ndarray, tuple[int, int, int, int]]:
+    """Rocket photo (480x360): a person behind a post, more than half of their face (80 px) hidden;
+    the segmenter found their body up to the mouth, not the eyes."""
+    from skimage import data
+
+    img = np.ascontiguousarray(cv2.resize(data.rocket(), (480, 360), interpolation=cv2.INTER_AREA))
+    head = cv2.resize(astronaut[40:200, 160:290], (65, 80), interpolation=cv2.INTER_AREA)
+    x, y = 300, 100
+    img[y : y + 80, x : x + 65] = head
+    labels = np.zeros(img.shape[:2], np.uint8)
+    cv2.ellipse(labels, (x + 30, y + 190), (55, 150), 0, 0, 360, 1, -1)  # the body, up to the mouth
+    labels[: y + 52] = 0
+    img[(labels == 1) & (np.arange(img.shape[0])[:, None] >= y + 80)] = (120, 70, 60)
+    img[y - 10 : y + 100, x + 28 : x + 71] = POST  # the post hides 57 % of the face
+    return img, labels, (x, y, x + 28, y + 52)
+
+
+def test_a_weak_face_on_a_segmented_person_is_hidden(half_hidden, monkeypatch):
+    from person_erase import face_regions
+
+    img, labels, (x0, y0, x1, y1) = half_hidden
+    people = pe.Instances.from_label_map(labels)
+    faces = detect_faces(img, min_score=0.1)
+    c = (faces.boxes[:, :2] + faces.boxes[:, 2:]) / 2
+    on_face = faces.scores[(c[:, 0] > x0 - 10) & (c[:, 0] < x1 + 10) & (c[:, 1] > y0) & (c[:, 1] < y1)]
+    assert len(on_face) == 1 and 0.1 <= on_face[0] < 0.2  # too weak for a face off every person
+    eyes = np.s_[y0 + 22 : y0 + 34, x0 + 10 : x1]
+    monkeypatch.setattr(face_regions, "PERSON_FACE_SCORE", 0.2)  # the old rule: 0.2 everywhere
+    old = pe.redact(img, people)
+    assert not old.erase_mask[eyes].all() and old.report.faces_added == []
+    monkeypatch.undo()
+    new = pe.redact(img, people)
+    assert new.erase_mask[eyes].all() and (new.image[eyes] != img[eyes]).any(axis=2).mean() > 0.9
+    assert len(new.report.faces_added) == 1 and new.report.faces_added[0].score < 0.2
+    # off every person the same weak face is left alone (round patterns score that much too)
+    alone = pe.redact(img, pe.Instances.from_label_map(np.zeros_like(labels)), target="faces")
+    assert not alone.erase_mask[eyes].any()
