@@ -123,6 +123,18 @@ def test_cli_errors_for_choices_paths_and_limits(photo, tmp_path, capsys, monkey
     assert code == 1 and "limit" in err and not out.exists()
 
 
+@pytest.mark.parametrize("argv, fragment", [
+    (["segment", "{p}", "--policy", "nobody", "--no-files"], "error: unknown policy 'nobody'; choose one of: all"),
+    (["serve-dashscope", "--segmenter", "magic", "--port", "0"], "error: unknown segmenter 'magic'; choose one of: "),
+    (["serve-dashscope", "--eraser", "sponge", "--port", "0"], "error: unknown eraser 'sponge'; choose one of: "),
+])
+def test_bad_names_are_refused_before_any_work(photo, capsys, argv, fragment):
+    """One error line and exit 1 before the photo is segmented (no progress line) or a server bound."""
+    p = photo[0]
+    code, out, err = run([a.format(p=p) for a in argv], capsys)
+    assert (code, out, err.count("\n"), err.startswith(fragment)) == (1, "", 1, True), err
+
+
 def test_overwrite_flag_allows_writing_over_input(photo, tmp_path, capsys):
     p, lp, img, labels = photo
     code, _, err = run(

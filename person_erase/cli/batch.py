@@ -14,6 +14,8 @@ from typing import Any
 
 from .helpers import Say, add_command
 from .options import (
+    DILATE_DEFAULT_HELP,
+    VERIFY_HELP,
     add_face_options,
     add_local_options,
     eraser_help,
@@ -47,8 +49,8 @@ def add_batch_arguments(p: argparse.ArgumentParser) -> None:
         "--mode", choices=["erase", "redact"], default=None, help="erase (default) or redact; --style implies redact"
     )
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--select", metavar="0,2", help="erase these person numbers in every image")
-    g.add_argument("--keep", metavar="1", help="keep these person numbers, erase everyone else")
+    g.add_argument("--select", metavar="0,2", help="erase (redact: hide) these person numbers in every image")
+    g.add_argument("--keep", metavar="1", help="keep these person numbers, erase (hide) everyone else")
     g.add_argument("--policy", metavar="NAME", help="all (default), largest:N, passersby, passersby+group")
     p.add_argument("--segmenter", default="local", metavar="NAME", help=f"who finds the people: {segmenter_help()}")
     add_local_options(p, privacy_hint=True)
@@ -56,14 +58,14 @@ def add_batch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--style", default=None, metavar="STYLE", help=f"redaction style: {style_help()}")
     p.add_argument("--fast", action="store_true", help="quicker, rougher fill (dashscope fast_mode)")
     add_face_options(p, default_target=None)
-    p.add_argument(
-        "--dilate", type=int, metavar="PX", help="grow the erase mask by PX pixels (default scales with the photo)"
-    )
+    p.add_argument("--dilate", type=int, metavar="PX",
+                   help=f"grow the mask by PX pixels (default: erase {DILATE_DEFAULT_HELP['erase']}; "
+                   f"redact {DILATE_DEFAULT_HELP['redact']})")
     p.add_argument("--metadata", choices=list(METADATA_POLICIES), default=None,
                    help="EXIF/XMP/ICC policy (default keep for erase, strip-gps for redact)")
-    p.add_argument(
-        "--verify", action="store_true", help="look for people again in each output (reported in the sidecar)"
-    )
+    p.add_argument("--verify", action="store_true",
+                   help=f"look again in each output, for {VERIFY_HELP['erase']} (erase) or {VERIFY_HELP['redact']} "
+                   "(redact); reported in each image's sidecar")
     p.add_argument("--format", dest="output_format", default="same", metavar="EXT",
                    help="output format: same (default: the input's) or png, jpg, webp, ...")
     p.add_argument("--resume", action="store_true", help="continue the run journaled in OUT_DIR (skips what is done)")
@@ -74,7 +76,8 @@ def add_batch_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--address", metavar="auto|ray://HOST:PORT", default=None,
                    help="with --executor ray: the cluster to join (default: start a local Ray on this machine)")
     p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="processes (local, default: number of cores) or actors (ray, default 2)")
+                   help="processes (local, default: number of cores; each runs its models on an equal share of "
+                   "the cores) or actors (ray, default 2)")
     p.add_argument("--cache-dir", metavar="DIR", help="segmentation cache (default OUT_DIR/.person_erase/segments); "
                    "share it between output folders to segment each photo once")
     p.add_argument("--state-dir", metavar="DIR", help="journal and lock folder (default OUT_DIR/.person_erase; "

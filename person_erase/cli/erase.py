@@ -63,7 +63,7 @@ def register(sub: Any) -> None:
                             epilog=EXAMPLES_REDACT, image=True,
                             description="Hide the chosen people (privacy). GPS tags are dropped by default.")
     add_selection(p, policies=POLICIES_HELP, verb="hide")
-    add_common_out(p, metadata_default="strip-gps")
+    add_common_out(p, metadata_default="strip-gps", mode="redact")
     p.add_argument("--style", default="blur", metavar="STYLE", help=style_help())
     p.add_argument("--strength", type=float, metavar="SHARE",
                    help="blur sigma / pixel block as a share of the person's height (default 0.08 blur, 0.10 pixelate)")

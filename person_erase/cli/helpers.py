@@ -14,18 +14,27 @@ from typing import Any
 Say = Callable[[str], None]
 
 
+HELP_WIDTH = 100
+
+
 class Formatter(argparse.RawDescriptionHelpFormatter):
     def __init__(self, prog: str) -> None:
-        super().__init__(prog, max_help_position=34, width=100)
+        super().__init__(prog, max_help_position=34, width=HELP_WIDTH)
 
 
 def add_command(sub: Any, name: str, *, help: str, description: str, epilog: str | None = None,
                 image: bool = False) -> argparse.ArgumentParser:
-    """A subcommand parser in the package's help format; ``image`` adds the IMAGE positional."""
+    """A subcommand parser in the package's help format; ``image`` adds the IMAGE positional.
+
+    ``description`` is one paragraph, wrapped to the help's width; ``epilog`` is printed as written.
+    """
+    import textwrap
+
     p: argparse.ArgumentParser = sub.add_parser(name, help=help, epilog=epilog, formatter_class=Formatter,
-                                                description=description)
+                                                description=textwrap.fill(" ".join(description.split()), HELP_WIDTH))
     if image:
-        p.add_argument("image", metavar="IMAGE")
+        p.add_argument("image", metavar="IMAGE", help="the photo: JPEG, PNG, WebP, BMP or TIFF (EXIF orientation "
+                       "applied)")
     return p
 
 

@@ -77,24 +77,31 @@ def add_face_options(p: argparse.ArgumentParser, *, default_target: str | None =
     )
 
 
-def add_common_out(p: argparse.ArgumentParser, *, metadata_default: str) -> None:
-    """The output, segmenter, mask and report options of erase and redact."""
+#: --dilate's default, per command (masks.default_dilate / default_redact_dilate)
+DILATE_DEFAULT_HELP = {"erase": "9 px at 1 MP, scaled with the photo", "redact": "2%% of the photo's diagonal"}
+#: what --verify looks for, per command (verify.verify_removal)
+VERIFY_HELP = {"erase": "people where someone was erased",
+               "redact": "faces still detectable in the redacted region"}
+
+
+def add_common_out(p: argparse.ArgumentParser, *, metadata_default: str, mode: str = "erase") -> None:
+    """The output, segmenter, mask and report options of erase and redact (``mode``: which command)."""
     p.add_argument("-o", "--output", required=True, metavar="OUT",
                    help="output image; format from the extension (.jpg .png .webp .bmp .tif)")
     p.add_argument("--segmenter", default="local", metavar="NAME",
                    help=f"who finds the people: {segmenter_help()}")
     add_local_options(p, privacy_hint=True)
     p.add_argument("--dilate", type=int, metavar="PX",
-                   help="grow the mask by PX pixels (default: erase 9 px at 1 MP, scaled with the photo; "
-                   "redact 2%% of the diagonal)")
+                   help=f"grow the {'erase' if mode == 'erase' else 'redaction'} mask by PX pixels "
+                   f"(default {DILATE_DEFAULT_HELP[mode]})")
     p.add_argument("--masks-dir", metavar="DIR",
                    help="also write DIR/<stem>.erase.png and DIR/<stem>.keep.png (0/255)")
     p.add_argument("--report", metavar="FILE.json", help="write the JSON report (people, reasons, masks, timings)")
     p.add_argument("--metadata", choices=["keep", "strip-gps", "strip-all"], default=metadata_default,
                    help=f"what EXIF/XMP/ICC to carry over (default {metadata_default})")
     p.add_argument("--verify", action="store_true",
-                   help="look again in the output: erase = people re-detected where someone was erased; "
-                   "redact = faces still detectable in the redacted region")
+                   help=f"look again in the output for {VERIFY_HELP[mode]} (a warning line when found; "
+                   "details in --report)")
     p.add_argument("--strict", action="store_true",
                    help="with --verify: exit 3 when it finds anything (the output is still written)")
     p.add_argument("--overwrite", action="store_true", help="allow writing over the input file")

@@ -66,10 +66,12 @@ def run(args: argparse.Namespace, say: Say) -> int:
     from ..io import save_image
     from ..report import instance_rows
     from ..segmenters import get_segmenter
+    from ..selection import check_request
 
+    check_request(policy=args.policy)  # a bad policy is refused before anyone is looked for
     img = load_input(args)
-    say(f"finding people with {args.engine}")
     seg = get_segmenter(args.engine, **segmenter_options(args, args.engine, flag="--engine"))
+    say(f"finding people with {args.engine}")
     people = seg.segment(img.pixels)
     sel = select_people(people, policy=args.policy, image=img.pixels) if args.policy else None
     h, w = people.shape

@@ -12,7 +12,7 @@ import types
 import typing
 from typing import Any
 
-from .helpers import Formatter, Say
+from .helpers import Say, add_command
 
 NAMES = ("serve-dashscope",)
 
@@ -37,21 +37,21 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, default=8765, help="TCP port (default 8765)")
     parser.add_argument("--allow-remote", action="store_true",
                         help="allow a non-loopback --host (then also set --api-key)")
-    parser.add_argument(
-        "--segmenter", default="local", help="segmenter behind image-instance-segmentation (default local)"
-    )
-    parser.add_argument(
-        "--eraser", default="patchmatch", help="eraser behind image-erase-completion (default patchmatch)"
-    )
-    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    parser.add_argument("--segmenter", default="local", metavar="NAME",
+                        help="segmenter behind image-instance-segmentation (default local)")
+    parser.add_argument("--eraser", default="patchmatch", metavar="NAME",
+                        help="eraser behind image-erase-completion (default patchmatch)")
+    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"],
+                        help="the HTTP server's log level (default info)")
     knobs = parser.add_argument_group("service knobs")
     for name, info in Knobs.model_fields.items():
         typ, _ = _field_type(info.annotation)
         flags = (f"--{name.replace('_', '-')}", *ALIASES.get(name, ()))
         default = info.default
-        shown = "unset" if default is None else default
-        knobs.add_argument(*flags, dest=name, type=typ, default=default, metavar=typ.__name__.upper(),
-                           help=f"{info.description} (default {shown})")
+        text = info.description or ""
+        if "default" not in text:  # a description that names its default says it better
+            text += f" (default {'unset' if default is None else default})"
+        knobs.add_argument(*flags, dest=name, type=typ, default=default, metavar=typ.__name__.upper(), help=text)
 
 
 def knob_values(args: argparse.Namespace) -> dict[str, Any]:
@@ -63,12 +63,11 @@ def knob_values(args: argparse.Namespace) -> dict[str, Any]:
 
 def register(sub: Any) -> None:
     """Add the ``serve-dashscope`` subcommand to ``sub`` (the top parser's subparsers)."""
-    p = sub.add_parser("serve-dashscope", help="run the DashScope-compatible server (try the cloud path offline)",
-                       formatter_class=Formatter,
-                       description="Serve the DashScope image-instance-segmentation and "
-                       "image-erase-completion protocol on loopback, backed by the local engines. "
-                       "Point the client at it with "
-                       "DASHSCOPE_HTTP_BASE_URL=http://127.0.0.1:PORT/api/v1 and any DASHSCOPE_API_KEY.")
+    p = add_command(sub, "serve-dashscope", help="run the DashScope-compatible server (try the cloud path offline)",
+                    description="Serve the DashScope image-instance-segmentation and "
+                    "image-erase-completion protocol on loopback, backed by the local engines. "
+                    "Point the client at it with "
+                    "DASHSCOPE_HTTP_BASE_URL=http://127.0.0.1:PORT/api/v1 and any DASHSCOPE_API_KEY.")
     add_serve_arguments(p)
 
 
@@ -81,6 +80,11 @@ def run(args: argparse.Namespace, say: Say) -> int:
     from ..fakecloud.state import Knobs
 
     check_bind(args.host, args.allow_remote)
+    from ..erasers import ERASERS
+    from ..segmenters import SEGMENTERS
+
+    SEGMENTERS.resolve(args.segmenter)  # an unknown engine is refused now, not by every task once serving
+    ERASERS.resolve(args.eraser)
     try:
         knobs = Knobs(**knob_values(args))
     except ValidationError as exc:
