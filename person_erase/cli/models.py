@@ -12,7 +12,7 @@ import sys
 import time
 from typing import Any
 
-from .helpers import Formatter, Say, add_command
+from .helpers import Say, add_command
 
 NAMES = ("models",)
 
@@ -38,8 +38,10 @@ def register(sub: Any) -> None:
                     description="Register, list and check ONNX model files of the engine families "
                     "lama, migan and yolo-seg. Nothing is downloaded except by `models add URL`.")
     msub = p.add_subparsers(dest="models_command", metavar="ACTION")
-    a = msub.add_parser("add", help="register a file (in place) or download a URL into the store",
-                        formatter_class=Formatter)
+    a = add_command(msub, "add", help="register a file (in place) or download a URL into the store",
+                    description="Register an ONNX file under NAME (referenced where it is, or copied with --copy), "
+                    "or download an https:// URL into the store once. The file is checked to fit its engine "
+                    "family before it is registered.")
     a.add_argument("name", metavar="NAME", help="the name to use it by (--eraser NAME / --segmenter NAME)")
     a.add_argument("source", metavar="FILE_OR_URL", help="an .onnx file, or an https:// URL to download once")
     a.add_argument("--sha256", metavar="HEX", help="expected sha256 of the file; refused when it differs")
@@ -51,15 +53,19 @@ def register(sub: Any) -> None:
                    help="largest download accepted, in MB (default 2048)")
     a.add_argument("--timeout", type=float, default=60.0, metavar="S",
                    help="give up a download after S seconds without data (default 60)")
-    ls = msub.add_parser("list", help="the registered models", formatter_class=Formatter)
+    ls = add_command(msub, "list", help="the registered models",
+                     description="The registered models (name, family, size, sha256, file, whether the file is still "
+                     "as added) and where the store is.")
     ls.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    c = msub.add_parser("check", help="which engine family a file fits, or exactly why it fits none",
-                        formatter_class=Formatter)
-    c.add_argument("file", metavar="FILE")
+    c = add_command(msub, "check", help="which engine family a file fits, or exactly why it fits none",
+                    description="Which engine family (lama, migan, yolo-seg) an ONNX file fits, or exactly why it "
+                    "fits none. Registers nothing.")
+    c.add_argument("file", metavar="FILE", help="an .onnx file")
     c.add_argument("--json", action="store_true", help="print JSON")
-    r = msub.add_parser("remove", help="unregister a model (deletes the file only if the store holds it)",
-                        formatter_class=Formatter)
-    r.add_argument("name", metavar="NAME")
+    r = add_command(msub, "remove", help="unregister a model (deletes the file only if the store holds it)",
+                    description="Unregister a model; its file is deleted only if the store holds it (added from "
+                    "a URL or with --copy), never a file referenced in place.")
+    r.add_argument("name", metavar="NAME", help="the name it was added under (see `models list`)")
     for q in (a, ls, c, r):
         q.set_defaults(_models_action_parser=q)
         q.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help="no progress messages")
