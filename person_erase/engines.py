@@ -161,12 +161,11 @@ class EngineSpec:
             raise InputError(f"the {self.name} {what} has no option {', '.join(f'`{u}`' for u in unknown)}; "
                              f"its options: {valid}", param=tuple(unknown))
 
-    def build(self, arg: str | None = None, **options: Any) -> Any:
-        """A new engine; ``arg`` is the text after ``name:`` (passed as ``path=``).
+    def check_arg(self, arg: str | None) -> None:
+        """Refuse ``arg`` (the text after ``name:``) as ``build`` would, building nothing.
 
         Raises:
             EngineError: an argument the engine does not take, or a missing required one.
-            InputError: an option the engine does not take (the message lists the ones it does).
         """
         what = "segmenter" if self.kind == "segment" else "eraser"
         if arg and not self.arg:
@@ -174,6 +173,15 @@ class EngineSpec:
         if self.arg and self.arg_required and not arg:
             hint = f" ({self.summary})" if self.summary else ""
             raise EngineError(f"the {self.name} {what} needs a {self.arg.lower()}: use {self.label}{hint}", param=what)
+
+    def build(self, arg: str | None = None, **options: Any) -> Any:
+        """A new engine; ``arg`` is the text after ``name:`` (passed as ``path=``).
+
+        Raises:
+            EngineError: an argument the engine does not take, or a missing required one.
+            InputError: an option the engine does not take (the message lists the ones it does).
+        """
+        self.check_arg(arg)
         self.check_options(options)
         kwargs = {**self.defaults, **options}
         if arg:
@@ -332,6 +340,19 @@ class Registry(MutableMapping[str, EngineSpec]):
                                   f"name of {'an' if self.what == 'eraser' else 'a'} {self.what} model in the model "
                                   "store", param=self.what)
         return self.parse(text)[0]
+
+    def check(self, text: str) -> EngineSpec:
+        """The spec of what a user wrote (see ``resolve``), its ``:ARG`` checked as ``build`` would (a
+        model-store name needs none); builds nothing, so it is cheap enough for refusing early.
+
+        Raises:
+            EngineError: see ``resolve`` and ``EngineSpec.check_arg``.
+        """
+        spec = self.resolve(text)
+        name, colon, arg = text.partition(":")
+        if name in self._specs:  # not a model-store name
+            spec.check_arg(arg if colon else None)
+        return spec
 
     def build(self, engine: Any, **options: Any) -> Any:
         """A new engine from ``engine`` (``"local"``, ``"labels:PATH"``, a model-store name) and keyword

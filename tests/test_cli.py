@@ -127,6 +127,8 @@ def test_cli_errors_for_choices_paths_and_limits(photo, tmp_path, capsys, monkey
     (["segment", "{p}", "--policy", "nobody", "--no-files"], "error: unknown policy 'nobody'; choose one of: all"),
     (["serve-dashscope", "--segmenter", "magic", "--port", "0"], "error: unknown segmenter 'magic'; choose one of: "),
     (["serve-dashscope", "--eraser", "sponge", "--port", "0"], "error: unknown eraser 'sponge'; choose one of: "),
+    (["serve-dashscope", "--eraser", "lama", "--port", "0"], "error: the lama eraser needs a path: use lama:PATH"),
+    (["serve-dashscope", "--segmenter", "local:x", "--port", "0"], "error: the local segmenter takes no ':' argument"),
 ])
 def test_bad_names_are_refused_before_any_work(photo, capsys, argv, fragment):
     """One error line and exit 1 before the photo is segmented (no progress line) or a server bound."""

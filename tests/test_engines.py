@@ -225,6 +225,20 @@ def test_unknown_names_list_the_valid_ones():
         pe.get_eraser("x")
 
 
+@pytest.mark.parametrize("text, fragment", [
+    ("lama", "the lama eraser needs a path: use lama:PATH"),
+    ("telea:x", "the telea eraser takes no ':' argument, got telea:x"),
+    ("x", "unknown eraser 'x'"),
+])
+def test_check_refuses_what_build_would_without_building(text, fragment):
+    with pytest.raises(EngineError, match=re.escape(fragment)) as e:
+        ERASERS.check(text)
+    assert e.value.param == "eraser"
+    with pytest.raises(EngineError, match=re.escape(fragment)):
+        ERASERS.build(text)
+    assert ERASERS.check("lama:/no/such.onnx") is ERASERS.spec("lama")  # the file is the engine's to open
+
+
 class _FakeCloudEraser:
     name = "fake-cloud"
     kind = "inpaint"

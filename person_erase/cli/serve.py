@@ -83,8 +83,8 @@ def run(args: argparse.Namespace, say: Say) -> int:
     from ..erasers import ERASERS
     from ..segmenters import SEGMENTERS
 
-    SEGMENTERS.resolve(args.segmenter)  # an unknown engine is refused now, not by every task once serving
-    ERASERS.resolve(args.eraser)
+    SEGMENTERS.check(args.segmenter)  # an unknown engine is refused now, not by every task once serving
+    ERASERS.check(args.eraser)
     try:
         knobs = Knobs(**knob_values(args))
     except ValidationError as exc:
