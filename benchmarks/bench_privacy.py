@@ -4,7 +4,9 @@ On folders in the dev-set format (``images/``, ``masks/`` label maps 0 = backgro
 ``manifest.json``; default: both dev sets under ../shared/data), people are segmented once per photo
 (local engine) and the same instances feed every variant of ``pe.redact(..., policy="all")``:
 
-* ``body``      — ``face_net=False``: the segmented people only (the behaviour before issue 16);
+* ``segmented`` — ``face_net=False, person_net=False``: the segmented people only (before issue 16);
+* ``body``      — ``face_net=False``: the segmented people plus the person net (people the segmentation
+  missed, found again by the detector for recall: ``person_net``);
 * ``body+net``  — the default: plus the face safety net (CenterFace faces outside the region, and a
   body grown from each face that no segmented person accounts for);
 * ``faces``     — ``target="faces"``: faces only (face detector + heads of segmented people).
@@ -72,6 +74,7 @@ DATA = REPO.parent / "shared" / "data"
 DEFAULT_SETS = ("persons", "coco-persons-dev")
 COVER = 0.95
 VARIANTS: dict[str, dict[str, Any]] = {
+    "segmented": {"face_net": False, "person_net": False},
     "body": {"face_net": False},
     "body+net": {},
     "faces": {"target": "faces"},
@@ -129,8 +132,9 @@ class _Tally:
         self.person_px = self.person_red_px = 0
         self.ms: list[float] = []
         self.face_ms: list[float] = []
-        self.faces_added = self.bodies_added = 0
+        self.faces_added = self.bodies_added = self.people_added = 0
         self.off_person = 0
+        self.net_ms: list[float] = []
         self.faces_left = 0
         self.faces_before = 0
         self.by: dict[str, list[int]] = {}  # bucket -> [people, covered, faces, hidden]
@@ -146,6 +150,8 @@ class _Tally:
         self.px += region.size
         self.ms.append(ms)
         self.face_ms.append(float(report.timings_ms.get("faces", 0.0)))
+        self.net_ms.append(float(report.timings_ms.get("person_net", 0.0)))
+        self.people_added += len(getattr(report, "people_added", None) or [])
         added = getattr(report, "faces_added", None) or []
         self.faces_added += len(added)
         self.bodies_added += sum(1 for f in added if getattr(f, "body_box", None))
@@ -191,6 +197,8 @@ class _Tally:
             "faces_added": self.faces_added,
             "faces_added_off_person": self.off_person,
             "bodies_added": self.bodies_added,
+            "people_added": self.people_added,
+            "person_net_ms_per_photo": round(float(np.mean(self.net_ms)) if self.net_ms else 0.0, 1),
             "by_size": {b: {"people": v[0], "coverage": round(v[1] / max(1, v[0]), 4), "faces": v[2],
                             "faces_hidden": round(v[3] / v[2], 4) if v[2] else None}
                         for b, v in sorted(self.by.items())},
@@ -313,8 +321,8 @@ def run(dirs: list[Path], *, style: str, limit: int | None, quality: str = "bala
                 t0 = time.perf_counter()
                 try:
                     res = pe.redact(img, people, policy="all", style=style, **VARIANTS[v])
-                except TypeError:  # a build without the face net: only "body" exists
-                    if v != "body":
+                except TypeError:  # an older build: only "body" (or "segmented", without the person net)
+                    if v not in ("body", "segmented"):
                         continue
                     res = pe.redact(img, people, policy="all", style=style)
                 ms_v = (time.perf_counter() - t0) * 1000
@@ -384,7 +392,8 @@ def table(res: dict[str, Any]) -> str:
             rows.append((s, v, fh, f"{m['body_coverage']:.1%}", f"{m['background_share']:.2%}",
                          f"{m['person_px_redacted']:.1%}", f"{m['ms_per_photo']:.0f}", f"{m['face_ms_per_photo']:.0f}",
                          f"{m['faces_added']} faces ({m.get('faces_added_off_person', 0)} off persons), "
-                         f"{m['bodies_added']} bodies"))
+                         f"{m['bodies_added']} bodies, "
+                         f"{m.get('people_added', 0)} people ({m.get('person_net_ms_per_photo', 0):.0f} ms)"))
             for b, bm in m["by_size"].items():
                 fhb = "-" if bm["faces_hidden"] is None else f"{bm['faces_hidden']:.1%} of {bm['faces']}"
                 rows.append(("", f"  {b}", fhb, f"{bm['coverage']:.1%} of {bm['people']}", "", "", "", "", ""))

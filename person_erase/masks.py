@@ -232,7 +232,7 @@ class MaskPair:
     dilate: int
 
 
-def _privacy_grow(
+def privacy_grow_into(
     out: np.ndarray, mask: np.ndarray, box: np.ndarray, *, margin: float, box_below_px: int, radius: int
 ) -> None:
     """Paint one person's redaction region into ``out``: the mask grown by ``margin`` × its box height
@@ -311,7 +311,7 @@ def build_masks(
     if (privacy_margin > 0 or box_below_px > 0) and chosen.any():
         grown = np.zeros((h, w), dtype=bool)
         for k in np.flatnonzero(chosen):
-            _privacy_grow(grown, instances.mask(k), instances.boxes[k], margin=privacy_margin,  # type: ignore[arg-type]
+            privacy_grow_into(grown, instances.mask(k), instances.boxes[k], margin=privacy_margin,  # type: ignore[arg-type]
                           box_below_px=box_below_px, radius=radius)
     else:
         grown = dilate(instances.union(np.flatnonzero(chosen)), radius)

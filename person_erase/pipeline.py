@@ -24,7 +24,7 @@ from .errors import InputError, SelectionError
 from .instances import Instances
 from .io import Image, MetadataPolicy, load_image, save_image
 from .plan import Plan
-from .report import FaceAdded, ImageReport, InputInfo, ModelInfo, finish_report, instance_rows
+from .report import FaceAdded, ImageReport, InputInfo, ModelInfo, PersonAdded, finish_report, instance_rows
 from .segmenters import SEGMENTERS, Segmenter, get_segmenter
 from .selection import Selection, select_people
 from .verify import verify_removal
@@ -170,6 +170,28 @@ def _add_faces(pixels: np.ndarray, people: Instances, sel: Selection, pair: mask
     return replace(pair, erase=erase), plan.region & ~body & ~pair.keep, rows
 
 
+#: Selections under which the person net adds people: those that hide everyone not kept (a person the
+#: segmentation missed is nobody's subject); ``select`` and ``largest:N`` name exactly who goes.
+NET_POLICIES = ("all", "keep", "passersby", "passersby+group")
+
+
+def _add_people(pixels: np.ndarray, people: Instances, sel: Selection, pair: masks_mod.MaskPair, *,
+                margin: float, box_below: int) -> tuple[masks_mod.MaskPair, list[PersonAdded]]:
+    """The person net of ``redact`` (``person_net.plan_people``): people the segmentation missed are
+    added to the body region like segmented ones; the keep mask still wins."""
+    from dataclasses import replace
+
+    from .person_net import plan_people
+
+    chosen = np.zeros(len(people), bool)
+    chosen[sel.positions(people)] = True
+    net = plan_people(pixels, people, chosen, pair.erase, pair.keep, radius=pair.dilate, margin=margin,
+                      box_below=box_below)
+    if not net.added:
+        return pair, []
+    return replace(pair, erase=pair.erase | (net.region & ~pair.keep)), [PersonAdded(**row) for row in net.added]
+
+
 def _face_eraser(eng: Eraser, plan: Plan) -> Eraser:
     """The redaction engine for face regions: the same style, at least ``FACE_STRENGTH`` of the region."""
     from .face_regions import FACE_STRENGTH
@@ -210,6 +232,12 @@ def _run(plan: Plan, image: Any, people: Instances | None, progress: Progress | 
     with timer.stage("masks"):
         pair = masks_mod.build_masks(people, sel.positions(people), dilate_px=dilate, privacy_margin=plan.margin,
                                      box_below_px=plan.box_below)
+    people_added: list[PersonAdded] = []
+    if mode == "redact" and plan.person_net and plan.target == "body" and sel.policy in NET_POLICIES:
+        say("looking for people the segmentation missed")
+        with timer.stage("person_net"):
+            pair, people_added = _add_people(img.pixels, people, sel, pair, margin=plan.margin,
+                                             box_below=plan.box_below)
     faces_added: list[FaceAdded] = []
     face_only = None
     if mode == "redact" and (plan.face_net or plan.target == "faces"):
@@ -257,7 +285,8 @@ def _run(plan: Plan, image: Any, people: Instances | None, progress: Progress | 
             task_ids[key] = list(ids)
     params: dict[str, Any] = {"dilate_px": pair.dilate}
     if mode == "redact":
-        params.update(margin=plan.margin, box_below_px=plan.box_below, face_net=plan.face_net, target=plan.target)
+        params.update(margin=plan.margin, box_below_px=plan.box_below, face_net=plan.face_net,
+                      person_net=plan.person_net, target=plan.target)
     params.update({k: v for k, v in plan.eraser_options.items() if isinstance(v, (int, float, str, bool))})
     for info in erased:  # what the cloud eraser sent explicitly (dilate_flag, fast_mode, add_watermark)
         params.update({k: v for k, v in info.parameters.items() if isinstance(v, (int, float, str, bool))})
@@ -285,6 +314,7 @@ def _run(plan: Plan, image: Any, people: Instances | None, progress: Progress | 
         verification=verification,
         target=plan.target if mode == "redact" else None,
         faces_added=faces_added,
+        people_added=people_added,
     )
     out.setflags(write=False)
     return Result(
@@ -349,6 +379,7 @@ def redact(
     margin: float = REDACT_MARGIN,
     box_below: int = REDACT_BOX_BELOW,
     face_net: bool = True,
+    person_net: bool = True,
     target: str = "body",
     **style_options: Any,
 ) -> Result:
@@ -368,6 +399,11 @@ def redact(
             region, as a grown ellipse in the same style; a face no segmented person accounts for
             also gets a body grown below it (``face_regions.body_from_face``). Faces of kept people are
             never touched. Each face added is listed in ``report.faces_added``. Default True.
+        person_net: look again for people the segmentation missed (the bundled detector at up to 1280 px,
+            from score 0.07; ``person_net``) and hide them like segmented people. Applies to
+            ``target="body"`` under ``policy`` all / passersby / passersby+group and ``keep`` (not to
+            ``select`` or ``largest:N``, which name who goes); kept people are never touched. Each person
+            added is listed in ``report.people_added``. Default True.
         target: ``"body"`` (default) hides whole people; ``"faces"`` hides only faces (the face
             detector's, and the head of every chosen person), leaving bodies visible.
         **style_options: ``strength`` (blur sigma or pixel block as a share of the region's height;
@@ -380,6 +416,7 @@ def redact(
         raise SelectionError(f"unknown redaction style {style!r}; choose one of: {', '.join(REDACT_STYLES)}",
                              param="style")
     plan = Plan.build("redact", eraser=style, segmenter=segmenter, select=select, keep=keep, policy=policy,
-                      dilate=dilate, margin=margin, box_below=box_below, face_net=face_net, target=target,
+                      dilate=dilate, margin=margin, box_below=box_below, face_net=face_net, person_net=person_net,
+                      target=target,
                       verify=verify, eraser_options=style_options)
     return _run(plan, image, people, progress)

@@ -43,6 +43,7 @@ class Plan:
         dilate: mask growth in px, or None for the default of the photo's size (``dilate_for``).
         margin / box_below: redaction growth (share of each person's height) and box cover (px).
         face_net / target: the redaction face pass (``"body"`` or ``"faces"``).
+        person_net: the redaction's second look for people the segmentation missed (``person_net``).
         eraser / segmenter: names as given, or engine objects.
         eraser_spec / segmenter_spec: their specs (resolved from the registry, or ``Registry.describe``
             of an engine object): the capabilities the pipeline reads.
@@ -62,6 +63,7 @@ class Plan:
     margin: float = 0.0
     box_below: int = 0
     face_net: bool = False
+    person_net: bool = False
     target: Target = "body"
     verify: Any = False
     eraser_options: Mapping[str, Any] = field(default_factory=dict)
@@ -80,6 +82,7 @@ class Plan:
         margin: float = 0.0,
         box_below: int = 0,
         face_net: bool = False,
+        person_net: bool = False,
         target: str = "body",
         verify: Any = False,
         eraser_options: Mapping[str, Any] | None = None,
@@ -116,7 +119,8 @@ class Plan:
             SEGMENTERS.resolve(verify)
         return cls(mode=mode, eraser=eraser, segmenter=segmenter, select=None if sel is None else tuple(sel),
                    keep=None if kp is None else tuple(kp), policy=policy, dilate=dilate, margin=margin,
-                   box_below=box_below, face_net=bool(face_net), target=cast(Target, target), verify=verify,
+                   box_below=box_below, face_net=bool(face_net), person_net=bool(person_net),
+                   target=cast(Target, target), verify=verify,
                    eraser_spec=eraser_spec, segmenter_spec=segmenter_spec,
                    eraser_options=MappingProxyType(options))
 

@@ -96,6 +96,16 @@ class FaceAdded(_Model):
                                        "accounts for (x0, y0, x1, y1), or None")
 
 
+class PersonAdded(_Model):
+    """A person the redaction's person net hid beyond the segmented people (``person_net``)."""
+
+    box: list[int] = Field(description="x0, y0, x1, y1 of the detector's box (the region is grown from it)")
+    score: float = Field(description="detector score (the net accepts from person_net.NET_SCORE)")
+    new_px: int = Field(description="pixels this person added to the redacted region")
+    person: int | None = Field(None, description="the segmented person whose box this is (the net completed "
+                               "their mask), or None for someone the segmentation did not report")
+
+
 class Verification(_Model):
     """Result of re-running the segmenter on the output (``verify=True``)."""
 
@@ -151,6 +161,8 @@ class ImageReport(_Model):
     target: Literal["body", "faces"] | None = Field(None, description="redact only: what was hidden")
     faces_added: list[FaceAdded] = Field(default_factory=list, description="redact only: faces hidden beyond "
                                          "the segmented bodies (face net) or, for target=faces, every face hidden")
+    people_added: list[PersonAdded] = Field(default_factory=list, description="redact only: people the person "
+                                            "net found that the segmentation missed, hidden too")
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)

@@ -222,3 +222,13 @@ def gif_bytes(frames: int = 1) -> bytes:
     buf = io.BytesIO()
     ims[0].save(buf, format="GIF", save_all=frames > 1, append_images=ims[1:])
     return buf.getvalue()
+
+
+def paste_person(image: np.ndarray, person: np.ndarray, *, x: int, y: int, height: int) -> tuple[int, int, int, int]:
+    """Paste ``person`` (an RGB photo of someone, e.g. scikit-image's astronaut) scaled to ``height`` px
+    into ``image`` (in place) with its top-left corner at (x, y); returns its box x0, y0, x1, y1."""
+    import cv2
+
+    width = max(1, round(height * person.shape[1] / person.shape[0]))
+    image[y : y + height, x : x + width] = cv2.resize(person, (width, height), interpolation=cv2.INTER_AREA)
+    return x, y, x + width, y + height

@@ -81,10 +81,11 @@ def test_the_small_occluded_head_is_found(street):
 def test_face_net_hides_a_face_the_body_segmenter_missed(street):
     img, labels, (x0, y0, x1, y1) = street
     people = pe.Instances.from_label_map(labels)
-    off = pe.redact(img, people, face_net=False)
+    # person_net=False: the face net on its own (the person net also finds the pasted head, test_person_net)
+    off = pe.redact(img, people, face_net=False, person_net=False)
     face = np.s_[y0 + 8 : y1 - 8, x0 + 4 : x1 - 2]
     assert np.array_equal(off.image[face], img[face])  # the segmented body only: the face stays sharp
-    on = pe.redact(img, people)  # face_net=True by default
+    on = pe.redact(img, people, person_net=False)  # face_net=True by default
     assert (on.image[face] != img[face]).any(axis=2).mean() > 0.9
     assert on.erase_mask[face].all()
     assert np.array_equal(on.image[~on.erase_mask], img[~on.erase_mask])
@@ -110,7 +111,7 @@ def test_face_net_hides_a_face_the_body_segmenter_missed(street):
 
 def test_face_net_report_round_trips_as_json(street):
     img, labels, _ = street
-    res = pe.redact(img, pe.Instances.from_label_map(labels), style="pixelate")
+    res = pe.redact(img, pe.Instances.from_label_map(labels), style="pixelate", person_net=False)
     import json
 
     doc = json.loads(res.report.to_json())
@@ -244,7 +245,8 @@ def test_cli_face_net_and_target_faces(street, tmp_path, capsys):
     PILImage.fromarray(img).save(src)
     PILImage.fromarray(labels).save(lp)
     face = np.s_[y0 + 8 : y1 - 8, x0 + 4 : x1 - 2]
-    runs = {"net": [], "off": ["--no-face-net"], "faces": ["--target", "faces"]}
+    # --no-person-net: the face net on its own (the person net also finds the pasted head)
+    runs = {"net": ["--no-person-net"], "off": ["--no-face-net", "--no-person-net"], "faces": ["--target", "faces"]}
     outs = {}
     for name, extra in runs.items():
         out, rep = tmp_path / f"{name}.png", tmp_path / f"{name}.json"
@@ -286,7 +288,8 @@ def test_batch_face_net_and_target_faces(street, tmp_path, capsys):
     PILImage.fromarray(labels).save(lp)
     face = np.s_[y0 + 8 : y1 - 8, x0 + 4 : x1 - 2]
     body = (labels == 1) & (np.arange(img.shape[0])[:, None] > 230)  # the labelled person below their head
-    runs = {"net": [], "off": ["--no-face-net"], "faces": ["--target", "faces"]}
+    # --no-person-net: the face net on its own (the person net also finds the pasted head)
+    runs = {"net": ["--no-person-net"], "off": ["--no-face-net", "--no-person-net"], "faces": ["--target", "faces"]}
     outs = {}
     for name, extra in runs.items():
         out = tmp_path / name
@@ -309,7 +312,7 @@ def test_batch_face_net_and_target_faces(street, tmp_path, capsys):
     # the face pass is redact's: refused in erase mode with one line, before any work
     assert main(["batch", str(src), "-o", str(tmp_path / "e"), "--target", "faces"]) == 1
     err = capsys.readouterr().err
-    assert err.startswith("error: ") and "--target and --no-face-net are for redact" in err
+    assert err.startswith("error: ") and "--target, --no-face-net and --no-person-net are for redact" in err
     assert len(err.strip().splitlines()) == 1 and not (tmp_path / "e" / "street.png").exists()
 
 

@@ -133,6 +133,7 @@ class ItemParams:
     format: str
     face_net: bool = True
     target: str = "body"
+    person_net: bool = True
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form (the journal's ``params`` column and the summary's ``parameters``); the face
@@ -153,6 +154,8 @@ class ItemParams:
         }
         if self.mode == "redact":
             out.update(face_net=self.face_net, target=self.target)
+            if not self.person_net:  # only when off: journals written before the person net keep their digest
+                out.update(person_net=False)
         return out
 
     def digest(self) -> str:
@@ -178,6 +181,7 @@ class BatchParams:
         output_format: ``same`` (the input's extension) or an extension such as ``png`` / ``jpg``.
         face_net: redact mode: also hide faces the body masks missed (``pipeline.redact``'s ``face_net``).
         target: redact mode: ``"body"`` (whole people) or ``"faces"`` (faces only).
+        person_net: redact mode: also hide people the segmentation missed (``pipeline.redact``'s ``person_net``).
 
     Raises:
         InputError / SelectionError: a value ``erase`` would refuse (checked by the same functions).
@@ -198,6 +202,7 @@ class BatchParams:
     output_format: str = "same"
     face_net: bool = True
     target: str = "body"
+    person_net: bool = True
 
     def __post_init__(self) -> None:
         from ..masks import check_growth
@@ -217,8 +222,9 @@ class BatchParams:
         object.__setattr__(self, "output_format", fmt)
         if self.target not in TARGETS:
             raise InputError(f"unknown `target` {self.target!r}; choose one of: {', '.join(TARGETS)}", param="target")
-        if self.mode != "redact" and (self.target != "body" or not self.face_net):
-            raise InputError("`target` and `face_net` are for redact mode", param=("target", "face_net"))
+        if self.mode != "redact" and (self.target != "body" or not self.face_net or not self.person_net):
+            raise InputError("`target`, `face_net` and `person_net` are for redact mode",
+                             param=("target", "face_net", "person_net"))
         for name in ("select", "keep"):
             object.__setattr__(self, name, parse_numbers(getattr(self, name), what=name))
         check_choice(self.select, self.keep, self.policy, where="the batch options")
@@ -273,4 +279,5 @@ class BatchParams:
             format=self.output_format,
             face_net=bool(self.face_net),
             target=self.target,
+            person_net=bool(self.person_net),
         )

@@ -207,7 +207,8 @@ def process_item(job: Job, hooks: StageHooks | None = None,
                 eng = hooks.eraser(eng, spec, job)
             result = pipeline.erase(img, people, eraser=eng, **common)
         else:
-            result = pipeline.redact(img, people, style=p.eraser, face_net=p.face_net, target=p.target, **common,
+            result = pipeline.redact(img, people, style=p.eraser, face_net=p.face_net, person_net=p.person_net,
+                                     target=p.target, **common,
                                      **dict(p.eraser_options))
         stage = "save"
         t_save = time.perf_counter()

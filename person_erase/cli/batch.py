@@ -99,8 +99,8 @@ def params_from_args(args: argparse.Namespace) -> Any:
     er_opts = eraser_options(args, args.eraser) if mode == "erase" else {}
     if mode == "redact" and args.fast:
         raise InputError("--fast is for erase (the dashscope eraser's fast mode)")
-    if mode == "erase" and (args.target is not None or not args.face_net):
-        raise InputError("--target and --no-face-net are for redact; use --mode redact (or --style)")
+    if mode == "erase" and (args.target is not None or not args.face_net or not args.person_net):
+        raise InputError("--target, --no-face-net and --no-person-net are for redact; use --mode redact (or --style)")
     if args.workers is not None and args.workers < 1:
         raise InputError(f"--workers must be 1 or more, got {args.workers}")
     if args.address is not None and args.executor != "ray":
@@ -120,6 +120,7 @@ def params_from_args(args: argparse.Namespace) -> Any:
         verify=bool(args.verify),
         output_format=args.output_format,
         face_net=bool(args.face_net),
+        person_net=bool(args.person_net),
         target=args.target or "body",
     )
 

@@ -91,7 +91,8 @@ def run(args: argparse.Namespace, say: Say) -> int:
         result = pipeline.erase(img, eraser=args.eraser, **common, **eraser_options(args, args.eraser))
     else:
         given = {"strength": args.strength, "margin": args.margin, "box_below": args.box_below}
-        result = pipeline.redact(img, style=args.style, face_net=args.face_net, target=args.target, **common,
+        result = pipeline.redact(img, style=args.style, face_net=args.face_net, person_net=args.person_net,
+                                 target=args.target, **common,
                                  **{k: v for k, v in given.items() if v is not None})
     say("saving")
     existed = {p for p in (out, *side) if p.exists()}

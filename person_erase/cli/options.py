@@ -65,7 +65,8 @@ def add_local_options(p: argparse.ArgumentParser, *, privacy_hint: bool = False)
 
 
 def add_face_options(p: argparse.ArgumentParser, *, default_target: str | None = "body") -> None:
-    """``--target`` and ``--no-face-net`` (the redaction face pass; ``redact`` and ``batch``)."""
+    """``--target``, ``--no-face-net`` and ``--no-person-net`` (the redaction's extra passes; ``redact``
+    and ``batch``)."""
     p.add_argument("--target", default=default_target, choices=("body", "faces"),
                    help="body (default): hide whole people; faces: hide only faces (face detector + heads of "
                    "the chosen people), bodies stay visible")
@@ -74,6 +75,13 @@ def add_face_options(p: argparse.ArgumentParser, *, default_target: str | None =
         dest="face_net",
         action="store_false",
         help="do not look for faces the body masks missed (on by default; faces of kept people are never touched)",
+    )
+    p.add_argument(
+        "--no-person-net",
+        dest="person_net",
+        action="store_false",
+        help="do not look again, for recall, for people the segmentation missed (on by default with --policy "
+        "all/passersby/passersby+group or --keep; kept people are never touched)",
     )
 
 

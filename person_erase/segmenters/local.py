@@ -188,7 +188,6 @@ class LocalSegmenter:
     def segment(self, image: np.ndarray) -> Instances:
         """People in ``image`` ((H, W, 3) uint8 RGB) as numbered instance masks."""
         image = _check_image(image)
-        h, w = image.shape[:2]
         p = self.preset
         t0 = time.perf_counter()
         det = self._det().detect(
@@ -199,10 +198,42 @@ class LocalSegmenter:
         if capped:
             det = type(det)(det.boxes[: self.max_detections], det.scores[: self.max_detections])
         t1 = time.perf_counter()
-        n = len(det.scores)
+        masks, sources = self._masks(image, det.boxes)
+        t2 = time.perf_counter()
+        notes = [f"the detector found more than {self.max_detections} people; the {self.max_detections} "
+                 "highest-scoring were kept (raise max_detections for more)"] if capped else []
+        info = SegmentInfo(
+            engine="local", quality=self.quality, notes=tuple(notes), detector_boxes=det.boxes,
+            timings_ms={"detect_ms": (t1 - t0) * 1e3, "masks_ms": (t2 - t1) * 1e3},
+            details={"detector": "yolox_nano", "detector_sizes": list(p.det_sizes),
+                     "max_detections": self.max_detections,
+                     "mask_sources": {k: sources.count(k) for k in sorted(set(sources))}},
+        )
+        return Instances.from_engine(masks, scores=det.scores, info=info)
+
+    def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The detector's person boxes alone (no masks): (N, 4) float32 x0, y0, x1, y1 photo px and
+        (N,) scores, highest first, at most ``max_detections``; ``image`` is (H, W, 3) uint8 RGB."""
+        image = _check_image(image)
+        p = self.preset
+        det = self._det().detect(image, sizes=p.det_sizes, score_threshold=self.score_threshold,
+                                 nms_iou=self.nms_iou, flip=p.flip, max_detections=self.max_detections)
+        return det.boxes, det.scores
+
+    def masks_for_boxes(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+        """(N, H, W) bool masks for given person ``boxes`` ((N, 4) x0, y0, x1, y1 photo px), in their
+        order, computed as ``segment`` computes them for the detector's boxes."""
+        image = _check_image(image)
+        return self._masks(image, np.asarray(boxes, np.float32).reshape(-1, 4))[0]
+
+    def _masks(self, image: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """(N, H, W) bool masks for ``boxes`` (each pixel owned by at most one person) and their sources."""
+        h, w = image.shape[:2]
+        p = self.preset
+        n = len(boxes)
         best = np.zeros((h, w), np.float32)  # winning ownership score per pixel
         label = np.full((h, w), -1, np.int32)  # winning instance per pixel
-        owns = self._ownerships(image, det.boxes)
+        owns = self._ownerships(image, boxes)
         sources = []
         raw = []
         for i, (own, window, src) in enumerate(owns):
@@ -227,18 +258,7 @@ class LocalSegmenter:
             masks = np.zeros((n, h, w), bool)
             for i, (cy0, cy1, cx0, cx1) in enumerate(windows):
                 np.equal(label[cy0:cy1, cx0:cx1], i, out=masks[i, cy0:cy1, cx0:cx1])
-        masks = _clean(masks, windows)
-        t2 = time.perf_counter()
-        notes = [f"the detector found more than {self.max_detections} people; the {self.max_detections} "
-                 "highest-scoring were kept (raise max_detections for more)"] if capped else []
-        info = SegmentInfo(
-            engine="local", quality=self.quality, notes=tuple(notes), detector_boxes=det.boxes,
-            timings_ms={"detect_ms": (t1 - t0) * 1e3, "masks_ms": (t2 - t1) * 1e3},
-            details={"detector": "yolox_nano", "detector_sizes": list(p.det_sizes),
-                     "max_detections": self.max_detections,
-                     "mask_sources": {k: sources.count(k) for k in sorted(set(sources))}},
-        )
-        return Instances.from_engine(masks, scores=det.scores, info=info)
+        return _clean(masks, windows), sources
 
     def _ownerships(self, image: np.ndarray, boxes: np.ndarray) -> list[tuple[np.ndarray | None, tuple, str]]:
         """Per box: (ownership map over its crop window, (y0, y1, x0, x1) window, mask source).
