@@ -42,6 +42,12 @@ mosaic), each kind as its own set ``<set>/aug-<kind>`` and all together as ``<se
 harder yardstick for faces than the 43 dev faces (the unseen photos' misses were faces lying sideways,
 cut by the frame and half hidden).
 
+``--net-sweep`` adds ``body`` variants with other person-net settings (``net:SCORE@SIZES``: detector score
+threshold and input sizes, e.g. ``net:0.1@416/832/1280``; also accepted in ``--variants``). For every
+variant, ``people_added_new`` counts the people the net added that match no segmented person and
+``people_added_on_nobody`` those of them whose box lies on no annotated person (under 20 % of its pixels
+on one: a false person, or someone COCO did not label).
+
 ``--residue`` adds the older removal-verification residue rate (erase everyone with telea, segment
 the output again; slow). ``--cache DIR`` keeps the segmentations (npz) between runs.
 
@@ -59,6 +65,8 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +143,7 @@ class _Tally:
         self.faces_added = self.bodies_added = self.people_added = 0
         self.off_person = 0
         self.net_ms: list[float] = []
+        self.people_new = self.people_on_nobody = 0
         self.faces_left = 0
         self.faces_before = 0
         self.by: dict[str, list[int]] = {}  # bucket -> [people, covered, faces, hidden]
@@ -151,7 +160,13 @@ class _Tally:
         self.ms.append(ms)
         self.face_ms.append(float(report.timings_ms.get("faces", 0.0)))
         self.net_ms.append(float(report.timings_ms.get("person_net", 0.0)))
-        self.people_added += len(getattr(report, "people_added", None) or [])
+        added_people = getattr(report, "people_added", None) or []
+        self.people_added += len(added_people)
+        for a in added_people:
+            if a.person is None:
+                x0, y0, x1, y1 = a.box
+                self.people_new += 1
+                self.people_on_nobody += int(float(anyone[y0:y1, x0:x1].mean()) < 0.2)
         added = getattr(report, "faces_added", None) or []
         self.faces_added += len(added)
         self.bodies_added += sum(1 for f in added if getattr(f, "body_box", None))
@@ -198,6 +213,8 @@ class _Tally:
             "faces_added_off_person": self.off_person,
             "bodies_added": self.bodies_added,
             "people_added": self.people_added,
+            "people_added_new": self.people_new,
+            "people_added_on_nobody": self.people_on_nobody,
             "person_net_ms_per_photo": round(float(np.mean(self.net_ms)) if self.net_ms else 0.0, 1),
             "by_size": {b: {"people": v[0], "coverage": round(v[1] / max(1, v[0]), 4), "faces": v[2],
                             "faces_hidden": round(v[3] / v[2], 4) if v[2] else None}
@@ -207,6 +224,40 @@ class _Tally:
             out["face_misses"] = self.face_misses
             out["body_misses"] = self.misses
         return out
+
+
+NET_SWEEP = ("net:0.25@416/832/1280", "net:0.15@416/832/1280", "net:0.1@416/832/1280", "net:0.05@416/832/1280",
+             "net:0.07@416/832", "net:0.07@416/1280")
+
+
+def _net_spec(variant: str) -> tuple[float, tuple[int, ...]] | None:
+    """``net:SCORE@SIZES`` -> (score, sizes); None for the named variants."""
+    if not variant.startswith("net:"):
+        return None
+    score, _, sizes = variant[4:].partition("@")
+    return float(score), tuple(int(v) for v in sizes.split("/"))
+
+
+_NET_SEGMENTERS: dict[tuple[float, tuple[int, ...]], Any] = {}
+
+
+@contextmanager
+def _net_setting(spec: tuple[float, tuple[int, ...]] | None) -> Iterator[None]:
+    """Run the person net with another score threshold / input sizes (its segmenter swapped in)."""
+    if spec is None:
+        yield
+        return
+    from person_erase import person_net
+    from person_erase.segmenters.local import LocalSegmenter
+
+    if spec not in _NET_SEGMENTERS:
+        _NET_SEGMENTERS[spec] = LocalSegmenter(person_net.NET_QUALITY, score_threshold=spec[0], det_sizes=spec[1])
+    saved = person_net._segmenter()
+    person_net._SEGMENTER = _NET_SEGMENTERS[spec]
+    try:
+        yield
+    finally:
+        person_net._SEGMENTER = saved
 
 
 GROW_SCORES = (0.2, 0.3, 0.4, 0.5, 0.6)
@@ -320,7 +371,8 @@ def run(dirs: list[Path], *, style: str, limit: int | None, quality: str = "bala
             for v in variants:
                 t0 = time.perf_counter()
                 try:
-                    res = pe.redact(img, people, policy="all", style=style, **VARIANTS[v])
+                    with _net_setting(_net_spec(v)):
+                        res = pe.redact(img, people, policy="all", style=style, **VARIANTS.get(v, {"face_net": False}))
                 except TypeError:  # an older build: only "body" (or "segmented", without the person net)
                     if v not in ("body", "segmented"):
                         continue
@@ -393,7 +445,9 @@ def table(res: dict[str, Any]) -> str:
                          f"{m['person_px_redacted']:.1%}", f"{m['ms_per_photo']:.0f}", f"{m['face_ms_per_photo']:.0f}",
                          f"{m['faces_added']} faces ({m.get('faces_added_off_person', 0)} off persons), "
                          f"{m['bodies_added']} bodies, "
-                         f"{m.get('people_added', 0)} people ({m.get('person_net_ms_per_photo', 0):.0f} ms)"))
+                         f"{m.get('people_added', 0)} people ({m.get('people_added_new', 0)} new, "
+                         f"{m.get('people_added_on_nobody', 0)} on nobody; "
+                         f"{m.get('person_net_ms_per_photo', 0):.0f} ms)"))
             for b, bm in m["by_size"].items():
                 fhb = "-" if bm["faces_hidden"] is None else f"{bm['faces_hidden']:.1%} of {bm['faces']}"
                 rows.append(("", f"  {b}", fhb, f"{bm['coverage']:.1%} of {bm['people']}", "", "", "", "", ""))
@@ -419,13 +473,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--grow", action="store_true", help="measure growing bodies from faces nobody accounts for")
     ap.add_argument("--augment", action="store_true",
                     help="also measure augmented copies of the sets with face keypoints (augment.py)")
+    ap.add_argument("--net-sweep", action="store_true", help="also run the body variant with other person-net "
+                    "settings (net:SCORE@SIZES)")
     args = ap.parse_args(argv)
     names = args.datasets or [str(DATA / n) for n in DEFAULT_SETS]
     dirs = [Path(n) for n in names if (Path(n) / "manifest.json").is_file()]
     if not dirs:
         print(f"no dev set found among {names}; nothing to measure", file=sys.stderr)
         return 0
-    variants = tuple(v for v in args.variants.split(",") if v in VARIANTS)
+    variants = tuple(v for v in args.variants.split(",") if v in VARIANTS or _net_spec(v))
+    if args.net_sweep:
+        variants += tuple(v for v in NET_SWEEP if v not in variants)
     res = run(dirs, style=args.style, limit=args.limit, quality=args.quality, min_score=args.min_score,
               cache=args.cache, variants=variants, residue=args.residue, verify_faces=args.verify_faces,
               misses=args.misses, grow_bodies=args.grow, augment=args.augment)
