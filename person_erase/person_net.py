@@ -17,10 +17,10 @@ a blurred patch of background, so after the body region is built, ``redact`` loo
    people shorter than ``box_below`` px are covered by their grown box, taller ones by their mask
    grown by the margin. The keep mask still wins.
 
-On the dev sets (``benchmarks/README.md``, privacy: bodies) this takes the people covered >= 95 % from
-91.4 % to 98.1 % on COCO-dev (small people's boxes found by the detector from 33 to 42 of 50) at 1.26x
-the redacted background, Penn-Fudan staying at 100 % at 1.08x. Each person added is listed in the
-report (``people_added``: box, score).
+On the dev sets (``benchmarks/README.md``, *Bodies: the person net*) this takes the people covered
+>= 95 % from 91.4 % to 97.1 % on COCO-dev (small people boxed by the detector from 33 to 42 of 50) at
+1.26x the redacted background, Penn-Fudan staying at 100 % at 1.08x; most people it adds are false
+(a blurred patch each). Each person added is listed in the report (``people_added``).
 """
 
 from __future__ import annotations
