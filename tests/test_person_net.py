@@ -137,3 +137,13 @@ def test_masks_for_boxes_are_the_segmenters_masks(scene):
     people = seg.segment(img)
     assert masks.shape == (len(boxes), *img.shape[:2]) and np.array_equal(scores, people.scores)
     assert np.array_equal(masks.any(axis=0), people.masks.any(axis=0))
+
+
+def test_batch_params_carry_person_net():
+    from person_erase.batch.params import BatchParams
+
+    on = BatchParams(mode="redact").for_item().to_json()
+    off = BatchParams(mode="redact", person_net=False).for_item()
+    assert "person_net" not in on and off.person_net is False and off.to_json()["person_net"] is False
+    with pytest.raises(pe.InputError, match="person_net"):
+        BatchParams(mode="erase", person_net=False)
