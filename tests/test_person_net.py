@@ -104,7 +104,7 @@ def test_plan_people_rules_on_given_boxes():
     assert region[100:140, 200:260].mean() >= COVERED and plan.boxes == 4
 
 
-def test_cli_no_person_net(scene, tmp_path):
+def test_cli_no_person_net(scene, tmp_path, capsys):
     from PIL import Image as PILImage
 
     from person_erase.cli import main
@@ -119,9 +119,11 @@ def test_cli_no_person_net(scene, tmp_path):
         out, rep = tmp_path / f"{name}.png", tmp_path / f"{name}.json"
         assert main(["-q", "redact", str(src), "-o", str(out), "--segmenter", f"labels:{lp}", "--no-face-net",
                      "--report", str(rep), *extra]) == 0
-        outs[name] = (np.asarray(PILImage.open(out).convert("RGB")), json.loads(rep.read_text()))
-    on, rep_on = outs["on"]
-    off, rep_off = outs["off"]
+        outs[name] = (np.asarray(PILImage.open(out).convert("RGB")), json.loads(rep.read_text()),
+                      capsys.readouterr().out)
+    on, rep_on, said_on = outs["on"]
+    off, rep_off, said_off = outs["off"]
+    assert "+1 person the segmentation missed" in said_on and "missed" not in said_off
     assert [a["person"] for a in rep_on["people_added"]].count(None) == 1 and rep_on["parameters"]["person_net"]
     assert rep_off["people_added"] == [] and rep_off["parameters"]["person_net"] is False
     assert (on[y0:y1, x0:x1] != img[y0:y1, x0:x1]).any() and np.array_equal(off[y0:y1, x0:x1], img[y0:y1, x0:x1])

@@ -118,8 +118,14 @@ def run(args: argparse.Namespace, say: Say) -> int:
         k = len(rep.faces_added)
         if rep.target == "faces":
             verb, faces = "hid the faces of", f", {k} {'face' if k == 1 else 'faces'}"
-        elif k:
-            faces = f", +{k} {'face' if k == 1 else 'faces'} the masks missed"
+        else:
+            extra = []
+            new = sum(1 for a in rep.people_added if a.person is None)
+            if new:
+                extra.append(f"+{new} {'person' if new == 1 else 'people'} the segmentation missed")
+            if k:
+                extra.append(f"+{k} {'face' if k == 1 else 'faces'} the masks missed")
+            faces = "".join(f", {e}" for e in extra)
     print(f"{verb} {n} of {len(result.people)} {'person' if len(result.people) == 1 else 'people'} "
           f"({rep.erase_area_px} px{faces}) -> {out}")
     if rep.verification is not None and not rep.verification.ok:
