@@ -5,8 +5,10 @@ this module decides what to paint from them: an ellipse around each face box gro
 ears and jaw (``face_ellipse``), the head of every chosen segmented person (``head_region``; a person
 that is only a head is painted whole, ``lone_head``), and optionally a body grown below a face no
 segmented person accounts for (``body_from_face``, off by default: measured wrong more often than
-right, see ``benchmarks/README.md``). ``plan_faces`` puts them together into a ``FacePlan``; a face
-that belongs to a kept person (``policy="passersby"``'s subject) is never added.
+right, see ``benchmarks/README.md``). ``find_faces`` runs the detector for the face pass (also on
+the photo turned a quarter when someone may be lying, ``may_lie``); ``plan_faces`` puts faces and
+heads together into a ``FacePlan`` (a face on a segmented person counts from ``PERSON_FACE_SCORE``);
+a face that belongs to a kept person (``policy="passersby"``'s subject) is never added.
 """
 
 from __future__ import annotations
