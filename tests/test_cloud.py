@@ -313,7 +313,7 @@ def _busy(fake: InProc, scene: np.ndarray, latency: float) -> str:
 
 def test_timeout_on_a_pending_task_cancels_it_and_frees_the_slot(inproc, scene):
     _busy(inproc, scene, 1.0)
-    s = seg(inproc, timeout_s=0.15)
+    s = seg(inproc, timeout_s=0.25)  # the upload and submit fit in it even on a busy machine
     with pytest.raises(CloudError) as info:
         s.segment(scene)
     assert info.value.code == "Timeout" and "cancelled" in str(info.value)
@@ -323,8 +323,8 @@ def test_timeout_on_a_pending_task_cancels_it_and_frees_the_slot(inproc, scene):
 
 
 def test_timeout_on_a_running_task_keeps_the_slot_until_it_ends(inproc, scene):
-    inproc.configure(latency_seg=0.5)  # PENDING for 0.05 s, then RUNNING
-    s = seg(inproc, timeout_s=0.2)
+    inproc.configure(latency_seg=0.6)  # PENDING for 0.05 s, then RUNNING
+    s = seg(inproc, timeout_s=0.3)  # RUNNING by then, also on a busy machine
     with pytest.raises(CloudError) as info:
         s.segment(scene)
     assert info.value.code == "Timeout" and "slot" in str(info.value)
