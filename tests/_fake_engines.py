@@ -93,7 +93,7 @@ def flat_fill(image: np.ndarray, erase: np.ndarray, keep: np.ndarray) -> np.ndar
     """A cheap erase backend for the fake server: the hole gets the mean colour outside it."""
     out = image.copy()
     if erase.any() and (~erase).any():
-        out[erase] = image[~erase].mean(axis=0).astype(np.uint8)
+        out[erase] = np.array(cv2.mean(image, mask=(~erase).astype(np.uint8))[:3]).astype(np.uint8)
     return out
 
 

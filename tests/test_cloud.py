@@ -761,6 +761,18 @@ def test_plan_adaptation_fits_limits(h, w, sent):
     assert abs(int(labels.sum()) - int(mask.sum())) <= 0.05 * mask.sum() + 4 * (h + w)
 
 
+@pytest.mark.parametrize("shape", [(60, 80, 3), (1, 20, 3), (20, 1), (7, 5), (511, 300, 3)])
+def test_padding_mirrors_like_numpy_reflect(shape):
+    from person_erase.cloud.adapt import _pad
+
+    arr = np.random.default_rng(1).integers(0, 255, shape, dtype=np.uint8)
+    plan = plan_adaptation(*shape[:2])
+    t, b, left, r = plan.pad
+    mode = "reflect" if min(shape[:2]) > 1 else "edge"
+    want = np.pad(arr, [(t, b), (left, r)] + [(0, 0)] * (arr.ndim - 2), mode=mode)
+    assert np.array_equal(_pad(arr, plan.pad), want) and want.shape[:2] == plan.sent
+
+
 def test_too_elongated_input_is_refused():
     with pytest.raises(InputError, match="aspect"):
         plan_adaptation(50, 5000)

@@ -5,8 +5,9 @@ are each within
 512..4096 px. ``plan_adaptation`` decides, for an H×W photo:
 
 * sides above 4096: downscale keeping the aspect ratio (the longer side becomes 4096);
-* sides below 512 (after any downscale): pad by mirroring the border (``numpy.pad`` ``reflect``) up to 512,
-  centred, and crop the padding off the result;
+* sides below 512 (after any downscale): pad by mirroring the border (``numpy.pad``'s ``reflect``, done
+  by OpenCV's ``BORDER_REFLECT_101``: the same pixels, several times faster) up to 512, centred, and crop
+  the padding off the result;
 * photos more elongated than ``MAX_ASPECT`` are refused with an ``InputError`` (after fitting, too little
   of them would be left to be useful).
 
@@ -93,13 +94,17 @@ def plan_adaptation(height: int, width: int) -> Adaptation:
 
 
 def _pad(arr: np.ndarray, pad: tuple[int, int, int, int]) -> np.ndarray:
+    """Mirror-pad (H, W) or (H, W, 3) uint8 by (top, bottom, left, right); a 1-pixel side repeats its edge.
+
+    Equal to ``numpy.pad(mode="reflect")`` (``"edge"`` for a 1-pixel side), also when the padding is wider
+    than the image (the reflection repeats).
+    """
     if not any(pad):
         return arr
     t, b, left, r = pad
-    widths = [(t, b), (left, r)] + [(0, 0)] * (arr.ndim - 2)
-    if min(arr.shape[:2]) > 1:
-        return np.pad(arr, widths, mode="reflect")
-    return np.pad(arr, widths, mode="edge")
+    border = cv2.BORDER_REFLECT_101 if min(arr.shape[:2]) > 1 else cv2.BORDER_REPLICATE
+    out: np.ndarray = cv2.copyMakeBorder(np.ascontiguousarray(arr), t, b, left, r, border)
+    return out
 
 
 def adapt_image(image: np.ndarray, plan: Adaptation) -> np.ndarray:
