@@ -153,6 +153,7 @@ def preload() -> list[str]:
         "requests",
         "httpx",
         "_cloud_kill",
+        "_cloud_kill_warm",
     ]
 
 
