@@ -103,7 +103,9 @@ def test_kill_9_of_the_batch_takes_its_workers_and_frees_the_callers_pipes(photo
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_sigterm_and_ctrl_c_finish_what_is_in_flight_and_exit_130(photos: Path, tmp_path: Path, sig: int) -> None:
     out = tmp_path / "out"
-    proc = _start(photos, out)
+    # 1 s per image: after the first two are done, about 5 s of work remain for the signal to arrive in
+    # (at 0.4 s a loaded machine sometimes saw the batch finish all 12 first and exit 0)
+    proc = _start(photos, out, delay="1.0")
     try:
         assert _wait_for(lambda: len(_children(proc.pid)) >= 2 and _done_count(out) >= 2)
         workers = _children(proc.pid)
