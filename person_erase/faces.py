@@ -213,8 +213,7 @@ class FaceDetector:
             blob[i, :, :h, :w] = t.transpose(2, 0, 1)
         with self._lock:
             heat, scale, offset, lms = self._session.run(None, {self._input: blob})
-        return [_decode(heat[i : i + 1], scale[i : i + 1], offset[i : i + 1], lms[i : i + 1], h, w, min_score)
-                for i in range(len(tiles))]
+        return [_decode(heat[i, 0], scale[i], offset[i], lms[i], h, w, min_score) for i in range(len(tiles))]
 
     def turned(self, bgr: np.ndarray, *, min_score: float = FACE_SCORE) -> Faces:
         """Faces in a BGR uint8 photo seen turned a quarter both ways at ``turned_px`` on the long side
@@ -241,6 +240,7 @@ class FaceDetector:
             parts.append(Faces((boxes / r).astype(np.float32), f.scores,
                                (np.stack([lx, ly], axis=-1) / r).astype(np.float32)))
         return Faces.concat(parts)
+
     def detect(self, image: np.ndarray, *, min_score: float = FACE_SCORE, turned: bool = True) -> Faces:
         """Faces in an (H, W, 3) uint8 RGB photo, in photo pixels, strongest first.
 
@@ -276,23 +276,24 @@ class FaceDetector:
         faces = faces[np.flatnonzero(ok)]
         return faces[_nms(faces.boxes, faces.scores, FACE_NMS_IOU)] if len(faces) else faces
 
+
 def _decode(heat: np.ndarray, scale: np.ndarray, offset: np.ndarray, lms: np.ndarray, h: int, w: int,
             min_score: float) -> Faces:
-    """Faces from one tile's CenterFace outputs (batch of one; heatmap at 1/4 resolution), tile pixels."""
-    heat = heat[0, 0]
+    """Faces from one tile's CenterFace outputs (heatmap (H/4, W/4); scale, offset (2, H/4, W/4);
+    landmarks (10, H/4, W/4)), in tile pixels."""
     # peaks: local maxima of the heatmap (3x3) over the threshold
     peak = (heat >= min_score) & (heat >= cv2.dilate(heat, np.ones((3, 3), np.uint8)))
     ys, xs = np.nonzero(peak)
     if ys.size == 0:
         return Faces.empty()
     s = heat[ys, xs]
-    fh = np.exp(np.minimum(scale[0, 0, ys, xs], 10.0)) * 4
-    fw = np.exp(np.minimum(scale[0, 1, ys, xs], 10.0)) * 4
-    cy = (ys + offset[0, 0, ys, xs] + 0.5) * 4
-    cx = (xs + offset[0, 1, ys, xs] + 0.5) * 4
+    fh = np.exp(np.minimum(scale[0, ys, xs], 10.0)) * 4
+    fw = np.exp(np.minimum(scale[1, ys, xs], 10.0)) * 4
+    cy = (ys + offset[0, ys, xs] + 0.5) * 4
+    cx = (xs + offset[1, ys, xs] + 0.5) * 4
     x0, y0 = cx - fw / 2, cy - fh / 2
     boxes = np.stack([x0, y0, x0 + fw, y0 + fh], axis=1)
-    lm = lms[0][:, ys, xs].T.reshape(-1, 5, 2)  # (y, x) pairs relative to the box
+    lm = lms[:, ys, xs].T.reshape(-1, 5, 2)  # (y, x) pairs relative to the box
     land = np.stack([x0[:, None] + lm[:, :, 1] * fw[:, None], y0[:, None] + lm[:, :, 0] * fh[:, None]], axis=2)
     inside = (cx < w) & (cy < h)
     return Faces(boxes[inside].astype(np.float32), s[inside].astype(np.float32), land[inside].astype(np.float32))

@@ -312,7 +312,7 @@ def build_masks(
         grown = np.zeros((h, w), dtype=bool)
         for k in np.flatnonzero(chosen):
             privacy_grow_into(grown, instances.mask(k), instances.boxes[k], margin=privacy_margin,  # type: ignore[arg-type]
-                          box_below_px=box_below_px, radius=radius)
+                              box_below_px=box_below_px, radius=radius)
     else:
         grown = dilate(instances.union(np.flatnonzero(chosen)), radius)
     conflict = grown & keep

@@ -151,8 +151,8 @@ class Result:
         return preview_png(self.before_after())
 
 
-def _add_faces(pixels: np.ndarray, people: Instances, sel: Selection, pair: masks_mod.MaskPair, *, target: str,
-               grow_bodies: bool) -> tuple[masks_mod.MaskPair, np.ndarray, list[FaceAdded]]:
+def _add_faces(pixels: np.ndarray, people: Instances, chosen: np.ndarray, pair: masks_mod.MaskPair, *,
+               target: str, grow_bodies: bool) -> tuple[masks_mod.MaskPair, np.ndarray, list[FaceAdded]]:
     """The face pass of ``redact``: faces (CenterFace) outside the body region are added to it (or,
     for ``target="faces"``, faces and heads replace it); the keep mask still wins. Also returns the
     face-only part, which is redacted at ``face_regions.FACE_STRENGTH``."""
@@ -160,8 +160,6 @@ def _add_faces(pixels: np.ndarray, people: Instances, sel: Selection, pair: mask
 
     from .face_regions import find_faces, plan_faces
 
-    chosen = np.zeros(len(people), bool)
-    chosen[sel.positions(people)] = True
     faces = find_faces(pixels, people)
     body = pair.erase if target == "body" else np.zeros_like(pair.erase)
     plan = plan_faces(faces, people, chosen, body, target=target, grow_bodies=grow_bodies and target == "body")
@@ -175,7 +173,7 @@ def _add_faces(pixels: np.ndarray, people: Instances, sel: Selection, pair: mask
 NET_POLICIES = ("all", "keep", "passersby", "passersby+group")
 
 
-def _add_people(pixels: np.ndarray, people: Instances, sel: Selection, pair: masks_mod.MaskPair, *,
+def _add_people(pixels: np.ndarray, people: Instances, chosen: np.ndarray, pair: masks_mod.MaskPair, *,
                 margin: float, box_below: int) -> tuple[masks_mod.MaskPair, list[PersonAdded]]:
     """The person net of ``redact`` (``person_net.plan_people``): people the segmentation missed are
     added to the body region like segmented ones; the keep mask still wins."""
@@ -183,8 +181,6 @@ def _add_people(pixels: np.ndarray, people: Instances, sel: Selection, pair: mas
 
     from .person_net import plan_people
 
-    chosen = np.zeros(len(people), bool)
-    chosen[sel.positions(people)] = True
     net = plan_people(pixels, people, chosen, pair.erase, pair.keep, radius=pair.dilate, margin=margin,
                       box_below=box_below)
     if not net.added:
@@ -229,22 +225,25 @@ def _run(plan: Plan, image: Any, people: Instances | None, progress: Progress | 
         )
     with timer.stage("select"):
         sel = select_people(people, select=plan.select, keep=plan.keep, policy=plan.policy, image=img.pixels)
+    positions = sel.positions(people)
     with timer.stage("masks"):
-        pair = masks_mod.build_masks(people, sel.positions(people), dilate_px=dilate, privacy_margin=plan.margin,
+        pair = masks_mod.build_masks(people, positions, dilate_px=dilate, privacy_margin=plan.margin,
                                      box_below_px=plan.box_below)
+    chosen = np.zeros(len(people), bool)  # per row of ``people``: goes (the redaction passes keep the rest)
+    chosen[positions] = True
     people_added: list[PersonAdded] = []
     if mode == "redact" and plan.person_net and plan.target == "body" and sel.policy in NET_POLICIES:
         say("looking for people the segmentation missed")
         with timer.stage("person_net"):
-            pair, people_added = _add_people(img.pixels, people, sel, pair, margin=plan.margin,
+            pair, people_added = _add_people(img.pixels, people, chosen, pair, margin=plan.margin,
                                              box_below=plan.box_below)
     faces_added: list[FaceAdded] = []
     face_only = None
     if mode == "redact" and (plan.face_net or plan.target == "faces"):
         say("looking for faces")
         with timer.stage("faces"):
-            pair, face_only, faces_added = _add_faces(img.pixels, people, sel, pair, target=plan.target,
-                                                      grow_bodies=plan.face_net)
+            pair, face_only, faces_added = _add_faces(img.pixels, people, chosen, pair,
+                                                      target=plan.target, grow_bodies=plan.face_net)
     raw_outside = 0
     erased: list[EraseInfo] = []  # what each eraser call did
     if pair.erase.any():

@@ -190,10 +190,7 @@ class LocalSegmenter:
         image = _check_image(image)
         p = self.preset
         t0 = time.perf_counter()
-        det = self._det().detect(
-            image, sizes=p.det_sizes, score_threshold=self.score_threshold, nms_iou=self.nms_iou, flip=p.flip,
-            max_detections=self.max_detections + 1,  # one more, to tell whether the cap cut anything
-        )
+        det = self._detect(image, self.max_detections + 1)  # one more, to tell whether the cap cut anything
         capped = len(det.scores) > self.max_detections
         if capped:
             det = type(det)(det.boxes[: self.max_detections], det.scores[: self.max_detections])
@@ -214,11 +211,15 @@ class LocalSegmenter:
     def detect(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The detector's person boxes alone (no masks): (N, 4) float32 x0, y0, x1, y1 photo px and
         (N,) scores, highest first, at most ``max_detections``; ``image`` is (H, W, 3) uint8 RGB."""
-        image = _check_image(image)
-        p = self.preset
-        det = self._det().detect(image, sizes=p.det_sizes, score_threshold=self.score_threshold,
-                                 nms_iou=self.nms_iou, flip=p.flip, max_detections=self.max_detections)
+        det = self._detect(_check_image(image), self.max_detections)
         return det.boxes, det.scores
+
+    def _detect(self, image: np.ndarray, limit: int) -> Any:
+        """The detector's boxes and scores (the preset's sizes and flip, this segmenter's thresholds), at
+        most ``limit``, highest first."""
+        p = self.preset
+        return self._det().detect(image, sizes=p.det_sizes, score_threshold=self.score_threshold,
+                                  nms_iou=self.nms_iou, flip=p.flip, max_detections=limit)
 
     def masks_for_boxes(self, image: np.ndarray, boxes: np.ndarray) -> np.ndarray:
         """(N, H, W) bool masks for given person ``boxes`` ((N, 4) x0, y0, x1, y1 photo px), in their
