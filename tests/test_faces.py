@@ -10,6 +10,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from _imagefactory import paste_person
 
 import person_erase as pe
 from person_erase.face_regions import body_from_face, face_ellipse, head_region, lone_head
@@ -19,18 +20,12 @@ HEAD = 48  # pasted head height, px
 POST = (90, 80, 70)
 
 
-def _head(astronaut: np.ndarray, size: int = HEAD) -> np.ndarray:
-    crop = astronaut[40:200, 160:290]  # hair and face
-    return cv2.resize(crop, (int(size * 130 / 160), size), interpolation=cv2.INTER_AREA)
-
-
 def _paste_head(img: np.ndarray, astronaut: np.ndarray, x: int, y: int) -> tuple[int, int, int, int]:
-    """Paste the small, partly occluded head at (x, y); returns its box."""
-    f = _head(astronaut)
-    h, w = f.shape[:2]
-    img[y : y + h, x : x + w] = f
-    img[y - 10 : y + h + 20, x + int(w * 0.7) : x + w + 6] = POST  # a post in front of its right third
-    return x, y, x + int(w * 0.7), y + h
+    """Paste the small, partly occluded head (hair and face, HEAD px tall) at (x, y); returns its box."""
+    _, _, x1, y1 = paste_person(img, astronaut[40:200, 160:290], x=x, y=y, height=HEAD)
+    w = x1 - x
+    img[y - 10 : y1 + 20, x + int(w * 0.7) : x1 + 6] = POST  # a post in front of its right third
+    return x, y, x + int(w * 0.7), y1
 
 
 @pytest.fixture(scope="module")
